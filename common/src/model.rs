@@ -1,0 +1,158 @@
+//! Runs an expression model that follows the [contract](crate::contract) in tract.
+//!
+//! The trainer evaluates its exported models with this runner and the firmware classifies
+//! faces with it, so both measure the same thing. tract turns the int8 `QLinearConv` graph
+//! into integer matrix-multiply kernels; the model is optimised once for a fixed batch size.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::plan::SimplePlan;
+
+use crate::contract::{INPUT_LEN, NUM_CLASSES};
+use crate::FACE_SIDE;
+
+type Plan = Arc<SimplePlan<TypedFact, Box<dyn TypedOp>>>;
+
+/// Why a model could not be loaded or run.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("cannot read model {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{context}: {message}")]
+    Tract { context: String, message: String },
+    #[error("model output has {actual} values, expected {expected} (batch × 7)")]
+    OutputShape { expected: usize, actual: usize },
+    #[error("input has {actual} values, expected a multiple of {INPUT_LEN}")]
+    InputShape { actual: usize },
+}
+
+fn tract_error(context: impl Into<String>) -> impl FnOnce(TractError) -> ModelError {
+    let context = context.into();
+    move |e| ModelError::Tract {
+        context,
+        message: format!("{e:#}"),
+    }
+}
+
+/// An optimised, runnable expression model with a fixed batch size.
+pub struct ExpressionModel {
+    plan: Plan,
+    batch: usize,
+}
+
+impl ExpressionModel {
+    /// Loads an ONNX file for batches of `batch` faces.
+    pub fn load(path: &Path, batch: usize) -> Result<Self, ModelError> {
+        let bytes = std::fs::read(path).map_err(|source| ModelError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_bytes(&bytes, batch).map_err(|e| match e {
+            ModelError::Tract { context, message } => ModelError::Tract {
+                context: format!("{}: {context}", path.display()),
+                message,
+            },
+            other => other,
+        })
+    }
+
+    /// Loads ONNX bytes for batches of `batch` faces.
+    pub fn from_bytes(bytes: &[u8], batch: usize) -> Result<Self, ModelError> {
+        let model = tract_onnx::onnx()
+            .model_for_read(&mut &bytes[..])
+            .map_err(tract_error("not a loadable ONNX model"))?;
+        Self::from_inference_model(model, batch)
+    }
+
+    /// Optimises an already parsed model for batches of `batch` faces.
+    pub fn from_inference_model(model: InferenceModel, batch: usize) -> Result<Self, ModelError> {
+        let plan = optimised(model, batch)?
+            .into_runnable()
+            .map_err(tract_error("cannot plan the model"))?;
+        Ok(Self { plan, batch })
+    }
+
+    /// The optimised graph, for inspection (which kernels tract chose).
+    pub fn optimised_graph(&self) -> &TypedModel {
+        self.plan.model()
+    }
+
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+
+    /// Class probabilities for each face in `input` (`k × 48 × 48` prepared values). Any
+    /// number of faces; they are run in batches, the last one padded.
+    pub fn classify(&self, input: &[f32]) -> Result<Vec<[f32; NUM_CLASSES]>, ModelError> {
+        if input.len() % INPUT_LEN != 0 {
+            return Err(ModelError::InputShape {
+                actual: input.len(),
+            });
+        }
+        let mut out = Vec::with_capacity(input.len() / INPUT_LEN);
+        for chunk in input.chunks(self.batch * INPUT_LEN) {
+            let faces = chunk.len() / INPUT_LEN;
+            let mut batch = chunk.to_vec();
+            batch.resize(self.batch * INPUT_LEN, 0.0);
+            let probabilities = self.run_batch(batch)?;
+            out.extend(probabilities.into_iter().take(faces));
+        }
+        Ok(out)
+    }
+
+    /// Every graph output, flattened, for exactly one full batch (calibration reads the
+    /// intermediate activations this way).
+    pub fn all_outputs(&self, batch: &[f32]) -> Result<Vec<Vec<f32>>, ModelError> {
+        if batch.len() != self.batch * INPUT_LEN {
+            return Err(ModelError::InputShape {
+                actual: batch.len(),
+            });
+        }
+        let tensor = Tensor::from_shape(&[self.batch, 1, FACE_SIDE, FACE_SIDE], batch)
+            .map_err(tract_error("cannot build the input tensor"))?;
+        let outputs = self
+            .plan
+            .run(tvec!(tensor.into_tvalue()))
+            .map_err(tract_error("inference failed"))?;
+        outputs
+            .iter()
+            .map(|o| {
+                o.to_plain_array_view::<f32>()
+                    .map(|view| view.iter().copied().collect())
+                    .map_err(tract_error("output is not float32"))
+            })
+            .collect()
+    }
+
+    fn run_batch(&self, batch: Vec<f32>) -> Result<Vec<[f32; NUM_CLASSES]>, ModelError> {
+        let outputs = self.all_outputs(&batch)?;
+        let values = &outputs[0];
+        if values.len() != self.batch * NUM_CLASSES {
+            return Err(ModelError::OutputShape {
+                expected: self.batch * NUM_CLASSES,
+                actual: values.len(),
+            });
+        }
+        Ok(values
+            .chunks_exact(NUM_CLASSES)
+            .map(|row| {
+                let mut p = [0.0; NUM_CLASSES];
+                p.copy_from_slice(row);
+                p
+            })
+            .collect())
+    }
+}
+
+fn optimised(model: InferenceModel, batch: usize) -> Result<TypedModel, ModelError> {
+    model
+        .with_input_fact(0, f32::fact([batch, 1, FACE_SIDE, FACE_SIDE]).into())
+        .map_err(tract_error("model does not take one N×1×48×48 input"))?
+        .into_optimized()
+        .map_err(tract_error("cannot optimise the model"))
+}

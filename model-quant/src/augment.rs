@@ -1,0 +1,174 @@
+//! Training-time augmentation as in the paper's Keras `ImageDataGenerator`: random x/y
+//! shift, small rotation, horizontal flip, uncovered area filled from the nearest edge
+//! pixel (`fill_mode='nearest'`). Pixel normalisation is the shared
+//! [`ekspresi_common::prepare_face`] applied afterwards.
+//!
+//! Seeded through the caller's RNG, so a run is reproducible.
+
+use ekspresi_common::FACE_SIDE;
+use image::{GrayImage, Luma};
+use imageproc::geometric_transformations::{warp_into_with, Interpolation};
+use rand::Rng;
+
+/// Ranges of the random transform.
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
+pub struct AugmentConfig {
+    /// Largest shift, as a fraction of the side (Keras `width_shift_range`).
+    pub max_shift: f32,
+    /// Largest rotation in degrees (Keras `rotation_range`).
+    pub max_rotation_deg: f32,
+    /// Flip left-right with probability one half.
+    pub horizontal_flip: bool,
+}
+
+impl Default for AugmentConfig {
+    fn default() -> Self {
+        Self {
+            max_shift: 0.1,
+            max_rotation_deg: 10.0,
+            horizontal_flip: true,
+        }
+    }
+}
+
+/// One drawn transform, kept separate from drawing so it can be tested exactly.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Transform {
+    pub shift_x: f32,
+    pub shift_y: f32,
+    pub rotation_rad: f32,
+    pub flip: bool,
+}
+
+impl Transform {
+    pub const IDENTITY: Transform = Transform {
+        shift_x: 0.0,
+        shift_y: 0.0,
+        rotation_rad: 0.0,
+        flip: false,
+    };
+
+    pub fn random(config: &AugmentConfig, rng: &mut impl Rng) -> Transform {
+        let side = FACE_SIDE as f32;
+        let mut symmetric = |limit: f32| {
+            if limit > 0.0 {
+                rng.random_range(-limit..=limit)
+            } else {
+                0.0
+            }
+        };
+        let shift_x = symmetric(config.max_shift * side);
+        let shift_y = symmetric(config.max_shift * side);
+        let rotation_rad = symmetric(config.max_rotation_deg).to_radians();
+        let flip = config.horizontal_flip && rng.random_bool(0.5);
+        Transform {
+            shift_x,
+            shift_y,
+            rotation_rad,
+            flip,
+        }
+    }
+
+    /// Where output pixel (x, y) samples the source: the inverse of
+    /// flip → rotate about the centre → shift, with coordinates clamped to the image so the
+    /// uncovered area repeats the nearest edge pixel.
+    fn source_of(&self, x: f32, y: f32) -> (f32, f32) {
+        let last = (FACE_SIDE - 1) as f32;
+        let centre = last / 2.0;
+        let (dx, dy) = (x - self.shift_x - centre, y - self.shift_y - centre);
+        let (sin, cos) = (-self.rotation_rad).sin_cos();
+        let (rx, ry) = (cos * dx - sin * dy + centre, sin * dx + cos * dy + centre);
+        let rx = if self.flip { last - rx } else { rx };
+        // imageproc's bilinear sampler needs x+1 inside the image, so the clamp stops a hair
+        // before the last pixel: the weight left on its neighbour (1e-4) never moves a u8.
+        let edge = last - 1e-4;
+        (rx.clamp(0.0, edge), ry.clamp(0.0, edge))
+    }
+}
+
+/// Applies `transform` to a 48×48 face (row-major grey bytes), writing into `out`.
+pub fn apply(face: &[u8], transform: &Transform, out: &mut GrayImage) {
+    let side = FACE_SIDE as u32;
+    let source =
+        GrayImage::from_raw(side, side, face.to_vec()).expect("faces are 48×48 by construction");
+    warp_into_with(
+        &source,
+        |x, y| transform.source_of(x, y),
+        Interpolation::Bilinear,
+        Luma([0]),
+        out,
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    fn gradient_face() -> Vec<u8> {
+        (0..FACE_SIDE * FACE_SIDE)
+            .map(|i| ((i % FACE_SIDE) * 5) as u8)
+            .collect()
+    }
+
+    /// imageproc's bilinear blend truncates instead of rounding, so a resampled value may
+    /// sit one grey level under the exact one.
+    fn close(a: u8, b: u8) -> bool {
+        a.abs_diff(b) <= 1
+    }
+
+    #[test]
+    fn identity_keeps_the_face() {
+        let face = gradient_face();
+        let mut out = GrayImage::new(48, 48);
+        apply(&face, &Transform::IDENTITY, &mut out);
+        assert!(out.as_raw().iter().zip(&face).all(|(&a, &b)| close(a, b)));
+    }
+
+    #[test]
+    fn flip_mirrors_columns() {
+        let face = gradient_face();
+        let mut out = GrayImage::new(48, 48);
+        let flip = Transform {
+            flip: true,
+            ..Transform::IDENTITY
+        };
+        apply(&face, &flip, &mut out);
+        assert!(close(out.get_pixel(0, 10).0[0], face[47]));
+        assert!(close(out.get_pixel(47, 10).0[0], face[0]));
+        assert!(close(out.get_pixel(10, 10).0[0], face[37]));
+    }
+
+    #[test]
+    fn shift_fills_uncovered_area_from_the_nearest_edge() {
+        let face = gradient_face();
+        let mut out = GrayImage::new(48, 48);
+        let shift = Transform {
+            shift_x: 5.0,
+            ..Transform::IDENTITY
+        };
+        apply(&face, &shift, &mut out);
+        // Columns 0..5 are uncovered: they repeat source column 0 (nearest fill).
+        for x in 0..5 {
+            assert_eq!(out.get_pixel(x, 3).0[0], face[0]);
+        }
+        assert_eq!(out.get_pixel(10, 3).0[0], face[5]);
+    }
+
+    #[test]
+    fn random_transforms_are_seeded_and_within_range() {
+        let config = AugmentConfig::default();
+        let draw = |seed| {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+            (0..50)
+                .map(|_| Transform::random(&config, &mut rng))
+                .collect::<Vec<_>>()
+        };
+        let first = draw(7);
+        assert_eq!(first, draw(7));
+        assert!(first
+            .iter()
+            .all(|t| t.shift_x.abs() <= 4.8 && t.rotation_rad.abs() <= 10f32.to_radians() + 1e-6));
+        assert!(first.iter().any(|t| t.flip) && first.iter().any(|t| !t.flip));
+    }
+}

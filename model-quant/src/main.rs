@@ -1,0 +1,262 @@
+//! `model-quant`: the command-line front of the offline model pipeline.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use model_quant::augment::AugmentConfig;
+use model_quant::data::{self, Usage};
+use model_quant::nets::Arch;
+use model_quant::quantize::WeightGranularity;
+use model_quant::train::{self, RunDir, TrainConfig};
+use model_quant::{evaluate, export};
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Train, export, quantize and evaluate the Ekspresi expression models"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train a network on FER-2013 `Training`, selecting on a validation split carved from it.
+    Train(TrainArgs),
+    /// Export a run's best model to fp32 and int8 ONNX, with parity checks.
+    Export(ExportArgs),
+    /// Score an ONNX model on a FER-2013 split.
+    Evaluate(EvaluateArgs),
+}
+
+#[derive(Args)]
+struct ExportArgs {
+    /// Run directory written by `train`.
+    #[arg(long)]
+    run: PathBuf,
+    /// FER-2013 data: calibration faces come from `Training`, check faces from `PublicTest`.
+    #[arg(long)]
+    data: PathBuf,
+    /// Output stem: writes STEM-fp32.onnx, STEM-int8.onnx and STEM.export.json.
+    #[arg(long)]
+    out: PathBuf,
+    #[arg(long, value_enum, default_value = "per-tensor")]
+    granularity: WeightGranularity,
+    /// Training faces (random, seeded) used to calibrate activation ranges.
+    #[arg(long, default_value_t = 1000)]
+    calibration_faces: usize,
+    /// Faces on which tract is compared with burn (fp32) and fp32 with int8.
+    #[arg(long, default_value_t = 500)]
+    check_faces: usize,
+}
+
+#[derive(Args)]
+struct EvaluateArgs {
+    /// ONNX model following the contract (input N×1×48×48, output N×7).
+    #[arg(long)]
+    model: PathBuf,
+    /// FER-2013 CSV (.csv or .csv.gz) or folder layout.
+    #[arg(long)]
+    data: PathBuf,
+    /// Which split to score (Training, PublicTest).
+    #[arg(long, default_value = "PublicTest")]
+    usage: String,
+    /// Use only the first N faces of each class.
+    #[arg(long)]
+    limit_per_class: Option<usize>,
+    #[arg(long, default_value_t = 64)]
+    batch: usize,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct TrainArgs {
+    /// FER-2013 CSV (.csv or .csv.gz) or folder layout (train/<class>/*.jpg).
+    #[arg(long)]
+    data: PathBuf,
+    /// Run directory: config, log, chart, checkpoints, best model.
+    #[arg(long)]
+    run: PathBuf,
+    /// lenet5 (shipped), lenet5-classic (6/16/120) or alexnet.
+    #[arg(long, default_value = "lenet5")]
+    arch: String,
+    #[arg(long, default_value_t = 50)]
+    epochs: usize,
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
+    #[arg(long, default_value_t = 1e-3)]
+    learning_rate: f64,
+    #[arg(long, default_value_t = 1e-5)]
+    min_learning_rate: f64,
+    #[arg(long)]
+    weight_decay: Option<f32>,
+    #[arg(long, default_value_t = 0.0)]
+    label_smoothing: f32,
+    /// Weight the loss by inverse class frequency.
+    #[arg(long)]
+    class_weights: bool,
+    /// Train without augmentation.
+    #[arg(long)]
+    no_augment: bool,
+    /// Override the architecture's dropout probability.
+    #[arg(long)]
+    dropout: Option<f64>,
+    /// Train without batch-norm.
+    #[arg(long)]
+    no_batch_norm: bool,
+    /// Fraction of each class of `Training` held out for validation.
+    #[arg(long, default_value_t = 0.1)]
+    validation_fraction: f64,
+    /// Use only the first N faces of each class (small runs, CI).
+    #[arg(long)]
+    limit_per_class: Option<usize>,
+    /// Stop after this many epochs without validation improvement.
+    #[arg(long)]
+    patience: Option<usize>,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Continue from the run's last checkpoint.
+    #[arg(long)]
+    resume: bool,
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Train(args) => run_train(args),
+        Command::Export(args) => run_export(args),
+        Command::Evaluate(args) => run_evaluate(args),
+    }
+}
+
+fn run_export(args: ExportArgs) -> Result<()> {
+    let faces = data::load(&args.data)?;
+    let calibration = export::sample(
+        &faces.with_usage(Usage::Training),
+        args.calibration_faces,
+        7,
+    );
+    let check = export::sample(&faces.with_usage(Usage::PublicTest), args.check_faces, 11);
+    let report = export::export(
+        &RunDir::new(&args.run),
+        &args.out,
+        &calibration,
+        &check,
+        args.granularity,
+    )?;
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
+}
+
+fn run_evaluate(args: EvaluateArgs) -> Result<()> {
+    let usage: Usage = args.usage.parse().map_err(anyhow::Error::msg)?;
+    let mut faces = data::load(&args.data)?.with_usage(usage);
+    if let Some(n) = args.limit_per_class {
+        faces = faces.take_per_class(n);
+    }
+    if faces.is_empty() {
+        bail!("{} has no {usage:?} faces", args.data.display());
+    }
+    let evaluation = evaluate::evaluate(&args.model, &faces, args.batch.max(1))?;
+    if args.json {
+        println!("{}", serde_json::to_string(&evaluation)?);
+    } else {
+        print_table(&evaluation);
+    }
+    Ok(())
+}
+
+fn print_table(evaluation: &evaluate::Evaluation) {
+    let report = &evaluation.report;
+    println!(
+        "{}: {} faces, accuracy {:.4}",
+        evaluation.model, report.n, report.accuracy
+    );
+    println!(
+        "{:<9} {:>9} {:>7} {:>6} {:>7}",
+        "class", "precision", "recall", "f1", "support"
+    );
+    for class in &report.per_class {
+        println!(
+            "{:<9} {:>9.3} {:>7.3} {:>6.3} {:>7}",
+            class.class, class.precision, class.recall, class.f1, class.support
+        );
+    }
+    println!("confusion (rows true, columns predicted):");
+    for row in &report.confusion {
+        println!(
+            "  {}",
+            row.iter().map(|c| format!("{c:>5}")).collect::<String>()
+        );
+    }
+    println!(
+        "tract latency: {:.1} µs/face at batch {}",
+        evaluation.latency_us_per_face, evaluation.batch
+    );
+}
+
+fn run_train(args: TrainArgs) -> Result<()> {
+    let mut arch =
+        Arch::by_name(&args.arch).with_context(|| format!("unknown --arch {}", args.arch))?;
+    if let Some(dropout) = args.dropout {
+        arch.dropout = dropout;
+    }
+    if args.no_batch_norm {
+        arch.batch_norm = false;
+    }
+    if !(0.0..1.0).contains(&args.validation_fraction) {
+        bail!("--validation-fraction must be in [0, 1)");
+    }
+    let config = TrainConfig {
+        arch,
+        epochs: args.epochs,
+        batch_size: args.batch_size.max(1),
+        learning_rate: args.learning_rate,
+        min_learning_rate: args.min_learning_rate,
+        weight_decay: args.weight_decay,
+        label_smoothing: args.label_smoothing,
+        class_weights: args.class_weights,
+        augment: (!args.no_augment).then(AugmentConfig::default),
+        patience: args.patience,
+        seed: args.seed,
+    };
+    let faces = data::load(&args.data)?;
+    let mut training = faces.with_usage(Usage::Training);
+    if let Some(n) = args.limit_per_class {
+        training = training.take_per_class(n);
+    }
+    let (train_set, validation_set) =
+        training.stratified_split(args.validation_fraction, args.seed);
+    tracing::info!(
+        arch = %config.arch.name,
+        parameters = config.arch.parameter_count(),
+        train = train_set.len(),
+        validation = validation_set.len(),
+        "training"
+    );
+    let run = RunDir::new(&args.run);
+    let log = train::train(&config, &train_set, &validation_set, &run, args.resume)?;
+    if let Some(best) = log
+        .iter()
+        .max_by(|a, b| a.validation_accuracy.total_cmp(&b.validation_accuracy))
+    {
+        println!(
+            "best epoch {} of {}: validation accuracy {:.4}, train accuracy {:.4}; model {}",
+            best.epoch,
+            log.len(),
+            best.validation_accuracy,
+            best.train_accuracy,
+            run.best_model().display()
+        );
+    }
+    Ok(())
+}

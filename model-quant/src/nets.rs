@@ -1,0 +1,264 @@
+//! The two networks the paper compares, as burn modules built from one [`Arch`] description:
+//! a LeNet-5 (3 conv + 2 fully-connected) and an AlexNet-style net (5 conv + 3 FC).
+//!
+//! Both are "conv blocks then dense blocks then a linear head" so that export and
+//! quantization ([`crate::plain`]) handle them with the same code. Each conv block is
+//! conv → [batch-norm] → ReLU → [max-pool]; each dense block is dropout → linear →
+//! [batch-norm] → ReLU. The head outputs logits; softmax is added at export.
+
+use burn::module::Module;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
+use burn::nn::{
+    BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Linear, LinearConfig, PaddingConfig2d,
+};
+use burn::tensor::activation::relu;
+use burn::tensor::{Device, Tensor};
+use ekspresi_common::{contract::NUM_CLASSES, FACE_SIDE};
+use serde::{Deserialize, Serialize};
+
+/// One convolution block of an [`Arch`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConvSpec {
+    pub channels: usize,
+    pub kernel: usize,
+    pub padding: usize,
+    /// Max-pool window and stride after the ReLU (`None`: no pooling).
+    pub pool: Option<usize>,
+}
+
+/// A network description: conv blocks, hidden dense widths, and regularisers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Arch {
+    pub name: String,
+    pub convs: Vec<ConvSpec>,
+    /// Widths of the hidden fully-connected layers; the 7-way head comes after them.
+    pub dense: Vec<usize>,
+    pub batch_norm: bool,
+    /// Dropout probability before each fully-connected layer (0 disables).
+    pub dropout: f64,
+}
+
+const fn conv(channels: usize, kernel: usize, padding: usize, pool: Option<usize>) -> ConvSpec {
+    ConvSpec {
+        channels,
+        kernel,
+        padding,
+        pool,
+    }
+}
+
+impl Arch {
+    /// LeNet-5 as LeCun drew it (6/16/120 filters of 5×5, FC 84), on a 48×48×1 input.
+    pub fn lenet5_classic() -> Arch {
+        Arch {
+            name: "lenet5-classic".into(),
+            convs: vec![
+                conv(6, 5, 0, Some(2)),
+                conv(16, 5, 0, Some(2)),
+                conv(120, 5, 0, None),
+            ],
+            dense: vec![84],
+            batch_norm: false,
+            dropout: 0.0,
+        }
+    }
+
+    /// The shipped LeNet-5: same 3 conv + 2 FC shape, widened (32/64/128 filters of 3×3,
+    /// "same" padding, FC 64) with batch-norm and dropout. ~0.39 M parameters, < 0.5 MB int8.
+    pub fn lenet5() -> Arch {
+        Arch {
+            name: "lenet5".into(),
+            convs: vec![
+                conv(32, 3, 1, Some(2)),
+                conv(64, 3, 1, Some(2)),
+                conv(128, 3, 1, Some(2)),
+            ],
+            dense: vec![64],
+            batch_norm: true,
+            dropout: 0.4,
+        }
+    }
+
+    /// AlexNet-style: 5 conv + 3 FC (two hidden of 256 and the head), scaled to 48×48.
+    pub fn alexnet() -> Arch {
+        Arch {
+            name: "alexnet".into(),
+            convs: vec![
+                conv(64, 5, 2, Some(2)),
+                conv(128, 3, 1, Some(2)),
+                conv(128, 3, 1, None),
+                conv(128, 3, 1, None),
+                conv(64, 3, 1, Some(2)),
+            ],
+            dense: vec![256, 256],
+            batch_norm: true,
+            dropout: 0.5,
+        }
+    }
+
+    pub fn by_name(name: &str) -> Option<Arch> {
+        match name {
+            "lenet5" => Some(Arch::lenet5()),
+            "lenet5-classic" => Some(Arch::lenet5_classic()),
+            "alexnet" => Some(Arch::alexnet()),
+            _ => None,
+        }
+    }
+
+    /// (channels, side) of the feature map the conv blocks hand to the first dense layer.
+    pub fn feature_map(&self) -> (usize, usize) {
+        let mut side = FACE_SIDE;
+        let mut channels = 1;
+        for spec in &self.convs {
+            side = side + 2 * spec.padding + 1 - spec.kernel;
+            if let Some(pool) = spec.pool {
+                side /= pool;
+            }
+            channels = spec.channels;
+        }
+        (channels, side)
+    }
+
+    /// Trainable parameters (weights and biases; batch-norm folds away at export).
+    pub fn parameter_count(&self) -> usize {
+        let mut count = 0;
+        let mut channels_in = 1;
+        for spec in &self.convs {
+            count += spec.channels * (channels_in * spec.kernel * spec.kernel + 1);
+            channels_in = spec.channels;
+        }
+        let (channels, side) = self.feature_map();
+        let mut width_in = channels * side * side;
+        for &width in self.dense.iter().chain([NUM_CLASSES].iter()) {
+            count += width * (width_in + 1);
+            width_in = width;
+        }
+        count
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct ConvBlock {
+    pub conv: Conv2d,
+    pub norm: Option<BatchNorm>,
+    pub pool: Option<MaxPool2d>,
+}
+
+#[derive(Module, Debug)]
+pub struct DenseBlock {
+    pub dropout: Dropout,
+    pub linear: Linear,
+    pub norm: Option<BatchNorm>,
+}
+
+/// A network built from an [`Arch`].
+#[derive(Module, Debug)]
+pub struct Net {
+    pub convs: Vec<ConvBlock>,
+    pub dense: Vec<DenseBlock>,
+    pub head_dropout: Dropout,
+    pub head: Linear,
+}
+
+impl Net {
+    pub fn new(arch: &Arch, device: &Device) -> Net {
+        let mut channels_in = 1;
+        let convs = arch
+            .convs
+            .iter()
+            .map(|spec| {
+                let p = spec.padding;
+                let block = ConvBlock {
+                    conv: Conv2dConfig::new([channels_in, spec.channels], [spec.kernel; 2])
+                        .with_padding(PaddingConfig2d::Explicit(p, p, p, p))
+                        .with_bias(!arch.batch_norm)
+                        .init(device),
+                    norm: arch
+                        .batch_norm
+                        .then(|| BatchNormConfig::new(spec.channels).init(device)),
+                    pool: spec
+                        .pool
+                        .map(|k| MaxPool2dConfig::new([k, k]).with_strides([k, k]).init()),
+                };
+                channels_in = spec.channels;
+                block
+            })
+            .collect();
+        let (channels, side) = arch.feature_map();
+        let mut width_in = channels * side * side;
+        let dense = arch
+            .dense
+            .iter()
+            .map(|&width| {
+                let block = DenseBlock {
+                    dropout: DropoutConfig::new(arch.dropout).init(),
+                    linear: LinearConfig::new(width_in, width)
+                        .with_bias(!arch.batch_norm)
+                        .init(device),
+                    norm: arch
+                        .batch_norm
+                        .then(|| BatchNormConfig::new(width).init(device)),
+                };
+                width_in = width;
+                block
+            })
+            .collect();
+        Net {
+            convs,
+            dense,
+            head_dropout: DropoutConfig::new(arch.dropout).init(),
+            head: LinearConfig::new(width_in, NUM_CLASSES).init(device),
+        }
+    }
+
+    /// Logits `N×7` for input `N×1×48×48` (values 0..1, the model contract's input).
+    pub fn forward(&self, input: Tensor<4>) -> Tensor<2> {
+        let mut x = input;
+        for block in &self.convs {
+            x = block.conv.forward(x);
+            if let Some(norm) = &block.norm {
+                x = norm.forward(x);
+            }
+            x = relu(x);
+            if let Some(pool) = &block.pool {
+                x = pool.forward(x);
+            }
+        }
+        let mut x: Tensor<2> = x.flatten(1, 3);
+        for block in &self.dense {
+            x = block.linear.forward(block.dropout.forward(x));
+            if let Some(norm) = &block.norm {
+                x = norm.forward(x);
+            }
+            x = relu(x);
+        }
+        self.head.forward(self.head_dropout.forward(x))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn feature_maps_and_sizes() {
+        assert_eq!(Arch::lenet5_classic().feature_map(), (120, 5));
+        assert_eq!(Arch::lenet5().feature_map(), (128, 6));
+        assert_eq!(Arch::alexnet().feature_map(), (64, 6));
+        // Classic LeNet-5 on 48×48: 156 + 2,416 + 48,120 + 252,084 + 595.
+        assert_eq!(Arch::lenet5_classic().parameter_count(), 303_371);
+        // The shipped LeNet must stay under 0.5 MB as int8 (one byte per weight).
+        assert!(Arch::lenet5().parameter_count() < 500_000);
+    }
+
+    #[test]
+    fn forward_gives_one_logit_per_class() {
+        let device = Device::flex();
+        for arch in [Arch::lenet5(), Arch::lenet5_classic()] {
+            let net = Net::new(&arch, &device);
+            let logits = net.forward(Tensor::zeros([2, 1, 48, 48], &device));
+            assert_eq!(logits.dims(), [2, 7]);
+        }
+    }
+}
