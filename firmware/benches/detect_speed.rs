@@ -23,11 +23,16 @@ fn workspace() -> PathBuf {
 fn frames(dir: &Path) -> Vec<(String, PathBuf)> {
     let mut out = Vec::new();
     for name in ["astronaut.png", "grace_hopper.jpg", "coffee.png"] {
-        let grey = read_grey(&workspace().join("tests/data/images").join(name)).expect("test image");
-        let image = GrayImage::from_raw(grey.width as u32, grey.height as u32, grey.pixels).unwrap();
+        let grey =
+            read_grey(&workspace().join("tests/data/images").join(name)).expect("test image");
+        let image =
+            GrayImage::from_raw(grey.width as u32, grey.height as u32, grey.pixels).unwrap();
         for (w, h) in [(640, 480), (320, 240)] {
             let frame = imageops::resize(&image, w, h, imageops::FilterType::Triangle);
-            let path = dir.join(format!("{}_{w}x{h}.png", name.split('.').next().unwrap_or(name)));
+            let path = dir.join(format!(
+                "{}_{w}x{h}.png",
+                name.split('.').next().unwrap_or(name)
+            ));
             frame.save(&path).expect("write frame");
             out.push((format!("{name} {w}×{h}"), path));
         }
@@ -50,26 +55,35 @@ fn ours(path: &Path, params: DetectParams) -> (f64, usize) {
 }
 
 fn opencv(paths: &[PathBuf], params: DetectParams) -> Option<Vec<(f64, usize)>> {
-    let output = Command::new(std::env::var("EKSPRESI_PYTHON").unwrap_or_else(|_| "python3".into()))
-        .arg(workspace().join("tests/parity/opencv_detect.py"))
-        .args(paths)
-        .arg("--cascade")
-        .arg(workspace().join("firmware/assets/haarcascade_frontalface_default.xml"))
-        .args(["--scale-factor", &params.scale_factor.to_string()])
-        .args(["--min-neighbors", &params.min_neighbors.to_string()])
-        .args(["--min-size", &params.min_size.to_string()])
-        .args(["--time", &REPEATS.to_string()])
-        .output()
-        .ok()?;
+    let output =
+        Command::new(std::env::var("EKSPRESI_PYTHON").unwrap_or_else(|_| "python3".into()))
+            .arg(workspace().join("tests/parity/opencv_detect.py"))
+            .args(paths)
+            .arg("--cascade")
+            .arg(workspace().join("firmware/assets/haarcascade_frontalface_default.xml"))
+            .args(["--scale-factor", &params.scale_factor.to_string()])
+            .args(["--min-neighbors", &params.min_neighbors.to_string()])
+            .args(["--min-size", &params.min_size.to_string()])
+            .args(["--time", &REPEATS.to_string()])
+            .output()
+            .ok()?;
     if !output.status.success() {
-        eprintln!("OpenCV column skipped: {}", String::from_utf8_lossy(&output.stderr).trim());
+        eprintln!(
+            "OpenCV column skipped: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
         return None;
     }
     let parsed: Vec<serde_json::Value> = serde_json::from_slice(&output.stdout).ok()?;
     Some(
         parsed
             .iter()
-            .map(|e| (e["seconds"].as_f64().unwrap_or(f64::NAN), e["faces"].as_array().map_or(0, Vec::len)))
+            .map(|e| {
+                (
+                    e["seconds"].as_f64().unwrap_or(f64::NAN),
+                    e["faces"].as_array().map_or(0, Vec::len),
+                )
+            })
             .collect(),
     )
 }
@@ -82,7 +96,10 @@ fn main() {
     let paths: Vec<PathBuf> = frames.iter().map(|(_, p)| p.clone()).collect();
     let reference = opencv(&paths, params);
     println!("detectMultiScale, scale 1.1, neighbours 5, min 30×30; median of {REPEATS} runs");
-    println!("{:<28} {:>10} {:>12} {:>7} {:>12}", "frame", "ours ms", "opencv ms", "ratio", "faces o/cv");
+    println!(
+        "{:<28} {:>10} {:>12} {:>7} {:>12}",
+        "frame", "ours ms", "opencv ms", "ratio", "faces o/cv"
+    );
     for (i, (label, path)) in frames.iter().enumerate() {
         let (ours_s, ours_faces) = ours(path, params);
         match &reference {
@@ -94,7 +111,13 @@ fn main() {
                 ours_faces,
                 r[i].1
             ),
-            None => println!("{label:<28} {:>10.2} {:>12} {:>7} {:>12}", ours_s * 1e3, "-", "-", ours_faces),
+            None => println!(
+                "{label:<28} {:>10.2} {:>12} {:>7} {:>12}",
+                ours_s * 1e3,
+                "-",
+                "-",
+                ours_faces
+            ),
         }
     }
 }

@@ -1,15 +1,32 @@
 //! `kiosk`: the command-line front of the Ekspresi firmware.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
+use ekspresi_common::model::ExpressionModel;
+use ekspresi_common::{prepare_face, GreyImage};
+use firmware::aggregate::top_expression;
+use firmware::config::KioskConfig;
 use firmware::detect::{Cascade, DetectParams, Detector};
-use firmware::imageio;
+use firmware::hal::{simulated_leds, FrameSource};
+use firmware::pipeline::Kiosk;
+use firmware::source::ImageFolderSource;
+use firmware::{imageio, models};
 use serde::Serialize;
 
+const RESPONSIBLE_USE: &str = "\
+RESPONSIBLE USE: emotion recognition on students is regulated. The EU AI Act prohibits \
+emotion recognition in education institutions (Art. 5(1)(f)); children's images are special \
+personal data almost everywhere; use it only where the law allows, with informed consent, and \
+never to judge an individual. The model is right on about 6 of 10 unseen faces and weakest on \
+disgust and fear (see firmware/models/MODEL_CARD.md). The camera-on LED is lit whenever frames \
+are captured.";
+
 #[derive(Parser)]
-#[command(version, about = "Ekspresi student-expression kiosk")]
+#[command(version, about = "Ekspresi student-expression kiosk", after_help = RESPONSIBLE_USE)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -17,8 +34,46 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the kiosk on the bundled demo clip (no camera needed), writing a session to --out.
+    Demo(DemoArgs),
+    /// Analyse a recorded clip (a folder of PNG/JPEG frames with an optional clip.json).
+    Replay(ReplayArgs),
     /// Find faces in still images (PNG, JPEG) with the Haar cascade.
     Detect(DetectArgs),
+    /// Classify the expression of face images (each image is taken as one face crop).
+    Classify(ClassifyArgs),
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    /// Data directory; the session folder is created under it.
+    #[arg(long, default_value = "demo-out")]
+    out: PathBuf,
+    #[command(flatten)]
+    common: RunArgs,
+}
+
+#[derive(Args)]
+struct ReplayArgs {
+    /// Folder of frames.
+    video: PathBuf,
+    #[arg(long)]
+    out: PathBuf,
+    #[command(flatten)]
+    common: RunArgs,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// Config JSON (defaults for every field it leaves out).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Expression model (default: the shipped int8 LeNet-5).
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Print the LED transitions of the simulated board.
+    #[arg(long)]
+    show_leds: bool,
 }
 
 #[derive(Args)]
@@ -40,10 +95,13 @@ struct DetectArgs {
     cascade: Option<PathBuf>,
 }
 
-#[derive(Serialize)]
-struct ImageFaces {
-    image: String,
-    faces: Vec<[i32; 4]>,
+#[derive(Args)]
+struct ClassifyArgs {
+    images: Vec<PathBuf>,
+    #[arg(long)]
+    model: Option<PathBuf>,
+    #[arg(long)]
+    json: bool,
 }
 
 fn main() -> Result<()> {
@@ -54,8 +112,54 @@ fn main() -> Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
+        Command::Demo(args) => {
+            let clip = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo");
+            replay(&clip, &args.out, &args.common)
+        }
+        Command::Replay(args) => replay(&args.video, &args.out, &args.common),
         Command::Detect(args) => detect(args),
+        Command::Classify(args) => classify(args),
     }
+}
+
+fn load_config(path: Option<&Path>) -> Result<KioskConfig> {
+    Ok(match path {
+        Some(path) => KioskConfig::load(path)?,
+        None => KioskConfig::default(),
+    })
+}
+
+fn replay(clip: &Path, out: &Path, args: &RunArgs) -> Result<()> {
+    let mut config = load_config(args.config.as_deref())?;
+    config.data_dir = out.to_owned();
+    let model = models::resolve(args.model.as_deref().or(config.model.as_deref()))
+        .map_err(anyhow::Error::msg)?;
+    let source: Box<dyn FrameSource> =
+        Box::new(ImageFolderSource::open(clip, f64::from(config.camera.fps))?);
+    let (leds, transitions) = simulated_leds();
+    let mut kiosk = Kiosk::new(config, model, leds)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let report = kiosk.run_lesson(source, stop)?;
+    if args.show_leds {
+        for t in transitions.lock().map(|t| t.clone()).unwrap_or_default() {
+            eprintln!("led {} {}", t.pin, if t.high { "on" } else { "off" });
+        }
+    }
+    println!("session: {}", report.session.display());
+    println!("{}", report.summary.to_text());
+    if let Some(error) = report.source_error {
+        bail!(
+            "the source failed mid-lesson: {error} (files in {} are complete up to there)",
+            report.session.display()
+        );
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct ImageFaces {
+    image: String,
+    faces: Vec<[i32; 4]>,
 }
 
 fn detect(args: DetectArgs) -> Result<()> {
@@ -72,7 +176,7 @@ fn detect(args: DetectArgs) -> Result<()> {
     let mut detector = Detector::new(cascade, params)?;
     let mut results = Vec::new();
     for path in &args.images {
-        let grey = imageio::read_grey(path).with_context(|| "detect needs PNG or JPEG images")?;
+        let grey = imageio::read_grey(path).context("detect needs PNG or JPEG images")?;
         let faces = detector
             .detect(grey.frame())
             .iter()
@@ -88,6 +192,40 @@ fn detect(args: DetectArgs) -> Result<()> {
     } else {
         for r in &results {
             println!("{}: {} face(s) {:?}", r.image, r.faces.len(), r.faces);
+        }
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct Classified {
+    image: String,
+    expression: &'static str,
+    probabilities: Vec<(&'static str, f32)>,
+}
+
+fn classify(args: ClassifyArgs) -> Result<()> {
+    let model_path = models::resolve(args.model.as_deref()).map_err(anyhow::Error::msg)?;
+    let model = ExpressionModel::load(&model_path, 1)?;
+    let mut results = Vec::new();
+    for path in &args.images {
+        let grey = imageio::read_grey(path)?;
+        let face = GreyImage::new(grey.width, grey.height, &grey.pixels)?;
+        let probabilities = model.classify(&prepare_face(face))?[0];
+        results.push(Classified {
+            image: path.display().to_string(),
+            expression: top_expression(&probabilities).name(),
+            probabilities: ekspresi_common::Expression::ALL
+                .iter()
+                .map(|e| (e.name(), probabilities[e.label()]))
+                .collect(),
+        });
+    }
+    if args.json {
+        println!("{}", serde_json::to_string(&results)?);
+    } else {
+        for r in &results {
+            println!("{}: {}", r.image, r.expression);
         }
     }
     Ok(())

@@ -19,12 +19,19 @@ struct Reference {
 }
 
 fn rect(f: &[i32; 4]) -> Rect {
-    Rect { x: f[0], y: f[1], width: f[2], height: f[3] }
+    Rect {
+        x: f[0],
+        y: f[1],
+        width: f[2],
+        height: f[3],
+    }
 }
 
 /// Real FER faces, enlarged and placed into larger grey frames at varying positions.
 fn padded_fer_frames(dir: &Path, count: usize) -> Vec<PathBuf> {
-    let faces = data::load(&fer2013()).expect("FER-2013 loads").with_usage(Usage::PublicTest);
+    let faces = data::load(&fer2013())
+        .expect("FER-2013 loads")
+        .with_usage(Usage::PublicTest);
     let step = faces.len() / count;
     (0..count)
         .map(|i| {
@@ -56,7 +63,11 @@ fn opencv(images: &[PathBuf], params: &DetectParams) -> Vec<Reference> {
         .args(["--min-size", &params.min_size.to_string()])
         .output()
         .expect("python runs");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     serde_json::from_slice(&output.stdout).expect("reference JSON")
 }
 
@@ -69,13 +80,24 @@ struct Tally {
 
 fn compare(images: &[PathBuf], params: DetectParams) -> Tally {
     let mut detector = Detector::new(Cascade::frontal_face().unwrap(), params).unwrap();
-    let mut tally = Tally { reference: 0, matched: 0, ours: 0, extra: 0 };
+    let mut tally = Tally {
+        reference: 0,
+        matched: 0,
+        ours: 0,
+        extra: 0,
+    };
     for reference in opencv(images, &params) {
         let grey = read_grey(Path::new(&reference.image)).unwrap();
         let ours = detector.detect(grey.frame());
         let theirs: Vec<Rect> = reference.faces.iter().map(rect).collect();
-        let matched = theirs.iter().filter(|t| ours.iter().any(|o| o.iou(t) >= 0.5)).count();
-        let extra = ours.iter().filter(|o| !theirs.iter().any(|t| o.iou(t) >= 0.5)).count();
+        let matched = theirs
+            .iter()
+            .filter(|t| ours.iter().any(|o| o.iou(t) >= 0.5))
+            .count();
+        let extra = ours
+            .iter()
+            .filter(|o| !theirs.iter().any(|t| o.iou(t) >= 0.5))
+            .count();
         if matched < theirs.len() || extra > 0 {
             eprintln!("{}: opencv {:?} ours {:?}", reference.image, theirs, ours);
         }
@@ -89,10 +111,16 @@ fn compare(images: &[PathBuf], params: DetectParams) -> Tally {
 
 fn all_images(scratch: &str) -> Vec<PathBuf> {
     let dir = scratch_dir(scratch);
-    let mut images: Vec<PathBuf> = ["astronaut.png", "camera.png", "coffee.png", "chelsea.png", "grace_hopper.jpg"]
-        .iter()
-        .map(|n| test_image(n))
-        .collect();
+    let mut images: Vec<PathBuf> = [
+        "astronaut.png",
+        "camera.png",
+        "coffee.png",
+        "chelsea.png",
+        "grace_hopper.jpg",
+    ]
+    .iter()
+    .map(|n| test_image(n))
+    .collect();
     images.extend(padded_fer_frames(&dir, 60));
     images
 }
@@ -104,16 +132,28 @@ fn matches_opencv_with_default_parameters() {
         "opencv {} boxes, matched {}; ours {} boxes, extra {}",
         tally.reference, tally.matched, tally.ours, tally.extra
     );
-    assert!(tally.reference >= 30, "too few reference faces to judge: {}", tally.reference);
+    assert!(
+        tally.reference >= 30,
+        "too few reference faces to judge: {}",
+        tally.reference
+    );
     assert!(tally.matched as f64 >= 0.98 * tally.reference as f64);
     assert!(tally.extra as f64 <= 0.02 * tally.ours as f64);
 }
 
 #[test]
 fn matches_opencv_with_other_parameters() {
-    let params = DetectParams { scale_factor: 1.2, min_neighbors: 3, min_size: 40, max_size: None };
+    let params = DetectParams {
+        scale_factor: 1.2,
+        min_neighbors: 3,
+        min_size: 40,
+        max_size: None,
+    };
     let tally = compare(&all_images("parity_other"), params);
-    eprintln!("opencv {} boxes, matched {}; ours {} boxes, extra {}", tally.reference, tally.matched, tally.ours, tally.extra);
+    eprintln!(
+        "opencv {} boxes, matched {}; ours {} boxes, extra {}",
+        tally.reference, tally.matched, tally.ours, tally.extra
+    );
     assert!(tally.reference >= 30);
     assert!(tally.matched as f64 >= 0.98 * tally.reference as f64);
     assert!(tally.extra as f64 <= 0.02 * tally.ours as f64);

@@ -80,7 +80,8 @@ pub struct Cascade {
 }
 
 /// OpenCV's frontal-face cascade, shipped in the binary (licence header inside the XML).
-pub static FRONTAL_FACE_XML: &str = include_str!("../../assets/haarcascade_frontalface_default.xml");
+pub static FRONTAL_FACE_XML: &str =
+    include_str!("../../assets/haarcascade_frontalface_default.xml");
 
 impl Cascade {
     /// The bundled `haarcascade_frontalface_default.xml`.
@@ -139,7 +140,9 @@ impl Cascade {
 fn check_kind(cascade: &Node) -> Result<(), CascadeError> {
     let stage_type = text_of(&child(cascade, "stageType")?);
     if stage_type != "BOOST" {
-        return Err(CascadeError::Unsupported(format!("stage type {stage_type}")));
+        return Err(CascadeError::Unsupported(format!(
+            "stage type {stage_type}"
+        )));
     }
     let feature_type = text_of(&child(cascade, "featureType")?);
     if feature_type != "HAAR" {
@@ -158,7 +161,9 @@ fn parse_stage(node: &Node, n_features: usize) -> Result<Stage, CascadeError> {
         .map(|n| parse_stump(&n, n_features))
         .collect::<Result<Vec<_>, _>>()?;
     if stumps.is_empty() {
-        return Err(CascadeError::Inconsistent("a stage has no weak classifiers".into()));
+        return Err(CascadeError::Inconsistent(
+            "a stage has no weak classifiers".into(),
+        ));
     }
     Ok(Stage {
         threshold: threshold - THRESHOLD_EPS,
@@ -191,7 +196,11 @@ fn parse_stump(node: &Node, n_features: usize) -> Result<Stump, CascadeError> {
     })
 }
 
-fn parse_feature(node: &Node, window_width: u32, window_height: u32) -> Result<Feature, CascadeError> {
+fn parse_feature(
+    node: &Node,
+    window_width: u32,
+    window_height: u32,
+) -> Result<Feature, CascadeError> {
     if let Some(tilted) = optional_child(node, "tilted") {
         if text_of(&tilted) != "0" {
             return Err(CascadeError::Unsupported("tilted Haar features".into()));
@@ -211,7 +220,11 @@ fn parse_feature(node: &Node, window_width: u32, window_height: u32) -> Result<F
     Ok(Feature { rects })
 }
 
-fn parse_rect(node: &Node, window_width: u32, window_height: u32) -> Result<WeightedRect, CascadeError> {
+fn parse_rect(
+    node: &Node,
+    window_width: u32,
+    window_height: u32,
+) -> Result<WeightedRect, CascadeError> {
     let values = numbers::<f32>(node, "rects")?;
     let [x, y, w, h, weight] = values[..] else {
         return Err(CascadeError::BadValue {
@@ -236,7 +249,10 @@ fn parse_rect(node: &Node, window_width: u32, window_height: u32) -> Result<Weig
     Ok(rect)
 }
 
-fn child<'a, 'input>(node: &Node<'a, 'input>, name: &'static str) -> Result<Node<'a, 'input>, CascadeError> {
+fn child<'a, 'input>(
+    node: &Node<'a, 'input>,
+    name: &'static str,
+) -> Result<Node<'a, 'input>, CascadeError> {
     optional_child(node, name).ok_or(CascadeError::Missing(name))
 }
 
@@ -261,7 +277,10 @@ fn parse_child<T: std::str::FromStr>(node: &Node, name: &'static str) -> Result<
     parse_text(&child(node, name)?, name)
 }
 
-fn numbers<T: std::str::FromStr>(node: &Node, element: &'static str) -> Result<Vec<T>, CascadeError> {
+fn numbers<T: std::str::FromStr>(
+    node: &Node,
+    element: &'static str,
+) -> Result<Vec<T>, CascadeError> {
     text_of(node)
         .split_ascii_whitespace()
         .map(|token| {
@@ -290,10 +309,19 @@ mod tests {
         assert_eq!(first.feature, 0);
         assert_eq!(first.threshold, -3.1511999666690826e-02);
         assert_eq!(first.left, 2.0875380039215088);
-        assert_eq!(cascade.stages[0].threshold, -5.0425500869750977 - THRESHOLD_EPS);
+        assert_eq!(
+            cascade.stages[0].threshold,
+            -5.0425500869750977 - THRESHOLD_EPS
+        );
         assert_eq!(
             cascade.features[0].rects[1],
-            WeightedRect { x: 6, y: 7, width: 12, height: 3, weight: 3.0 }
+            WeightedRect {
+                x: 6,
+                y: 7,
+                width: 12,
+                height: 3,
+                weight: 3.0
+            }
         );
     }
 
@@ -306,14 +334,22 @@ mod tests {
 
     #[test]
     fn missing_stages_and_tilted_features_are_rejected() {
-        let without_stages = FRONTAL_FACE_XML.replace("<stages>", "<stagez>").replace("</stages>", "</stagez>");
+        let without_stages = FRONTAL_FACE_XML
+            .replace("<stages>", "<stagez>")
+            .replace("</stages>", "</stagez>");
         assert!(matches!(
             Cascade::from_xml(&without_stages),
             Err(CascadeError::Missing("stages"))
         ));
         let tilted = FRONTAL_FACE_XML.replacen("<rects>", "<tilted>1</tilted><rects>", 1);
-        assert!(matches!(Cascade::from_xml(&tilted), Err(CascadeError::Unsupported(_))));
+        assert!(matches!(
+            Cascade::from_xml(&tilted),
+            Err(CascadeError::Unsupported(_))
+        ));
         let lbp = FRONTAL_FACE_XML.replace("<featureType>HAAR", "<featureType>LBP");
-        assert!(matches!(Cascade::from_xml(&lbp), Err(CascadeError::Unsupported(_))));
+        assert!(matches!(
+            Cascade::from_xml(&lbp),
+            Err(CascadeError::Unsupported(_))
+        ));
     }
 }

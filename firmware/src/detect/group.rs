@@ -68,7 +68,10 @@ fn round(value: f64) -> i32 {
 /// Groups raw hits; returns detections in class order.
 pub fn group_rectangles(rects: &[Rect], min_neighbors: usize, eps: f64) -> Vec<Group> {
     if min_neighbors == 0 {
-        return rects.iter().map(|&rect| Group { rect, neighbors: 1 }).collect();
+        return rects
+            .iter()
+            .map(|&rect| Group { rect, neighbors: 1 })
+            .collect();
     }
     let (labels, classes) = partition(rects, eps);
     let mut sums = vec![[0i64; 4]; classes];
@@ -104,7 +107,13 @@ pub fn group_rectangles(rects: &[Rect], min_neighbors: usize, eps: f64) -> Vec<G
         .collect()
 }
 
-fn inside_a_stronger_group(i: usize, rects: &[Rect], counts: &[usize], min_neighbors: usize, eps: f64) -> bool {
+fn inside_a_stronger_group(
+    i: usize,
+    rects: &[Rect],
+    counts: &[usize],
+    min_neighbors: usize,
+    eps: f64,
+) -> bool {
     let (r1, n1) = (rects[i], counts[i]);
     (0..rects.len()).any(|j| {
         let (r2, n2) = (rects[j], counts[j]);
@@ -126,16 +135,32 @@ mod tests {
     use super::*;
 
     fn rect(x: i32, y: i32, w: i32, h: i32) -> Rect {
-        Rect { x, y, width: w, height: h }
+        Rect {
+            x,
+            y,
+            width: w,
+            height: h,
+        }
     }
 
     #[test]
     fn similar_hits_merge_into_their_average() {
         // Three near-identical hits (delta = 0.2 · (40 + 40) / 2 = 8) and one far away.
-        let hits = [rect(100, 100, 40, 40), rect(104, 102, 40, 40), rect(102, 98, 42, 42), rect(300, 50, 40, 40)];
+        let hits = [
+            rect(100, 100, 40, 40),
+            rect(104, 102, 40, 40),
+            rect(102, 98, 42, 42),
+            rect(300, 50, 40, 40),
+        ];
         let groups = group_rectangles(&hits, 2, GROUP_EPS);
         // (100+104+102)/3 = 102, (100+102+98)/3 = 100, (40+40+42)/3 = 40.67 → 41.
-        assert_eq!(groups, vec![Group { rect: rect(102, 100, 41, 41), neighbors: 3 }]);
+        assert_eq!(
+            groups,
+            vec![Group {
+                rect: rect(102, 100, 41, 41),
+                neighbors: 3
+            }]
+        );
         // With min_neighbors 3 a class needs more than 3 hits.
         assert!(group_rectangles(&hits, 3, GROUP_EPS).is_empty());
     }
@@ -154,6 +179,12 @@ mod tests {
         let mut hits = vec![rect(100, 100, 100, 100); 6];
         hits.extend([rect(130, 130, 30, 30); 3]);
         let groups = group_rectangles(&hits, 2, GROUP_EPS);
-        assert_eq!(groups, vec![Group { rect: rect(100, 100, 100, 100), neighbors: 6 }]);
+        assert_eq!(
+            groups,
+            vec![Group {
+                rect: rect(100, 100, 100, 100),
+                neighbors: 6
+            }]
+        );
     }
 }

@@ -33,7 +33,14 @@ fn axis_taps(src_len: usize, dst_len: usize) -> Vec<(usize, usize, i32)> {
 }
 
 /// Resizes `src` (`src_w × src_h`) to `dst_w × dst_h` into `dst`.
-pub fn resize_bilinear(src: &[u8], src_w: usize, src_h: usize, dst: &mut Vec<u8>, dst_w: usize, dst_h: usize) {
+pub fn resize_bilinear(
+    src: &[u8],
+    src_w: usize,
+    src_h: usize,
+    dst: &mut Vec<u8>,
+    dst_w: usize,
+    dst_h: usize,
+) {
     dst.clear();
     dst.resize(dst_w * dst_h, 0);
     if src_w == dst_w && src_h == dst_h {
@@ -46,9 +53,11 @@ pub fn resize_bilinear(src: &[u8], src_w: usize, src_h: usize, dst: &mut Vec<u8>
     let horizontal = |row: usize, out: &mut Vec<i32>| {
         out.clear();
         let line = &src[row * src_w..(row + 1) * src_w];
-        out.extend(x_taps.iter().map(|&(a, b, w)| {
-            i32::from(line[a]) * (ONE - w) + i32::from(line[b]) * w
-        }));
+        out.extend(
+            x_taps
+                .iter()
+                .map(|&(a, b, w)| i32::from(line[a]) * (ONE - w) + i32::from(line[b]) * w),
+        );
     };
     let (mut top, mut bottom) = (Vec::with_capacity(dst_w), Vec::with_capacity(dst_w));
     for (y, &(a, b, w)) in y_taps.iter().enumerate() {

@@ -95,14 +95,20 @@ impl Detector {
 
     /// The pyramid's scale factors, as OpenCV chooses them (kept as `f32`, as it does).
     fn scales(&self, width: usize, height: usize) -> Vec<f32> {
-        let (win_w, win_h) = (f64::from(self.cascade.window_width), f64::from(self.cascade.window_height));
+        let (win_w, win_h) = (
+            f64::from(self.cascade.window_width),
+            f64::from(self.cascade.window_height),
+        );
         let max_w = self.params.max_size.map_or(width as f64, f64::from);
         let max_h = self.params.max_size.map_or(height as f64, f64::from);
         let min = f64::from(self.params.min_size);
         let mut scales = Vec::new();
         let mut factor = 1.0f64;
         loop {
-            let (w, h) = ((win_w * factor).round_ties_even(), (win_h * factor).round_ties_even());
+            let (w, h) = (
+                (win_w * factor).round_ties_even(),
+                (win_h * factor).round_ties_even(),
+            );
             if w > max_w || h > max_h {
                 break;
             }
@@ -117,11 +123,21 @@ impl Detector {
     fn scan_scale(&mut self, frame: GreyFrame<'_>, scale: f32, hits: &mut Vec<Rect>) {
         let scaled_w = (frame.width as f32 / scale).round_ties_even() as usize;
         let scaled_h = (frame.height as f32 / scale).round_ties_even() as usize;
-        let (win_w, win_h) = (self.cascade.window_width as usize, self.cascade.window_height as usize);
+        let (win_w, win_h) = (
+            self.cascade.window_width as usize,
+            self.cascade.window_height as usize,
+        );
         if scaled_w < win_w || scaled_h < win_h {
             return;
         }
-        resize_bilinear(frame.pixels, frame.width, frame.height, &mut self.scaled, scaled_w, scaled_h);
+        resize_bilinear(
+            frame.pixels,
+            frame.width,
+            frame.height,
+            &mut self.scaled,
+            scaled_w,
+            scaled_h,
+        );
         self.integral.compute(&self.scaled, scaled_w, scaled_h);
         self.compile_for_stride(self.integral.stride);
         let step = if scale >= 2.0 { 1 } else { 2 };
@@ -158,7 +174,14 @@ impl Detector {
             return;
         }
         let offset = |x: u32, y: u32| (y as usize * stride + x as usize) as u32;
-        let corners = |x: u32, y: u32, w: u32, h: u32| [offset(x, y), offset(x + w, y), offset(x, y + h), offset(x + w, y + h)];
+        let corners = |x: u32, y: u32, w: u32, h: u32| {
+            [
+                offset(x, y),
+                offset(x + w, y),
+                offset(x, y + h),
+                offset(x + w, y + h),
+            ]
+        };
         self.stumps.clear();
         for stage in &self.cascade.stages {
             for stump in &stage.stumps {
@@ -194,14 +217,19 @@ impl Detector {
         let squares = &self.integral.squares;
         let window_sum = rect_value(sum, base, &self.norm_corners) as i32;
         let window_squares = rect_value(squares, base, &self.norm_corners) as i32;
-        let spread = self.norm_area * f64::from(window_squares) - f64::from(window_sum) * f64::from(window_sum);
+        let spread = self.norm_area * f64::from(window_squares)
+            - f64::from(window_sum) * f64::from(window_sum);
         let inverse_norm = 1.0 / if spread > 0.0 { spread.sqrt() } else { 1.0 };
         let mut start = 0;
         for (index, stage) in self.stages.iter().enumerate() {
             let mut stage_sum = 0.0f64;
             for stump in &self.stumps[start..stage.end] {
                 let value = f64::from(feature_value(sum, base, stump)) * inverse_norm;
-                stage_sum += f64::from(if value < f64::from(stump.threshold) { stump.left } else { stump.right });
+                stage_sum += f64::from(if value < f64::from(stump.threshold) {
+                    stump.left
+                } else {
+                    stump.right
+                });
             }
             if stage_sum < f64::from(stage.threshold) {
                 return -(index as i32);
@@ -215,7 +243,10 @@ impl Detector {
 #[inline(always)]
 fn rect_value(table: &[u32], base: usize, corners: &[u32; 4]) -> u32 {
     let at = |i: usize| table[base + corners[i] as usize];
-    at(3).wrapping_sub(at(1)).wrapping_sub(at(2)).wrapping_add(at(0))
+    at(3)
+        .wrapping_sub(at(1))
+        .wrapping_sub(at(2))
+        .wrapping_add(at(0))
 }
 
 /// The weighted rectangle sum, in `f32` as OpenCV computes it.
@@ -251,7 +282,11 @@ mod tests {
     fn a_flat_image_has_no_faces_and_the_first_stage_rejects_it() {
         let mut d = detector(DetectParams::default());
         let pixels = vec![128u8; 160 * 120];
-        let frame = GreyFrame { width: 160, height: 120, pixels: &pixels };
+        let frame = GreyFrame {
+            width: 160,
+            height: 120,
+            pixels: &pixels,
+        };
         assert!(d.detect_raw(frame).is_empty());
         d.integral.compute(&pixels, 160, 120);
         d.compile_for_stride(d.integral.stride);
@@ -279,10 +314,22 @@ mod tests {
             let raw: f32 = feature
                 .rects
                 .iter()
-                .map(|r| r.weight * integral.rect_sum(r.x as usize, r.y as usize, r.width as usize, r.height as usize) as f32)
+                .map(|r| {
+                    r.weight
+                        * integral.rect_sum(
+                            r.x as usize,
+                            r.y as usize,
+                            r.width as usize,
+                            r.height as usize,
+                        ) as f32
+                })
                 .sum();
             let value = f64::from(raw) * norm;
-            expected += f64::from(if value < f64::from(stump.threshold) { stump.left } else { stump.right });
+            expected += f64::from(if value < f64::from(stump.threshold) {
+                stump.left
+            } else {
+                stump.right
+            });
         }
         let mut d = d0;
         d.integral = integral;

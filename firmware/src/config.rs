@@ -1,0 +1,228 @@
+//! The kiosk's configuration: JSON, every field optional with a default, unknown fields
+//! rejected, and values validated at start with errors that name the field.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::detect::DetectParams;
+
+/// Camera settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CameraConfig {
+    pub device: PathBuf,
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+    /// `auto`, `yuyv` or `mjpeg`.
+    pub format: String,
+    /// Start under libcamera's V4L2 compatibility layer (Raspberry Pi camera modules).
+    pub libcamera_compat: bool,
+}
+
+impl Default for CameraConfig {
+    fn default() -> Self {
+        Self {
+            device: PathBuf::from("/dev/video0"),
+            width: 640,
+            height: 480,
+            fps: 10,
+            format: "auto".into(),
+            libcamera_compat: false,
+        }
+    }
+}
+
+/// BCM GPIO numbers of the LEDs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GpioConfig {
+    pub good_led: u8,
+    pub bad_led: u8,
+    pub camera_led: u8,
+}
+
+impl Default for GpioConfig {
+    fn default() -> Self {
+        Self {
+            good_led: 17,
+            bad_led: 27,
+            camera_led: 22,
+        }
+    }
+}
+
+/// Everything the kiosk reads from `config.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KioskConfig {
+    pub desk_id: String,
+    /// Where session folders go (the SD card's data partition).
+    pub data_dir: PathBuf,
+    /// ONNX model; `None` uses the int8 LeNet-5 built into the binary.
+    pub model: Option<PathBuf>,
+    pub camera: CameraConfig,
+    pub gpio: GpioConfig,
+    pub detect: DetectParams,
+    /// Margin added around the detected face before the 48×48 crop, as a fraction of its size.
+    pub face_margin: f32,
+    /// Weight of the newest frame in the display smoothing (1 = none).
+    pub smoothing_alpha: f32,
+    /// Frames without a face after which the LEDs go dark.
+    pub no_face_reset_frames: u32,
+    /// Record the annotated video (off: aggregates only).
+    pub record_video: bool,
+    /// Seconds between keyframes, i.e. the most video a power cut can lose.
+    pub keyframe_interval_s: u32,
+    /// Seconds of lesson between summary refreshes.
+    pub summary_refresh_s: u32,
+    /// Stop the video when free space falls under this many MiB.
+    pub min_free_mib: u64,
+    /// Frames buffered between capture, analysis and encoding.
+    pub queue_frames: usize,
+}
+
+impl Default for KioskConfig {
+    fn default() -> Self {
+        Self {
+            desk_id: "desk-1".into(),
+            data_dir: PathBuf::from("/var/lib/ekspresi"),
+            model: None,
+            camera: CameraConfig::default(),
+            gpio: GpioConfig::default(),
+            detect: DetectParams::default(),
+            face_margin: 0.0,
+            smoothing_alpha: 0.3,
+            no_face_reset_frames: 20,
+            record_video: true,
+            keyframe_interval_s: 2,
+            summary_refresh_s: 10,
+            min_free_mib: 200,
+            queue_frames: 4,
+        }
+    }
+}
+
+/// A configuration problem, naming the field.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config {path} is not valid: {source}")]
+    Parse {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("config field `{field}`: {reason}")]
+    Invalid { field: &'static str, reason: String },
+}
+
+impl KioskConfig {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let config: KioskConfig =
+            serde_json::from_str(&text).map_err(|source| ConfigError::Parse {
+                path: path.to_owned(),
+                source,
+            })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |field, reason: &str| {
+            Err(ConfigError::Invalid {
+                field,
+                reason: reason.to_owned(),
+            })
+        };
+        let safe_id = !self.desk_id.is_empty()
+            && self
+                .desk_id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !safe_id {
+            return invalid(
+                "desk_id",
+                "use letters, digits, '-' or '_' (it names a folder)",
+            );
+        }
+        if let Err(e) = self.detect.validate() {
+            return invalid("detect", &e.to_string());
+        }
+        if !(0.0..=1.0).contains(&self.face_margin) {
+            return invalid("face_margin", "must be between 0 and 1");
+        }
+        if !(self.smoothing_alpha > 0.0 && self.smoothing_alpha <= 1.0) {
+            return invalid("smoothing_alpha", "must be in (0, 1]");
+        }
+        if self.camera.width % 2 != 0 || self.camera.height % 2 != 0 || self.camera.width < 64 {
+            return invalid("camera.width/height", "must be even and at least 64 wide");
+        }
+        if !(1..=60).contains(&self.camera.fps) {
+            return invalid("camera.fps", "must be 1..60");
+        }
+        if !matches!(self.camera.format.as_str(), "auto" | "yuyv" | "mjpeg") {
+            return invalid("camera.format", "must be auto, yuyv or mjpeg");
+        }
+        let pins = [self.gpio.good_led, self.gpio.bad_led, self.gpio.camera_led];
+        if pins.iter().any(|&p| p > 27)
+            || pins[0] == pins[1]
+            || pins[1] == pins[2]
+            || pins[0] == pins[2]
+        {
+            return invalid("gpio", "three different BCM pins 0..27");
+        }
+        if self.keyframe_interval_s == 0 || self.summary_refresh_s == 0 || self.queue_frames == 0 {
+            return invalid(
+                "keyframe_interval_s/summary_refresh_s/queue_frames",
+                "must be positive",
+            );
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_json_gives_defaults_and_errors_name_the_field() {
+        let config: KioskConfig = serde_json::from_str("{}").unwrap();
+        assert_eq!(config, KioskConfig::default());
+        config.validate().unwrap();
+
+        let unknown = serde_json::from_str::<KioskConfig>(r#"{"desk": "x"}"#).unwrap_err();
+        assert!(
+            unknown.to_string().contains("unknown field `desk`"),
+            "{unknown}"
+        );
+
+        let mut bad = KioskConfig::default();
+        bad.smoothing_alpha = 0.0;
+        let err = bad.validate().unwrap_err().to_string();
+        assert!(err.contains("smoothing_alpha"), "{err}");
+
+        let bad: KioskConfig =
+            serde_json::from_str(r#"{"detect": {"scale_factor": 0.9}}"#).unwrap();
+        assert!(bad.validate().unwrap_err().to_string().contains("`detect`"));
+    }
+
+    #[test]
+    fn a_corrupt_file_is_a_clear_error() {
+        let path =
+            std::env::temp_dir().join(format!("ekspresi-bad-config-{}.json", std::process::id()));
+        std::fs::write(&path, b"{\"desk_id\": ").unwrap();
+        let err = KioskConfig::load(&path).unwrap_err().to_string();
+        assert!(err.contains("is not valid"), "{err}");
+        let _ = std::fs::remove_file(&path);
+    }
+}

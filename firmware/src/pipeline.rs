@@ -1,0 +1,493 @@
+//! The kiosk's main loop, generic over the LEDs' pin type and fed by any [`FrameSource`]:
+//! detect → pick the student's face (the largest) → classify → count → show → record.
+//!
+//! Threads: the source is read on its own thread into a bounded queue (a live camera never
+//! waits for analysis: when the queue is full the frame is dropped and counted); encoding runs
+//! on another thread behind a bounded queue (for live sources a full queue drops the video
+//! frame, never the analysis). File sources are replayed without drops, as fast as the CPU
+//! allows.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use anyhow::{Context, Result};
+use embedded_hal::digital::OutputPin;
+use image::RgbImage;
+
+use crate::aggregate::{top_expression, Impression, Smoother, Tally};
+use crate::classify::FaceClassifier;
+use crate::config::KioskConfig;
+use crate::detect::{Cascade, Detector, GreyFrame, Rect};
+use crate::hal::{Fault, Frame, FrameSource, SourceError, StatusLeds};
+use crate::record::overlay::{Annotation, Overlay};
+use crate::record::session::{self, SessionDir};
+use crate::record::summary::{timeline_chart, write_atomically, Summary, SummaryInput, Timeline};
+use crate::record::video::VideoRecorder;
+
+/// What a finished lesson left behind.
+#[derive(Debug)]
+pub struct LessonReport {
+    pub session: PathBuf,
+    pub summary: Summary,
+    pub video_frames: u64,
+    /// Set when the source failed mid-lesson (the files are still complete).
+    pub source_error: Option<String>,
+}
+
+/// The analysis side of the kiosk.
+pub struct Kiosk<P: OutputPin> {
+    config: KioskConfig,
+    detector: Detector,
+    classifier: FaceClassifier,
+    leds: StatusLeds<P>,
+    model_name: String,
+}
+
+impl<P: OutputPin> Kiosk<P> {
+    pub fn new(config: KioskConfig, model: PathBuf, leds: StatusLeds<P>) -> Result<Self> {
+        config.validate()?;
+        let detector = Detector::new(Cascade::frontal_face()?, config.detect)?;
+        let classifier = FaceClassifier::load(&model, config.face_margin)
+            .with_context(|| format!("cannot load the expression model {}", model.display()))?;
+        let model_name = model.file_name().map_or_else(
+            || model.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        Ok(Self {
+            config,
+            detector,
+            classifier,
+            leds,
+            model_name,
+        })
+    }
+
+    pub fn leds(&mut self) -> &mut StatusLeds<P> {
+        &mut self.leds
+    }
+
+    /// Runs one lesson from `source` until it ends or `stop` is set.
+    pub fn run_lesson(
+        &mut self,
+        source: Box<dyn FrameSource>,
+        stop: Arc<AtomicBool>,
+    ) -> Result<LessonReport> {
+        let recovered = session::recover_unfinished(&self.config.data_dir).with_context(|| {
+            format!(
+                "cannot check {} for unfinished sessions",
+                self.config.data_dir.display()
+            )
+        })?;
+        if !recovered.is_empty() {
+            tracing::info!(count = recovered.len(), "finished interrupted sessions");
+        }
+        let start = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+        let session = SessionDir::create(&self.config.data_dir, &self.config.desk_id, &start)
+            .with_context(|| {
+                format!(
+                    "cannot create a session folder under {}",
+                    self.config.data_dir.display()
+                )
+            })?;
+        tracing::info!(session = %session.path.display(), source = %source.describe(), "lesson starts");
+
+        let live = source.is_live();
+        let fps = source.frame_rate();
+        let dropped = Arc::new(AtomicU64::new(0));
+        let (frames, capture) = spawn_capture(
+            source,
+            self.config.queue_frames,
+            stop.clone(),
+            dropped.clone(),
+        );
+        let mut recorder = self.config.record_video.then(|| {
+            Recorder::spawn(
+                session.file(session::VIDEO),
+                fps,
+                self.config.keyframe_interval_s,
+                self.config.queue_frames,
+                live,
+            )
+        });
+        let _ = self.leds.show(None);
+        let _ = self.leds.camera(true);
+
+        let mut state = LessonState::new(self.config.smoothing_alpha);
+        let overlay = Overlay::new();
+        let mut next_refresh = u64::from(self.config.summary_refresh_s);
+        let mut source_error = None;
+        for message in frames.iter() {
+            let frame = match message {
+                Ok(frame) => frame,
+                Err(error) => {
+                    tracing::error!(%error, "frame source failed; ending the lesson with what was recorded");
+                    source_error = Some(error.to_string());
+                    let _ = self.leds.blink(Fault::NoCamera, true);
+                    break;
+                }
+            };
+            let shown = self.analyse(&frame, &mut state)?;
+            if let Some(recorder) = recorder.as_mut() {
+                if self.low_on_space(&session) {
+                    recorder.stop_for("stopped: free space fell under the configured floor");
+                    let _ = self.leds.blink(Fault::StorageFull, true);
+                }
+                if recorder.is_running() {
+                    let mut image =
+                        RgbImage::from_raw(frame.width as u32, frame.height as u32, frame.rgb)
+                            .context("frame buffer does not match its size")?;
+                    overlay.draw(&mut image, &shown.annotation(&state.tally));
+                    recorder.send(image);
+                }
+            }
+            if frame.timestamp.as_secs() >= next_refresh {
+                next_refresh += u64::from(self.config.summary_refresh_s);
+                let note = recorder.as_ref().and_then(Recorder::note);
+                self.write_summaries(
+                    &session,
+                    &start,
+                    None,
+                    &state,
+                    dropped.load(Ordering::Relaxed),
+                    note.as_deref(),
+                )?;
+            }
+        }
+        let _ = capture.join();
+        let (video_frames, note) = match recorder {
+            Some(recorder) => recorder.finish(),
+            None => (0, Some("not recorded (record_video is off)".to_owned())),
+        };
+        let end = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+        let summary = self.write_summaries(
+            &session,
+            &start,
+            Some(&end),
+            &state,
+            dropped.load(Ordering::Relaxed),
+            note.as_deref(),
+        )?;
+        let completion = match &source_error {
+            Some(e) => format!("ended early: {e}"),
+            None => "complete".to_owned(),
+        };
+        session
+            .complete(&completion)
+            .context("cannot write MANIFEST/COMPLETE")?;
+        let _ = self.leds.camera(false);
+        tracing::info!(session = %session.path.display(), impression = ?summary.impression, "lesson ends");
+        Ok(LessonReport {
+            session: session.path,
+            summary,
+            video_frames,
+            source_error,
+        })
+    }
+
+    fn analyse(&mut self, frame: &Frame, state: &mut LessonState) -> Result<Shown> {
+        let grey = frame.grey();
+        let grey_frame = GreyFrame {
+            width: frame.width,
+            height: frame.height,
+            pixels: &grey,
+        };
+        let face = largest(&self.detector.detect(grey_frame));
+        let second = frame.timestamp.as_secs();
+        let Some(face) = face else {
+            state.tally.record_no_face();
+            state.timeline.record(second, None);
+            state.frames_without_face_in_a_row += 1;
+            if state.frames_without_face_in_a_row >= self.config.no_face_reset_frames {
+                state.smoother = Smoother::new(self.config.smoothing_alpha);
+                let _ = self.leds.show(None);
+            }
+            return Ok(Shown {
+                face: None,
+                expression: None,
+                impression: state.live_impression(),
+            });
+        };
+        state.frames_without_face_in_a_row = 0;
+        let probabilities = self.classifier.classify(grey_frame, face)?;
+        let raw = top_expression(&probabilities);
+        state.tally.record(raw);
+        state.timeline.record(second, Some(raw.category()));
+        let shown_expression = state.smoother.update(&probabilities);
+        let shown_probability = state
+            .smoother
+            .current()
+            .map_or(0.0, |p| p[shown_expression.label()]);
+        let impression = state.live_impression();
+        let _ = self.leds.show(impression);
+        Ok(Shown {
+            face: Some(face),
+            expression: Some((shown_expression, shown_probability)),
+            impression,
+        })
+    }
+
+    fn low_on_space(&self, session: &SessionDir) -> bool {
+        match fs4::available_space(&session.path) {
+            Ok(bytes) => bytes < self.config.min_free_mib * 1024 * 1024,
+            Err(_) => false,
+        }
+    }
+
+    fn write_summaries(
+        &self,
+        session: &SessionDir,
+        start: &str,
+        end: Option<&str>,
+        state: &LessonState,
+        dropped: u64,
+        video_note: Option<&str>,
+    ) -> Result<Summary> {
+        let summary = Summary::build(&SummaryInput {
+            desk_id: &self.config.desk_id,
+            lesson_start: start,
+            lesson_end: end,
+            tally: &state.tally,
+            frames_dropped: dropped,
+            model: &self.model_name,
+            video_note,
+        });
+        let write = |name: &str, bytes: &[u8]| {
+            write_atomically(&session.file(name), bytes)
+                .with_context(|| format!("cannot write {name}"))
+        };
+        write(
+            session::SUMMARY_JSON,
+            serde_json::to_string_pretty(&summary)?.as_bytes(),
+        )?;
+        write(session::SUMMARY_TXT, summary.to_text().as_bytes())?;
+        write(session::TIMELINE_CSV, state.timeline.to_csv().as_bytes())?;
+        if let Err(error) = timeline_chart(&state.timeline, &session.file(session::TIMELINE_PNG)) {
+            tracing::warn!(%error, "could not draw timeline.png");
+        }
+        Ok(summary)
+    }
+}
+
+/// Running state of one lesson.
+struct LessonState {
+    tally: Tally,
+    timeline: Timeline,
+    smoother: Smoother,
+    frames_without_face_in_a_row: u32,
+}
+
+impl LessonState {
+    fn new(alpha: f32) -> Self {
+        Self {
+            tally: Tally::default(),
+            timeline: Timeline::default(),
+            smoother: Smoother::new(alpha),
+            frames_without_face_in_a_row: 0,
+        }
+    }
+
+    /// The impression of the smoothed probabilities: what the LEDs show right now.
+    fn live_impression(&self) -> Option<Impression> {
+        let p = self.smoother.current()?;
+        let category = |c| {
+            ekspresi_common::Expression::ALL
+                .iter()
+                .filter(|e| e.category() == c)
+                .map(|e| p[e.label()])
+                .sum::<f32>()
+        };
+        use ekspresi_common::Category::*;
+        Some(
+            if category(Positive) + category(Neutral) > category(Negative) {
+                Impression::Good
+            } else {
+                Impression::Bad
+            },
+        )
+    }
+}
+
+/// What one frame shows.
+struct Shown {
+    face: Option<Rect>,
+    expression: Option<(ekspresi_common::Expression, f32)>,
+    impression: Option<Impression>,
+}
+
+impl Shown {
+    fn annotation(&self, tally: &Tally) -> Annotation {
+        Annotation {
+            face: self.face,
+            expression: self.expression,
+            percentages: tally.percentages(),
+            impression: self.impression,
+        }
+    }
+}
+
+fn largest(faces: &[Rect]) -> Option<Rect> {
+    faces.iter().copied().max_by_key(Rect::area)
+}
+
+/// Reads the source on its own thread into a bounded queue.
+fn spawn_capture(
+    mut source: Box<dyn FrameSource>,
+    capacity: usize,
+    stop: Arc<AtomicBool>,
+    dropped: Arc<AtomicU64>,
+) -> (Receiver<Result<Frame, SourceError>>, JoinHandle<()>) {
+    let (sender, receiver) = mpsc::sync_channel(capacity);
+    let live = source.is_live();
+    let handle = std::thread::spawn(move || {
+        while !stop.load(Ordering::Relaxed) {
+            let message = match source.next_frame() {
+                Ok(Some(frame)) => Ok(frame),
+                Ok(None) => break,
+                Err(error) => Err(error),
+            };
+            let failed = message.is_err();
+            if live && !failed {
+                match sender.try_send(message) {
+                    Ok(()) => {}
+                    Err(TrySendError::Full(_)) => {
+                        dropped.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(TrySendError::Disconnected(_)) => break,
+                }
+            } else if sender.send(message).is_err() {
+                break;
+            }
+            if failed {
+                break;
+            }
+        }
+    });
+    (receiver, handle)
+}
+
+/// The encoding thread and its queue.
+struct Recorder {
+    sender: Option<SyncSender<RgbImage>>,
+    handle: Option<JoinHandle<u64>>,
+    note: Arc<Mutex<Option<String>>>,
+    live: bool,
+}
+
+impl Recorder {
+    fn spawn(
+        path: PathBuf,
+        fps: f64,
+        keyframe_interval_s: u32,
+        capacity: usize,
+        live: bool,
+    ) -> Self {
+        let (sender, receiver) = mpsc::sync_channel::<RgbImage>(capacity);
+        let note = Arc::new(Mutex::new(None));
+        let thread_note = note.clone();
+        let keyframe_interval = ((fps * f64::from(keyframe_interval_s)).round() as u32).max(1);
+        let handle = std::thread::spawn(move || {
+            encode_all(&path, fps, keyframe_interval, &receiver, &thread_note)
+        });
+        Self {
+            sender: Some(sender),
+            handle: Some(handle),
+            note,
+            live,
+        }
+    }
+
+    fn is_running(&self) -> bool {
+        self.sender.is_some()
+    }
+
+    fn send(&mut self, image: RgbImage) {
+        let Some(sender) = &self.sender else { return };
+        let result = if self.live {
+            match sender.try_send(image) {
+                Err(TrySendError::Full(_)) => Ok(()), // a video frame dropped, analysis goes on
+                Err(TrySendError::Disconnected(_)) => Err(()),
+                Ok(()) => Ok(()),
+            }
+        } else {
+            sender.send(image).map_err(|_| ())
+        };
+        if result.is_err() {
+            // The encoder thread ended (it has left its reason in `note`).
+            self.sender = None;
+        }
+    }
+
+    fn stop_for(&mut self, reason: &str) {
+        if self.sender.take().is_some() {
+            if let Ok(mut note) = self.note.lock() {
+                note.get_or_insert_with(|| reason.to_owned());
+            }
+            tracing::warn!(reason, "video recording stopped; analysis goes on");
+        }
+    }
+
+    fn note(&self) -> Option<String> {
+        self.note.lock().ok().and_then(|n| n.clone())
+    }
+
+    fn finish(mut self) -> (u64, Option<String>) {
+        self.sender = None;
+        let frames = self.handle.take().and_then(|h| h.join().ok()).unwrap_or(0);
+        (frames, self.note())
+    }
+}
+
+fn encode_all(
+    path: &PathBuf,
+    fps: f64,
+    keyframe_interval: u32,
+    frames: &Receiver<RgbImage>,
+    note: &Mutex<Option<String>>,
+) -> u64 {
+    let fail = |message: String| {
+        tracing::error!(%message, "video recording failed; analysis goes on");
+        if let Ok(mut note) = note.lock() {
+            note.get_or_insert(message);
+        }
+    };
+    let mut recorder: Option<VideoRecorder> = None;
+    for image in frames.iter() {
+        // H.264 needs even dimensions: drop a last odd row/column.
+        let (w, h) = (image.width() as usize & !1, image.height() as usize & !1);
+        if recorder.is_none() {
+            match VideoRecorder::create(path, w, h, fps, keyframe_interval) {
+                Ok(r) => recorder = Some(r),
+                Err(e) => {
+                    fail(format!("stopped: {e}"));
+                    return 0;
+                }
+            }
+        }
+        let rgb = if (w, h) == (image.width() as usize, image.height() as usize) {
+            image.into_raw()
+        } else {
+            image::imageops::crop_imm(&image, 0, 0, w as u32, h as u32)
+                .to_image()
+                .into_raw()
+        };
+        if let Some(r) = recorder.as_mut() {
+            if let Err(e) = r.write_rgb(&rgb, w, h) {
+                fail(format!("stopped after {} frames: {e}", r.frames()));
+                return r.frames();
+            }
+        }
+    }
+    match recorder {
+        Some(r) => match r.finish() {
+            Ok(frames) => frames,
+            Err(e) => {
+                fail(format!("last fragment lost: {e}"));
+                0
+            }
+        },
+        None => 0,
+    }
+}

@@ -1,0 +1,139 @@
+//! One lesson's folder on the SD card, laid out for a later uploader:
+//! `<data_dir>/sessions/<desk-id>/<start-time>/` holding the video, the summaries, a
+//! `MANIFEST` (SHA-256 and size of every file) and, written last, a `COMPLETE` marker: an
+//! uploader takes only folders with `COMPLETE`.
+//!
+//! At start-up [`recover_unfinished`] finishes folders a power cut left behind: it cuts the
+//! video back to its last whole fragment and completes the folder, marked as interrupted.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use super::summary::write_atomically;
+use super::video;
+
+pub const VIDEO: &str = "video.mp4";
+pub const SUMMARY_TXT: &str = "summary.txt";
+pub const SUMMARY_JSON: &str = "summary.json";
+pub const TIMELINE_CSV: &str = "timeline.csv";
+pub const TIMELINE_PNG: &str = "timeline.png";
+pub const MANIFEST: &str = "MANIFEST";
+pub const COMPLETE: &str = "COMPLETE";
+
+/// A session folder.
+#[derive(Debug, Clone)]
+pub struct SessionDir {
+    pub path: PathBuf,
+}
+
+impl SessionDir {
+    /// Creates `<data_dir>/sessions/<desk>/<start>/` (`start` made safe for file names).
+    pub fn create(data_dir: &Path, desk_id: &str, start: &str) -> std::io::Result<Self> {
+        let folder: String = start
+            .chars()
+            .map(|c| if c == ':' { '-' } else { c })
+            .collect();
+        let path = data_dir.join("sessions").join(desk_id).join(folder);
+        std::fs::create_dir_all(&path)?;
+        Ok(Self { path })
+    }
+
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+
+    pub fn is_complete(&self) -> bool {
+        self.file(COMPLETE).exists()
+    }
+
+    /// Writes the manifest of every file present, then the `COMPLETE` marker.
+    pub fn complete(&self, note: &str) -> std::io::Result<()> {
+        write_atomically(&self.file(MANIFEST), manifest(&self.path)?.as_bytes())?;
+        write_atomically(&self.file(COMPLETE), format!("{note}\n").as_bytes())
+    }
+}
+
+/// `sha256  size  name` per regular file, sorted by name (MANIFEST and COMPLETE excluded).
+pub fn manifest(dir: &Path) -> std::io::Result<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().map(|t| t.is_file()).unwrap_or(false))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n != MANIFEST && n != COMPLETE && !n.ends_with(".tmp"))
+        .collect();
+    names.sort();
+    let mut out = String::new();
+    for name in names {
+        let bytes = std::fs::read(dir.join(&name))?;
+        let digest = Sha256::digest(&bytes);
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        let _ = writeln!(out, "{hex}  {}  {name}", bytes.len());
+    }
+    Ok(out)
+}
+
+/// Finishes every session under `data_dir` that has no `COMPLETE` marker; returns them.
+pub fn recover_unfinished(data_dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut recovered = Vec::new();
+    let sessions = data_dir.join("sessions");
+    let Ok(desks) = std::fs::read_dir(&sessions) else {
+        return Ok(recovered);
+    };
+    for desk in desks.filter_map(|e| e.ok()).filter(|e| e.path().is_dir()) {
+        for session in std::fs::read_dir(desk.path())?.filter_map(|e| e.ok()) {
+            let dir = SessionDir {
+                path: session.path(),
+            };
+            if !dir.path.is_dir() || dir.is_complete() {
+                continue;
+            }
+            let video_path = dir.file(VIDEO);
+            let mut note = String::from("interrupted (recovered at start-up)");
+            if video_path.exists() {
+                match video::repair(&video_path) {
+                    Ok(repair) => {
+                        let _ = write!(
+                            note,
+                            "; video cut from {} to {} bytes ({} fragments)",
+                            repair.original_len, repair.kept_len, repair.fragments
+                        );
+                    }
+                    Err(error) => {
+                        let _ = write!(note, "; video could not be repaired: {error}");
+                    }
+                }
+            }
+            tracing::warn!(session = %dir.path.display(), %note, "recovered an unfinished session");
+            dir.complete(&note)?;
+            recovered.push(dir.path);
+        }
+    }
+    Ok(recovered)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manifest_lists_files_with_hashes_and_complete_comes_last() {
+        let root = std::env::temp_dir().join(format!("ekspresi-session-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let session = SessionDir::create(&root, "desk-1", "2026-11-28T09:00:00Z").unwrap();
+        assert!(session
+            .path
+            .ends_with("sessions/desk-1/2026-11-28T09-00-00Z"));
+        std::fs::write(session.file(SUMMARY_TXT), b"abc").unwrap();
+        session.complete("ok").unwrap();
+        let manifest = std::fs::read_to_string(session.file(MANIFEST)).unwrap();
+        // SHA-256 of "abc".
+        assert_eq!(
+            manifest,
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad  3  summary.txt\n"
+        );
+        assert!(session.is_complete());
+        let _ = std::fs::remove_dir_all(&root);
+    }
+}

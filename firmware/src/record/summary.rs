@@ -1,0 +1,366 @@
+//! The lesson summary in three forms: `summary.txt` for the teacher, `summary.json` for
+//! machines (same data, with a `schema_version`), and a per-second `timeline.csv` with its
+//! `timeline.png` chart. All are written atomically (temporary file, fsync, rename) and
+//! refreshed during the lesson, so a power cut leaves a summary no older than the refresh
+//! period.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::Path;
+
+use ekspresi_common::Expression;
+use plotters::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::aggregate::{CategoryCounts, Impression, Tally};
+
+/// Version of `summary.json`'s layout.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Reactions seen in one second of the lesson.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecondCounts {
+    pub second: u64,
+    pub positive: u64,
+    pub neutral: u64,
+    pub negative: u64,
+    pub no_face: u64,
+}
+
+/// Per-second reaction counts over the lesson.
+#[derive(Debug, Clone, Default)]
+pub struct Timeline {
+    seconds: Vec<SecondCounts>,
+}
+
+impl Timeline {
+    pub fn record(&mut self, second: u64, category: Option<ekspresi_common::Category>) {
+        while self.seconds.len() as u64 <= second {
+            let next = self.seconds.len() as u64;
+            self.seconds.push(SecondCounts {
+                second: next,
+                ..Default::default()
+            });
+        }
+        let slot = &mut self.seconds[second as usize];
+        match category {
+            Some(ekspresi_common::Category::Positive) => slot.positive += 1,
+            Some(ekspresi_common::Category::Neutral) => slot.neutral += 1,
+            Some(ekspresi_common::Category::Negative) => slot.negative += 1,
+            None => slot.no_face += 1,
+        }
+    }
+
+    pub fn seconds(&self) -> &[SecondCounts] {
+        &self.seconds
+    }
+
+    pub fn to_csv(&self) -> String {
+        let mut csv = String::from("second,positive,neutral,negative,no_face\n");
+        for s in &self.seconds {
+            let _ = writeln!(
+                csv,
+                "{},{},{},{},{}",
+                s.second, s.positive, s.neutral, s.negative, s.no_face
+            );
+        }
+        csv
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ExpressionShare {
+    pub expression: Expression,
+    pub frames: u64,
+    pub percent: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Reactions {
+    pub counts: CategoryCounts,
+    pub positive_percent: f64,
+    pub neutral_percent: f64,
+    pub negative_percent: f64,
+}
+
+/// `summary.json`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Summary {
+    pub schema_version: u32,
+    pub desk_id: String,
+    pub lesson_start: String,
+    /// `None` while the lesson runs (or if it ended by a power cut).
+    pub lesson_end: Option<String>,
+    pub frames_analysed: u64,
+    pub frames_with_face: u64,
+    pub frames_without_face: u64,
+    /// Frames the capture could not keep up with (live sources only).
+    pub frames_dropped: u64,
+    pub expressions: Vec<ExpressionShare>,
+    pub reactions: Reactions,
+    /// `good` when positive % + neutral % > negative % (a tie is bad); null without faces.
+    pub impression: Option<Impression>,
+    pub model: String,
+    /// Why the video stopped early, if it did (e.g. storage full).
+    pub video_note: Option<String>,
+}
+
+/// What the summary is built from.
+pub struct SummaryInput<'a> {
+    pub desk_id: &'a str,
+    pub lesson_start: &'a str,
+    pub lesson_end: Option<&'a str>,
+    pub tally: &'a Tally,
+    pub frames_dropped: u64,
+    pub model: &'a str,
+    pub video_note: Option<&'a str>,
+}
+
+impl Summary {
+    pub fn build(input: &SummaryInput<'_>) -> Summary {
+        let tally = input.tally;
+        let percentages = tally.percentages();
+        let counts = tally.category_counts();
+        let (positive_percent, neutral_percent, negative_percent) = if counts.total() == 0 {
+            (0.0, 0.0, 0.0)
+        } else {
+            counts.percentages()
+        };
+        Summary {
+            schema_version: SCHEMA_VERSION,
+            desk_id: input.desk_id.to_owned(),
+            lesson_start: input.lesson_start.to_owned(),
+            lesson_end: input.lesson_end.map(str::to_owned),
+            frames_analysed: tally.faces() + tally.frames_without_face,
+            frames_with_face: tally.faces(),
+            frames_without_face: tally.frames_without_face,
+            frames_dropped: input.frames_dropped,
+            expressions: Expression::ALL
+                .iter()
+                .map(|&e| ExpressionShare {
+                    expression: e,
+                    frames: tally.per_expression[e.label()],
+                    percent: percentages[e.label()],
+                })
+                .collect(),
+            reactions: Reactions {
+                counts,
+                positive_percent,
+                neutral_percent,
+                negative_percent,
+            },
+            impression: tally.impression(),
+            model: input.model.to_owned(),
+            video_note: input.video_note.map(str::to_owned),
+        }
+    }
+
+    /// The teacher's text.
+    pub fn to_text(&self) -> String {
+        let mut t = String::new();
+        let _ = writeln!(t, "Ekspresi lesson summary — desk {}", self.desk_id);
+        let _ = writeln!(t, "Lesson start: {}", self.lesson_start);
+        let _ = writeln!(
+            t,
+            "Lesson end:   {}",
+            self.lesson_end
+                .as_deref()
+                .unwrap_or("(in progress or interrupted)")
+        );
+        let _ = writeln!(t);
+        let impression = match self.impression {
+            Some(Impression::Good) => "GOOD (positive + neutral reactions outweigh negative ones)",
+            Some(Impression::Bad) => {
+                "BAD (negative reactions are at least as frequent as the others)"
+            }
+            None => "none (no face was analysed)",
+        };
+        let _ = writeln!(t, "Impression: {impression}");
+        let _ = writeln!(t);
+        let _ = writeln!(t, "Reactions              count   percent");
+        let r = &self.reactions;
+        for (name, count, percent) in [
+            (
+                "positive (happy, surprise)",
+                r.counts.positive,
+                r.positive_percent,
+            ),
+            ("neutral", r.counts.neutral, r.neutral_percent),
+            (
+                "negative (angry, disgust, fear, sad)",
+                r.counts.negative,
+                r.negative_percent,
+            ),
+        ] {
+            let _ = writeln!(t, "  {name:<36} {count:>7} {percent:>7.1}%");
+        }
+        let _ = writeln!(t);
+        let _ = writeln!(t, "Expressions            frames  percent");
+        for share in &self.expressions {
+            let _ = writeln!(
+                t,
+                "  {:<20} {:>7} {:>7.1}%",
+                share.expression.name(),
+                share.frames,
+                share.percent
+            );
+        }
+        let _ = writeln!(t);
+        let _ = writeln!(
+            t,
+            "Frames analysed: {} ({} with a face, {} without); dropped: {}",
+            self.frames_analysed,
+            self.frames_with_face,
+            self.frames_without_face,
+            self.frames_dropped
+        );
+        if let Some(note) = &self.video_note {
+            let _ = writeln!(t, "Video: {note}");
+        }
+        let _ = writeln!(t, "Model: {}", self.model);
+        let _ = writeln!(
+            t,
+            "Note: the expression model is right on about 6 of 10 test faces and weakest on \
+             disgust and fear; read these numbers as a rough trend, never as a judgement of \
+             one student."
+        );
+        t
+    }
+}
+
+/// Replaces `path` with `bytes`: temporary file, fsync, rename, fsync of the folder.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let temporary = path.with_extension(format!(
+        "{}.tmp",
+        path.extension().and_then(|e| e.to_str()).unwrap_or("")
+    ));
+    {
+        let mut file = std::fs::File::create(&temporary)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+    }
+    std::fs::rename(&temporary, path)?;
+    if let Some(dir) = path.parent() {
+        if let Ok(dir) = std::fs::File::open(dir) {
+            let _ = dir.sync_all();
+        }
+    }
+    Ok(())
+}
+
+/// Draws positive / neutral / negative share per second.
+pub fn timeline_chart(timeline: &Timeline, path: &Path) -> Result<(), Box<dyn std::error::Error>> {
+    plotters::style::register_font(
+        "sans-serif",
+        FontStyle::Normal,
+        ekspresi_common::font::DEJAVU_SANS,
+    )
+    .map_err(|_| "embedded font is invalid")?;
+    let temporary = path.with_extension("png.tmp.png");
+    {
+        let root = BitMapBackend::new(&temporary, (900, 360)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let seconds = timeline.seconds();
+        let end = seconds.len().max(1) as f64;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(
+                "Reactions over the lesson (% of faces per second)",
+                ("sans-serif", 18),
+            )
+            .margin(10)
+            .x_label_area_size(35)
+            .y_label_area_size(45)
+            .build_cartesian_2d(0.0..end, 0.0..100.0)?;
+        chart
+            .configure_mesh()
+            .x_desc("second")
+            .y_desc("%")
+            .label_style(("sans-serif", 12))
+            .draw()?;
+        let share = |f: fn(&SecondCounts) -> u64| {
+            seconds
+                .iter()
+                .map(move |s| {
+                    let faces = (s.positive + s.neutral + s.negative).max(1);
+                    (s.second as f64, 100.0 * f(s) as f64 / faces as f64)
+                })
+                .collect::<Vec<_>>()
+        };
+        for (label, colour, values) in [
+            ("positive", GREEN, share(|s| s.positive)),
+            ("neutral", BLUE, share(|s| s.neutral)),
+            ("negative", RED, share(|s| s.negative)),
+        ] {
+            chart
+                .draw_series(LineSeries::new(values, colour.stroke_width(2)))?
+                .label(label)
+                .legend(move |(x, y)| {
+                    PathElement::new([(x, y), (x + 18, y)], colour.stroke_width(2))
+                });
+        }
+        chart
+            .configure_series_labels()
+            .label_font(("sans-serif", 12))
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()?;
+        root.present()?;
+    }
+    std::fs::rename(&temporary, path)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_percentages_and_text() {
+        let mut tally = Tally::default();
+        for e in [
+            Expression::Happy,
+            Expression::Happy,
+            Expression::Sad,
+            Expression::Neutral,
+        ] {
+            tally.record(e);
+        }
+        tally.record_no_face();
+        let summary = Summary::build(&SummaryInput {
+            desk_id: "desk-7",
+            lesson_start: "2026-11-28T09:00:00Z",
+            lesson_end: None,
+            tally: &tally,
+            frames_dropped: 0,
+            model: "lenet5-int8",
+            video_note: None,
+        });
+        assert_eq!(summary.frames_analysed, 5);
+        let total: f64 = summary.expressions.iter().map(|e| e.percent).sum();
+        assert!((total - 100.0).abs() < 1e-9);
+        assert_eq!(
+            summary.reactions.counts,
+            CategoryCounts {
+                positive: 2,
+                neutral: 1,
+                negative: 1
+            }
+        );
+        assert_eq!(summary.impression, Some(Impression::Good));
+        let text = summary.to_text();
+        assert!(text.contains("Impression: GOOD"), "{text}");
+        assert!(text.contains("happy"));
+        let json = serde_json::to_value(&summary).unwrap();
+        assert_eq!(json["schema_version"], 1);
+        assert_eq!(json["impression"], "good");
+    }
+
+    #[test]
+    fn timeline_fills_every_second() {
+        let mut timeline = Timeline::default();
+        timeline.record(0, Some(ekspresi_common::Category::Positive));
+        timeline.record(2, None);
+        assert_eq!(timeline.seconds().len(), 3);
+        assert_eq!(timeline.to_csv().lines().nth(3), Some("2,0,0,0,1"));
+    }
+}

@@ -1,0 +1,270 @@
+//! Crash-safe recording: annotated frames encoded to H.264 with OpenH264 and muxed into a
+//! **fragmented MP4** (muxide's fragmented writer), one fragment per keyframe interval.
+//!
+//! Each fragment (`moof` + `mdat`) is appended and `fdatasync`'d before the next begins, so
+//! a power cut loses at most the fragment being built; [`repair`] cuts an interrupted file
+//! back to its last whole fragment, after which any MP4 player or ffprobe reads it.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use muxide::fragmented::{FragmentConfig, FragmentedMuxer};
+use openh264::encoder::{Encoder, EncoderConfig, FrameType};
+use openh264::formats::{RgbSliceU8, YUVBuffer};
+use openh264::OpenH264API;
+
+/// MP4 media timescale (ticks per second).
+const TIMESCALE: u32 = 90_000;
+
+/// Why recording failed.
+#[derive(Debug, thiserror::Error)]
+pub enum VideoError {
+    #[error("video file {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("H.264 encoder: {0}")]
+    Encoder(String),
+    #[error("MP4 muxer: {0}")]
+    Muxer(String),
+    #[error("frame is {got:?}, the recording is {expected:?}")]
+    FrameSize {
+        expected: (usize, usize),
+        got: (usize, usize),
+    },
+}
+
+/// Writes an H.264 fragmented MP4, fragment by fragment.
+pub struct VideoRecorder {
+    path: PathBuf,
+    file: File,
+    encoder: Encoder,
+    muxer: Option<FragmentedMuxer>,
+    size: (usize, usize),
+    ticks_per_frame: u64,
+    keyframe_interval: u64,
+    frames: u64,
+    yuv: YUVBuffer,
+}
+
+impl VideoRecorder {
+    /// Creates `path` for frames of `width × height` (even numbers) at `fps`, with a
+    /// keyframe (and so a fragment) every `keyframe_interval` frames.
+    pub fn create(
+        path: &Path,
+        width: usize,
+        height: usize,
+        fps: f64,
+        keyframe_interval: u32,
+    ) -> Result<Self, VideoError> {
+        let io = |source| VideoError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let file = File::create(path).map_err(io)?;
+        let config = EncoderConfig::new()
+            .max_frame_rate(openh264::encoder::FrameRate::from_hz(fps as f32))
+            .bitrate(openh264::encoder::BitRate::from_bps(600_000))
+            .skip_frames(false);
+        let encoder = Encoder::with_api_config(OpenH264API::from_source(), config)
+            .map_err(|e| VideoError::Encoder(e.to_string()))?;
+        Ok(Self {
+            path: path.to_owned(),
+            file,
+            encoder,
+            muxer: None,
+            size: (width, height),
+            ticks_per_frame: (f64::from(TIMESCALE) / fps).round() as u64,
+            keyframe_interval: u64::from(keyframe_interval.max(1)),
+            frames: 0,
+            yuv: YUVBuffer::new(width, height),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Frames written so far.
+    pub fn frames(&self) -> u64 {
+        self.frames
+    }
+
+    /// Encodes one RGB frame; at each keyframe the previous fragment goes to disk first.
+    pub fn write_rgb(&mut self, rgb: &[u8], width: usize, height: usize) -> Result<(), VideoError> {
+        if (width, height) != self.size {
+            return Err(VideoError::FrameSize {
+                expected: self.size,
+                got: (width, height),
+            });
+        }
+        if self.frames % self.keyframe_interval == 0 {
+            self.encoder.force_intra_frame();
+        }
+        self.yuv.read_rgb8(RgbSliceU8::new(rgb, (width, height)));
+        let bitstream = self
+            .encoder
+            .encode(&self.yuv)
+            .map_err(|e| VideoError::Encoder(e.to_string()))?;
+        let is_keyframe = matches!(bitstream.frame_type(), FrameType::IDR | FrameType::I);
+        let mut parameter_sets = (None, None);
+        let mut sample = Vec::new();
+        for layer in (0..bitstream.num_layers()).filter_map(|i| bitstream.layer(i)) {
+            for nal in (0..layer.nal_count()).filter_map(|i| layer.nal_unit(i)) {
+                let nal = strip_start_code(nal);
+                match nal.first().map(|b| b & 0x1f) {
+                    Some(7) => parameter_sets.0 = Some(nal.to_vec()),
+                    Some(8) => parameter_sets.1 = Some(nal.to_vec()),
+                    Some(_) => {
+                        sample.extend_from_slice(&(nal.len() as u32).to_be_bytes());
+                        sample.extend_from_slice(nal);
+                    }
+                    None => {}
+                }
+            }
+        }
+        if sample.is_empty() {
+            // The encoder skipped this frame; keep the timeline by not advancing.
+            return Ok(());
+        }
+        if self.muxer.is_none() {
+            self.start(parameter_sets)?;
+        } else if is_keyframe {
+            self.flush_fragment()?;
+        }
+        let pts = self.frames * self.ticks_per_frame;
+        if let Some(muxer) = self.muxer.as_mut() {
+            muxer
+                .write_video(pts, pts, &sample, is_keyframe)
+                .map_err(|e| VideoError::Muxer(e.to_string()))?;
+        }
+        self.frames += 1;
+        Ok(())
+    }
+
+    fn start(
+        &mut self,
+        parameter_sets: (Option<Vec<u8>>, Option<Vec<u8>>),
+    ) -> Result<(), VideoError> {
+        let (Some(sps), Some(pps)) = parameter_sets else {
+            return Err(VideoError::Encoder("first frame carried no SPS/PPS".into()));
+        };
+        let mut config = FragmentConfig::new(self.size.0 as u32, self.size.1 as u32, TIMESCALE)
+            .with_fragment_duration_ms(u32::MAX);
+        config.sps = sps;
+        config.pps = pps;
+        let mut muxer =
+            FragmentedMuxer::new(config).map_err(|e| VideoError::Muxer(e.to_string()))?;
+        let init = muxer.init_segment();
+        self.append(&init)?;
+        self.muxer = Some(muxer);
+        Ok(())
+    }
+
+    fn flush_fragment(&mut self) -> Result<(), VideoError> {
+        let segment = self.muxer.as_mut().and_then(FragmentedMuxer::flush_segment);
+        if let Some(segment) = segment {
+            self.append(&segment)?;
+        }
+        Ok(())
+    }
+
+    fn append(&mut self, bytes: &[u8]) -> Result<(), VideoError> {
+        let io = |source| VideoError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        self.file.write_all(bytes).map_err(io)?;
+        self.file.sync_data().map_err(io)
+    }
+
+    /// Writes the last fragment and closes the file.
+    pub fn finish(mut self) -> Result<u64, VideoError> {
+        self.flush_fragment()?;
+        Ok(self.frames)
+    }
+}
+
+fn strip_start_code(nal: &[u8]) -> &[u8] {
+    if nal.starts_with(&[0, 0, 0, 1]) {
+        &nal[4..]
+    } else if nal.starts_with(&[0, 0, 1]) {
+        &nal[3..]
+    } else {
+        nal
+    }
+}
+
+/// What [`repair`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Repair {
+    pub original_len: u64,
+    pub kept_len: u64,
+    pub fragments: usize,
+}
+
+/// Cuts a fragmented MP4 back to its last whole fragment (a `moof` followed by a complete
+/// `mdat`). A file without a complete header (`ftyp` + `moov`) is cut to nothing.
+pub fn repair(path: &Path) -> Result<Repair, VideoError> {
+    let io = |source| VideoError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(io)?;
+    let original_len = file.metadata().map_err(io)?.len();
+    let (kept_len, fragments) = last_whole_fragment(&mut file, original_len).map_err(io)?;
+    if kept_len != original_len {
+        file.set_len(kept_len).map_err(io)?;
+        file.sync_all().map_err(io)?;
+    }
+    Ok(Repair {
+        original_len,
+        kept_len,
+        fragments,
+    })
+}
+
+fn last_whole_fragment(file: &mut File, len: u64) -> std::io::Result<(u64, usize)> {
+    let mut offset = 0u64;
+    let mut good_end = 0u64;
+    let mut has_header = false;
+    let mut pending_moof = false;
+    let mut fragments = 0;
+    while offset + 8 <= len {
+        file.seek(SeekFrom::Start(offset))?;
+        let mut header = [0u8; 16];
+        let available = (len - offset).min(16) as usize;
+        file.read_exact(&mut header[..available])?;
+        let mut size = u64::from(u32::from_be_bytes([
+            header[0], header[1], header[2], header[3],
+        ]));
+        let kind = [header[4], header[5], header[6], header[7]];
+        if size == 1 && available == 16 {
+            size = u64::from_be_bytes(header[8..16].try_into().unwrap_or([0; 8]));
+        }
+        if size < 8 || offset + size > len {
+            break; // truncated box: everything from here is lost
+        }
+        offset += size;
+        match &kind {
+            b"moov" => {
+                has_header = true;
+                good_end = offset;
+            }
+            b"moof" => pending_moof = true,
+            b"mdat" if pending_moof && has_header => {
+                pending_moof = false;
+                fragments += 1;
+                good_end = offset;
+            }
+            _ => {}
+        }
+    }
+    Ok((if has_header { good_end } else { 0 }, fragments))
+}
