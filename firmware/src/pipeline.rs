@@ -20,6 +20,7 @@ use image::RgbImage;
 use crate::aggregate::{top_expression, Impression, Smoother, Tally};
 use crate::classify::FaceClassifier;
 use crate::config::KioskConfig;
+use crate::detect::group::Group;
 use crate::detect::{Cascade, Detector, GreyFrame, Rect};
 use crate::hal::{Fault, Frame, FrameSource, SourceError, StatusLeds};
 use crate::record::overlay::{Annotation, Overlay};
@@ -116,6 +117,8 @@ impl<P: OutputPin> Kiosk<P> {
         let _ = self.leds.camera(true);
 
         let mut state = LessonState::new(self.config.smoothing_alpha);
+        // A summary exists from the first moment, so even an early power cut leaves one.
+        self.write_summaries(&session, &start, None, &state, 0, None)?;
         let overlay = Overlay::new();
         let mut next_refresh = u64::from(self.config.summary_refresh_s);
         let mut source_error = None;
@@ -194,7 +197,7 @@ impl<P: OutputPin> Kiosk<P> {
             height: frame.height,
             pixels: &grey,
         };
-        let face = largest(&self.detector.detect(grey_frame));
+        let face = student_face(&self.detector.detect_groups(grey_frame));
         let second = frame.timestamp.as_secs();
         let Some(face) = face else {
             state.tally.record_no_face();
@@ -328,8 +331,14 @@ impl Shown {
     }
 }
 
-fn largest(faces: &[Rect]) -> Option<Rect> {
-    faces.iter().copied().max_by_key(Rect::area)
+/// The student's face: the detection backed by the most raw hits, the larger on a tie.
+/// Picking by size alone (the paper's "largest face") lets a big background false positive
+/// win over a real face, as it does on the demo clip's astronaut frames.
+fn student_face(groups: &[Group]) -> Option<Rect> {
+    groups
+        .iter()
+        .max_by_key(|g| (g.neighbors, g.rect.area()))
+        .map(|g| g.rect)
 }
 
 /// Reads the source on its own thread into a bounded queue.

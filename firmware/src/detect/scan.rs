@@ -6,7 +6,7 @@
 //! (9 stumps) without touching the rest.
 
 use super::cascade::Cascade;
-use super::group::{group_rectangles, GROUP_EPS};
+use super::group::{group_rectangles, Group, GROUP_EPS};
 use super::integral::Integral;
 use super::resize::resize_bilinear;
 use super::{DetectParams, GreyFrame, ParamsError, Rect};
@@ -77,11 +77,16 @@ impl Detector {
 
     /// Detections after grouping, like `detectMultiScale`.
     pub fn detect(&mut self, frame: GreyFrame<'_>) -> Vec<Rect> {
-        let raw = self.detect_raw(frame);
-        group_rectangles(&raw, self.params.min_neighbors, GROUP_EPS)
+        self.detect_groups(frame)
             .into_iter()
             .map(|g| g.rect)
             .collect()
+    }
+
+    /// Detections with the number of raw hits behind each (a confidence).
+    pub fn detect_groups(&mut self, frame: GreyFrame<'_>) -> Vec<Group> {
+        let raw = self.detect_raw(frame);
+        group_rectangles(&raw, self.params.min_neighbors, GROUP_EPS)
     }
 
     /// Every window the cascade accepts, before grouping, in original-image coordinates.

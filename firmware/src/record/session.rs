@@ -93,6 +93,10 @@ pub fn recover_unfinished(data_dir: &Path) -> std::io::Result<Vec<PathBuf>> {
             let mut note = String::from("interrupted (recovered at start-up)");
             if video_path.exists() {
                 match video::repair(&video_path) {
+                    Ok(repair) if repair.kept_len == 0 => {
+                        let _ = std::fs::remove_file(&video_path);
+                        note.push_str("; no whole video fragment had been written, video removed");
+                    }
                     Ok(repair) => {
                         let _ = write!(
                             note,

@@ -206,7 +206,8 @@ pub struct Repair {
 }
 
 /// Cuts a fragmented MP4 back to its last whole fragment (a `moof` followed by a complete
-/// `mdat`). A file without a complete header (`ftyp` + `moov`) is cut to nothing.
+/// `mdat`). A file without a complete header (`ftyp` + `moov`) or without any whole
+/// fragment is cut to nothing.
 pub fn repair(path: &Path) -> Result<Repair, VideoError> {
     let io = |source| VideoError::Io {
         path: path.to_owned(),
@@ -266,5 +267,14 @@ fn last_whole_fragment(file: &mut File, len: u64) -> std::io::Result<(u64, usize
             _ => {}
         }
     }
-    Ok((if has_header { good_end } else { 0 }, fragments))
+    // A header without a single whole fragment holds no picture: players reject it, so the
+    // file is cut to nothing rather than left as an unreadable stub.
+    Ok((
+        if has_header && fragments > 0 {
+            good_end
+        } else {
+            0
+        },
+        fragments,
+    ))
 }

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The project's test command (README): installs what the tests need on a fresh Debian
+# machine — ffmpeg (ffprobe checks the recorded MP4s), nasm (OpenH264's fast x86 build) and
+# OpenCV for Python (the detector parity tests) — then runs every test of the workspace.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v ffprobe >/dev/null 2>&1 || need_apt+=(ffmpeg)
+command -v nasm >/dev/null 2>&1 || need_apt+=(nasm)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -q
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need_apt[@]}"
+  else
+    echo "missing ${need_apt[*]}: sudo apt-get install ${need_apt[*]}" >&2
+    exit 1
+  fi
+fi
+if ! python3 -c "import cv2" >/dev/null 2>&1; then
+  python3 -m pip install -q "opencv-python-headless<5"
+fi
+
+# One release build for everything: tests, benches and the demo share its artefacts.
+cargo test --release --workspace "$@"

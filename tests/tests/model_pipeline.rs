@@ -1,0 +1,92 @@
+//! The offline model pipeline on real FER-2013 faces: a small real training run (loss falls),
+//! export whose tract output matches burn's forward pass, int8 quantization that keeps top-1
+//! agreement, and clean errors on malformed data. The full training runs outside CI.
+
+use ekspresi_tests::{fer2013, scratch_dir};
+use model_quant::augment::AugmentConfig;
+use model_quant::data::{self, Usage};
+use model_quant::export::{self, prepared_input};
+use model_quant::nets::Arch;
+use model_quant::quantize::WeightGranularity;
+use model_quant::train::{self, RunDir, TrainConfig};
+
+#[test]
+fn small_training_learns_and_exports_to_matching_fp32_and_int8() {
+    let faces = data::load(&fer2013()).expect("FER-2013 loads");
+    let training = faces.with_usage(Usage::Training).take_per_class(60);
+    let (train_set, validation_set) = training.stratified_split(0.2, 1);
+    let config = TrainConfig {
+        arch: Arch::lenet5(),
+        epochs: 2,
+        batch_size: 32,
+        learning_rate: 2e-3,
+        min_learning_rate: 1e-4,
+        weight_decay: None,
+        label_smoothing: 0.0,
+        class_weights: false,
+        augment: Some(AugmentConfig::default()),
+        patience: None,
+        seed: 3,
+    };
+    let dir = scratch_dir("model_pipeline");
+    let run = RunDir::new(&dir.join("run"));
+
+    let untrained = model_quant::nets::Net::new(&config.arch, &burn::tensor::Device::flex());
+    let (loss_before, _) = train::evaluate(&untrained, &train_set);
+    let log =
+        train::train(&config, &train_set, &validation_set, &run, false).expect("training runs");
+    assert_eq!(log.len(), 2);
+    let trained = train::load_model(&config.arch, &run.best_model()).expect("best model reloads");
+    let (loss_after, _) = train::evaluate(&trained, &train_set);
+    assert!(
+        loss_after < loss_before,
+        "training loss did not fall: {loss_before} → {loss_after}"
+    );
+    assert!(dir.join("run/training.png").exists() && dir.join("run/log.jsonl").exists());
+
+    // Resuming a finished run trains nothing more and keeps the log.
+    let resumed = train::train(&config, &train_set, &validation_set, &run, true).expect("resume");
+    assert_eq!(resumed.len(), 2);
+
+    let check = faces.with_usage(Usage::PublicTest).take_per_class(30);
+    let report = export::export(
+        &run,
+        &dir.join("small"),
+        &train_set,
+        &check,
+        WeightGranularity::PerTensor,
+    )
+    .expect("export and quantization");
+    assert!(
+        report.fp32_max_abs_diff <= 1e-4,
+        "tract vs burn: {}",
+        report.fp32_max_abs_diff
+    );
+    assert!(
+        report.int8_top1_agreement >= 0.95,
+        "int8 vs fp32 top-1: {}",
+        report.int8_top1_agreement
+    );
+    assert!(report.int8_bytes * 3 < report.fp32_bytes);
+
+    // The exported int8 model runs through the same runner the firmware uses.
+    let model = ekspresi_common::model::ExpressionModel::load(&report.int8_model, 8).unwrap();
+    let probabilities = model.classify(&prepared_input(&check)).unwrap();
+    assert_eq!(probabilities.len(), check.len());
+    assert!(probabilities
+        .iter()
+        .all(|p| (p.iter().sum::<f32>() - 1.0).abs() < 1e-3));
+}
+
+#[test]
+fn malformed_data_gives_a_clean_error_naming_file_and_line() {
+    let dir = scratch_dir("malformed_csv");
+    let path = dir.join("broken.csv");
+    std::fs::write(&path, "emotion,pixels,Usage\n3,1 2 3,Training\n").unwrap();
+    let message = data::load(&path).unwrap_err().to_string();
+    assert!(message.contains("broken.csv:2"), "{message}");
+    assert!(message.contains("2304"), "{message}");
+
+    let truncated = ekspresi_common::model::ExpressionModel::from_bytes(&[8, 1, 18, 3], 1);
+    assert!(truncated.is_err(), "a truncated model must not load");
+}

@@ -1,0 +1,77 @@
+//! The shipped expression model, judged on FER-2013 `PublicTest` (never used for training or
+//! selection): its accuracy is what the model card claims, int8 stays within one point of its
+//! fp32 twin, and tract runs every layer of the int8 model with integer kernels.
+
+use ekspresi_common::model::ExpressionModel;
+use ekspresi_tests::{fer2013, workspace};
+use model_quant::data::{self, Usage};
+use model_quant::evaluate::evaluate;
+
+fn models() -> std::path::PathBuf {
+    workspace().join("firmware/models")
+}
+
+/// The PublicTest accuracy `MODEL_CARD.md` states for the int8 LeNet-5 (a line
+/// `PublicTest accuracy (int8): 0.xxxx`).
+fn card_accuracy() -> f64 {
+    let card = std::fs::read_to_string(models().join("MODEL_CARD.md")).expect("model card");
+    card.lines()
+        .find_map(|l| l.split("PublicTest accuracy (int8):").nth(1))
+        .and_then(|v| v.trim().trim_matches('*').trim().parse().ok())
+        .expect("the model card states `PublicTest accuracy (int8): <value>`")
+}
+
+#[test]
+fn int8_model_reaches_its_stated_accuracy_and_tracks_fp32() {
+    let faces = data::load(&fer2013())
+        .expect("FER-2013 loads")
+        .with_usage(Usage::PublicTest);
+    assert_eq!(faces.len(), 3589);
+    let int8 = evaluate(&models().join("lenet5-int8.onnx"), &faces, 64).unwrap();
+    let fp32 = evaluate(&models().join("lenet5-fp32.onnx"), &faces, 64).unwrap();
+    eprintln!(
+        "PublicTest accuracy: int8 {:.4}, fp32 {:.4}",
+        int8.report.accuracy, fp32.report.accuracy
+    );
+    assert!(
+        (int8.report.accuracy - card_accuracy()).abs() < 0.0005,
+        "the model card is out of date"
+    );
+    assert!((int8.report.accuracy - fp32.report.accuracy).abs() <= 0.01);
+    // Every class is predicted sometimes: the model is not collapsing onto the big classes.
+    assert!(int8
+        .report
+        .per_class
+        .iter()
+        .filter(|c| c.class != "disgust")
+        .all(|c| c.recall > 0.1));
+}
+
+#[test]
+fn tract_runs_the_int8_model_with_integer_kernels_only() {
+    let model = ExpressionModel::load(&models().join("lenet5-int8.onnx"), 1).unwrap();
+    let graph = model.optimised_graph();
+    let ops: Vec<(String, String)> = graph
+        .nodes()
+        .iter()
+        .map(|n| (n.op().name().to_string(), format!("{:?}", n.op())))
+        .collect();
+    let matmuls: Vec<&String> = ops
+        .iter()
+        .filter(|(name, _)| name == "OptMatMul")
+        .map(|(_, debug)| debug)
+        .collect();
+    // 3 convolutions + 2 fully-connected layers written as convolutions.
+    assert_eq!(matmuls.len(), 5, "{ops:?}");
+    for debug in &matmuls {
+        assert!(
+            debug.contains("mmm_i32"),
+            "a matmul without an integer kernel: {debug}"
+        );
+        assert!(!debug.contains("mmm_f32"), "a float matmul kernel: {debug}");
+    }
+    assert!(
+        !ops.iter().any(|(name, _)| name.contains("Conv")),
+        "a float conv remains: {ops:?}"
+    );
+}
