@@ -89,7 +89,7 @@ impl ExpressionModel {
     /// Class probabilities for each face in `input` (`k × 48 × 48` prepared values). Any
     /// number of faces; they are run in batches, the last one padded.
     pub fn classify(&self, input: &[f32]) -> Result<Vec<[f32; NUM_CLASSES]>, ModelError> {
-        if input.len() % INPUT_LEN != 0 {
+        if !input.len().is_multiple_of(INPUT_LEN) {
             return Err(ModelError::InputShape {
                 actual: input.len(),
             });

@@ -163,7 +163,10 @@ impl KioskConfig {
         if !(self.smoothing_alpha > 0.0 && self.smoothing_alpha <= 1.0) {
             return invalid("smoothing_alpha", "must be in (0, 1]");
         }
-        if self.camera.width % 2 != 0 || self.camera.height % 2 != 0 || self.camera.width < 64 {
+        if !self.camera.width.is_multiple_of(2)
+            || !self.camera.height.is_multiple_of(2)
+            || self.camera.width < 64
+        {
             return invalid("camera.width/height", "must be even and at least 64 wide");
         }
         if !(1..=60).contains(&self.camera.fps) {
@@ -206,8 +209,10 @@ mod tests {
             "{unknown}"
         );
 
-        let mut bad = KioskConfig::default();
-        bad.smoothing_alpha = 0.0;
+        let bad = KioskConfig {
+            smoothing_alpha: 0.0,
+            ..KioskConfig::default()
+        };
         let err = bad.validate().unwrap_err().to_string();
         assert!(err.contains("smoothing_alpha"), "{err}");
 

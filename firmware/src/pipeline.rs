@@ -7,7 +7,7 @@
 //! frame, never the analysis). File sources are replayed without drops, as fast as the CPU
 //! allows.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
@@ -450,7 +450,7 @@ impl Recorder {
 }
 
 fn encode_all(
-    path: &PathBuf,
+    path: &Path,
     fps: f64,
     keyframe_interval: u32,
     frames: &Receiver<RgbImage>,

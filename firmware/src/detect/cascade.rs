@@ -307,11 +307,14 @@ mod tests {
         // First stump and feature of the file, read by hand from the XML.
         let first = cascade.stages[0].stumps[0];
         assert_eq!(first.feature, 0);
-        assert_eq!(first.threshold, -3.1511999666690826e-02);
-        assert_eq!(first.left, 2.0875380039215088);
+        assert_eq!(
+            first.threshold,
+            "-3.1511999666690826e-02".parse::<f32>().unwrap()
+        );
+        assert_eq!(first.left, "2.0875380039215088".parse::<f32>().unwrap());
         assert_eq!(
             cascade.stages[0].threshold,
-            -5.0425500869750977 - THRESHOLD_EPS
+            "-5.0425500869750977".parse::<f32>().unwrap() - THRESHOLD_EPS
         );
         assert_eq!(
             cascade.features[0].rects[1],

@@ -100,7 +100,7 @@ impl VideoRecorder {
                 got: (width, height),
             });
         }
-        if self.frames % self.keyframe_interval == 0 {
+        if self.frames.is_multiple_of(self.keyframe_interval) {
             self.encoder.force_intra_frame();
         }
         self.yuv.read_rgb8(RgbSliceU8::new(rgb, (width, height)));
