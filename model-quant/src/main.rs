@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use model_quant::augment::AugmentConfig;
 use model_quant::data::{self, Usage};
 use model_quant::nets::Arch;
+use model_quant::plain::InputAdapter;
 use model_quant::quantize::WeightGranularity;
 use model_quant::train::{self, RunDir, TrainConfig};
 use model_quant::{evaluate, export};
@@ -50,6 +51,14 @@ struct ExportArgs {
     /// Faces on which tract is compared with burn (fp32) and fp32 with int8.
     #[arg(long, default_value_t = 500)]
     check_faces: usize,
+    /// Put the input adapter (blur σ in pixels) in front of the network; see MODEL_CARD.md.
+    #[arg(long)]
+    adapter_blur_sigma: Option<f32>,
+    /// The adapter's contrast factor about --adapter-mean-grey.
+    #[arg(long, default_value_t = 1.0)]
+    adapter_contrast: f32,
+    #[arg(long, default_value_t = 0.5)]
+    adapter_mean_grey: f32,
 }
 
 #[derive(Args)]
@@ -146,12 +155,18 @@ fn run_export(args: ExportArgs) -> Result<()> {
         7,
     );
     let check = export::sample(&faces.with_usage(Usage::PublicTest), args.check_faces, 11);
+    let adapter = args.adapter_blur_sigma.map(|blur_sigma| InputAdapter {
+        blur_sigma,
+        contrast: args.adapter_contrast,
+        mean_grey: args.adapter_mean_grey,
+    });
     let report = export::export(
         &RunDir::new(&args.run),
         &args.out,
         &calibration,
         &check,
         args.granularity,
+        adapter,
     )?;
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())

@@ -29,6 +29,7 @@ pub struct GraphBuilder {
 pub enum Attr {
     Int(i64),
     Ints(Vec<i64>),
+    Str(&'static str),
 }
 
 impl GraphBuilder {
@@ -73,6 +74,23 @@ impl GraphBuilder {
         self.initializer(name, dims, DataType::Int8, raw)
     }
 
+    pub fn i64s(&mut self, name: &str, dims: &[usize], data: &[i64]) -> String {
+        let raw = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+        self.initializer(name, dims, DataType::Int64, raw)
+    }
+
+    /// An edge-replicating pad of `x` (N×C×H×W) by `p` on each spatial side.
+    pub fn edge_pad(&mut self, x: &str, p: usize, output: &str) -> String {
+        let p = p as i64;
+        let pads = self.i64s(&format!("{output}_pads"), &[8], &[0, 0, p, p, 0, 0, p, p]);
+        self.node(
+            "Pad",
+            &[x, &pads],
+            output,
+            vec![("mode", Attr::Str("edge"))],
+        )
+    }
+
     pub fn u8s(&mut self, name: &str, dims: &[usize], data: &[u8]) -> String {
         self.initializer(name, dims, DataType::Uint8, data.to_vec())
     }
@@ -98,6 +116,12 @@ impl GraphBuilder {
                     name: name.to_owned(),
                     r#type: AttributeType::Ints as i32,
                     ints,
+                    ..Default::default()
+                },
+                Attr::Str(text) => AttributeProto {
+                    name: name.to_owned(),
+                    r#type: AttributeType::String as i32,
+                    s: text.as_bytes().to_vec(),
                     ..Default::default()
                 },
             })
@@ -223,6 +247,10 @@ pub fn fp32_model(net: &PlainNet, expose_activations: bool) -> ModelProto {
             Layer::MaxPool(size) => {
                 x = g.node("MaxPool", &[&x], &format!("pool{i}"), pool_attrs(*size));
                 side /= size;
+            }
+            Layer::EdgePad(p) => {
+                x = g.edge_pad(&x, *p, &format!("pad{i}"));
+                side += 2 * p;
             }
         }
     }

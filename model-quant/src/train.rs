@@ -132,6 +132,8 @@ pub fn train(
     std::fs::create_dir_all(&run.0)
         .with_context(|| format!("cannot create run directory {}", run.0.display()))?;
     let device = Device::flex().autodiff();
+    // Seeds burn's generator too (weight initialisation, dropout masks).
+    device.seed(config.seed);
     let mut model = Net::new(&config.arch, &device);
     let mut optimizer = optimizer(config);
     let mut state = RunState {

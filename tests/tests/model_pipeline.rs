@@ -7,17 +7,18 @@ use model_quant::augment::AugmentConfig;
 use model_quant::data::{self, Usage};
 use model_quant::export::{self, prepared_input};
 use model_quant::nets::Arch;
+use model_quant::plain::InputAdapter;
 use model_quant::quantize::WeightGranularity;
 use model_quant::train::{self, RunDir, TrainConfig};
 
 #[test]
 fn small_training_learns_and_exports_to_matching_fp32_and_int8() {
     let faces = data::load(&fer2013()).expect("FER-2013 loads");
-    let training = faces.with_usage(Usage::Training).take_per_class(60);
+    let training = faces.with_usage(Usage::Training).take_per_class(100);
     let (train_set, validation_set) = training.stratified_split(0.2, 1);
     let config = TrainConfig {
         arch: Arch::lenet5(),
-        epochs: 2,
+        epochs: 3,
         batch_size: 32,
         learning_rate: 2e-3,
         min_learning_rate: 1e-4,
@@ -35,7 +36,7 @@ fn small_training_learns_and_exports_to_matching_fp32_and_int8() {
     let (loss_before, _) = train::evaluate(&untrained, &train_set);
     let log =
         train::train(&config, &train_set, &validation_set, &run, false).expect("training runs");
-    assert_eq!(log.len(), 2);
+    assert_eq!(log.len(), 3);
     let trained = train::load_model(&config.arch, &run.best_model()).expect("best model reloads");
     let (loss_after, _) = train::evaluate(&trained, &train_set);
     assert!(
@@ -46,7 +47,7 @@ fn small_training_learns_and_exports_to_matching_fp32_and_int8() {
 
     // Resuming a finished run trains nothing more and keeps the log.
     let resumed = train::train(&config, &train_set, &validation_set, &run, true).expect("resume");
-    assert_eq!(resumed.len(), 2);
+    assert_eq!(resumed.len(), 3);
 
     let check = faces.with_usage(Usage::PublicTest).take_per_class(30);
     let report = export::export(
@@ -55,6 +56,12 @@ fn small_training_learns_and_exports_to_matching_fp32_and_int8() {
         &train_set,
         &check,
         WeightGranularity::PerTensor,
+        // The shipped model's input adapter, so its Pad + first QLinearConv are exercised too.
+        Some(InputAdapter {
+            blur_sigma: 2.5,
+            contrast: 0.92,
+            mean_grey: 0.508,
+        }),
     )
     .expect("export and quantization");
     assert!(

@@ -61,8 +61,16 @@ fn tract_runs_the_int8_model_with_integer_kernels_only() {
         .filter(|(name, _)| name == "OptMatMul")
         .map(|(_, debug)| debug)
         .collect();
-    // 3 convolutions + 2 fully-connected layers written as convolutions.
-    assert_eq!(matmuls.len(), 5, "{ops:?}");
+    // One integer matmul per QLinearConv of the file: the input adapter, 3 convolutions and
+    // 2 fully-connected layers written as convolutions.
+    let bytes = std::fs::read(models().join("lenet5-int8.onnx")).unwrap();
+    // A node's op_type is protobuf field 4: tag 0x22, length 11, then the name.
+    let qlinear_convs = bytes
+        .windows(13)
+        .filter(|w| w == b"\x22\x0bQLinearConv")
+        .count();
+    assert_eq!(qlinear_convs, 6);
+    assert_eq!(matmuls.len(), qlinear_convs, "{ops:?}");
     for debug in &matmuls {
         assert!(
             debug.contains("mmm_i32"),

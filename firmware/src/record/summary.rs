@@ -220,7 +220,7 @@ impl Summary {
         let _ = writeln!(t, "Model: {}", self.model);
         let _ = writeln!(
             t,
-            "Note: the expression model is right on about 6 of 10 test faces and weakest on \
+            "Note: the expression model is right on only about 4 of 10 test faces, weakest on \
              disgust and fear; read these numbers as a rough trend, never as a judgement of \
              one student."
         );
