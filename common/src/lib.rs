@@ -7,6 +7,7 @@
 
 pub mod contract;
 pub mod font;
+pub mod fsutil;
 pub mod labels;
 pub mod model;
 pub mod preprocess;

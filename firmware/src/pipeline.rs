@@ -134,7 +134,9 @@ impl<P: OutputPin> Kiosk<P> {
             };
             let shown = self.analyse(&frame, &mut state)?;
             if let Some(recorder) = recorder.as_mut() {
-                if self.low_on_space(&session) {
+                // statvfs every 16th frame is plenty: a frame adds tens of kB at most.
+                let frames_seen = state.tally.faces() + state.tally.frames_without_face;
+                if recorder.is_running() && frames_seen % 16 == 1 && self.low_on_space(&session) {
                     recorder.stop_for("stopped: free space fell under the configured floor");
                     let _ = self.leds.blink(Fault::StorageFull, true);
                 }

@@ -312,13 +312,13 @@ fn power_cut_at_random_points_always_leaves_a_recoverable_session() {
 }
 
 #[test]
-#[ignore = "needs root: mounts a 1.5 MiB tmpfs as a nearly full SD card (CI runs it)"]
+#[ignore = "needs root: mounts a 1.25 MiB tmpfs as a nearly full SD card (CI runs it)"]
 fn a_full_card_stops_the_video_but_not_the_lesson() {
     let out = scratch("e2e_full_card");
     let mount = out.join("card");
     std::fs::create_dir_all(&mount).unwrap();
     let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=1536k", "tmpfs"])
+        .args(["-t", "tmpfs", "-o", "size=1280k", "tmpfs"])
         .arg(&mount)
         .status()
         .expect("mount runs");

@@ -5,7 +5,6 @@
 //! period.
 
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::path::Path;
 
 use ekspresi_common::Expression;
@@ -228,25 +227,7 @@ impl Summary {
     }
 }
 
-/// Replaces `path` with `bytes`: temporary file, fsync, rename, fsync of the folder.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let temporary = path.with_extension(format!(
-        "{}.tmp",
-        path.extension().and_then(|e| e.to_str()).unwrap_or("")
-    ));
-    {
-        let mut file = std::fs::File::create(&temporary)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-    }
-    std::fs::rename(&temporary, path)?;
-    if let Some(dir) = path.parent() {
-        if let Ok(dir) = std::fs::File::open(dir) {
-            let _ = dir.sync_all();
-        }
-    }
-    Ok(())
-}
+pub use ekspresi_common::fsutil::write_atomically;
 
 /// Draws positive / neutral / negative share per second.
 pub fn timeline_chart(timeline: &Timeline, path: &Path) -> Result<(), Box<dyn std::error::Error>> {
