@@ -67,6 +67,11 @@ impl Expression {
             .find(|e| e.name().eq_ignore_ascii_case(name))
     }
 
+    /// The most probable expression of a model output in label order (the first on ties).
+    pub fn most_probable(probabilities: &[f32]) -> Expression {
+        Self::ALL[most_probable_index(probabilities).min(6)]
+    }
+
     /// positive = happy, surprise; neutral = neutral; negative = angry, disgust, fear, sad.
     pub fn category(self) -> Category {
         match self {
@@ -77,6 +82,17 @@ impl Expression {
             }
         }
     }
+}
+
+/// Index of the largest value (the first on ties); 0 for an empty slice.
+pub fn most_probable_index(values: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, &v) in values.iter().enumerate() {
+        if v > values[best] {
+            best = i;
+        }
+    }
+    best
 }
 
 impl std::fmt::Display for Expression {

@@ -150,13 +150,7 @@ impl Smoother {
 
 /// The most probable expression (the first on ties).
 pub fn top_expression(probabilities: &[f32; 7]) -> Expression {
-    let mut best = 0;
-    for (i, &p) in probabilities.iter().enumerate() {
-        if p > probabilities[best] {
-            best = i;
-        }
-    }
-    Expression::ALL[best]
+    Expression::most_probable(probabilities)
 }
 
 #[cfg(test)]

@@ -13,16 +13,7 @@ use linfa::prelude::ToConfusionMatrix;
 use ndarray::Array1;
 use serde::Serialize;
 
-/// Index of the largest value (the first, on ties).
-pub fn argmax(row: &[f32]) -> usize {
-    let mut best = 0;
-    for (i, &v) in row.iter().enumerate() {
-        if v > row[best] {
-            best = i;
-        }
-    }
-    best
-}
+pub use ekspresi_common::labels::most_probable_index as argmax;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ClassReport {

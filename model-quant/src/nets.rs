@@ -80,21 +80,6 @@ impl Arch {
         }
     }
 
-    /// Variant under evaluation: last block pooled 4×4 (3×3 map) so the FC layer can be 256 wide.
-    pub fn lenet5_fc256() -> Arch {
-        Arch {
-            name: "lenet5-fc256".into(),
-            convs: vec![
-                conv(32, 3, 1, Some(2)),
-                conv(64, 3, 1, Some(2)),
-                conv(128, 3, 1, Some(4)),
-            ],
-            dense: vec![256],
-            batch_norm: true,
-            dropout: 0.3,
-        }
-    }
-
     /// AlexNet-style: 5 conv + 3 FC (two hidden of 256 and the head), scaled to 48×48.
     pub fn alexnet() -> Arch {
         Arch {
@@ -116,7 +101,6 @@ impl Arch {
         match name {
             "lenet5" => Some(Arch::lenet5()),
             "lenet5-classic" => Some(Arch::lenet5_classic()),
-            "lenet5-fc256" => Some(Arch::lenet5_fc256()),
             "alexnet" => Some(Arch::alexnet()),
             _ => None,
         }
