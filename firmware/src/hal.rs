@@ -35,6 +35,8 @@ impl Frame {
 pub enum SourceError {
     #[error("camera {device}: {reason}")]
     Camera { device: String, reason: String },
+    #[error(transparent)]
+    Board(#[from] board::camera::CameraError),
     #[error("cannot read {path}: {reason}")]
     File { path: String, reason: String },
 }
@@ -51,10 +53,21 @@ pub trait FrameSource: Send {
 }
 
 /// The kiosk's three LEDs, driven through embedded-hal pins.
+///
+/// What they show is state (impression, camera on, fault); [`StatusLeds::tick`] turns that
+/// state into levels, so a fault's blink pattern never fights the impression display:
+/// - good / bad: the impression of the smoothed expression; both dark without one;
+/// - camera: lit whenever frames are captured (a privacy promise: never blinks then);
+/// - no camera: the camera LED blinks (nothing is captured), impression LEDs dark;
+/// - storage full: the impression LED blinks (analysis goes on, the video has stopped).
 pub struct StatusLeds<P: OutputPin> {
     good: P,
     bad: P,
     camera: P,
+    impression: Option<Impression>,
+    camera_on: bool,
+    fault: Option<Fault>,
+    blink_phase: bool,
 }
 
 /// Faults the LEDs signal by blinking.
@@ -62,39 +75,72 @@ pub struct StatusLeds<P: OutputPin> {
 pub enum Fault {
     /// No camera or it vanished: the camera LED blinks.
     NoCamera,
-    /// The SD card is (nearly) full: the bad LED blinks.
+    /// The SD card is (nearly) full: the impression LED blinks.
     StorageFull,
 }
 
+/// Half-period of a fault's blink.
+pub const BLINK_HALF_PERIOD: Duration = Duration::from_millis(500);
+
 impl<P: OutputPin> StatusLeds<P> {
     pub fn new(good: P, bad: P, camera: P) -> Self {
-        Self { good, bad, camera }
+        Self {
+            good,
+            bad,
+            camera,
+            impression: None,
+            camera_on: false,
+            fault: None,
+            blink_phase: true,
+        }
     }
 
-    /// Lights the LED of `impression`; both dark when there is none yet.
+    /// Shows `impression`; both impression LEDs dark when there is none.
     pub fn show(&mut self, impression: Option<Impression>) -> Result<(), P::Error> {
-        set(&mut self.good, impression == Some(Impression::Good))?;
-        set(&mut self.bad, impression == Some(Impression::Bad))
+        self.impression = impression;
+        self.render()
     }
 
     /// The camera-on indicator: lit whenever frames are being captured.
     pub fn camera(&mut self, on: bool) -> Result<(), P::Error> {
-        set(&mut self.camera, on)
+        self.camera_on = on;
+        self.render()
     }
 
-    /// One half-period of a fault's blink pattern (`phase` alternates on/off).
-    pub fn blink(&mut self, fault: Fault, phase: bool) -> Result<(), P::Error> {
-        match fault {
-            Fault::NoCamera => set(&mut self.camera, phase),
-            Fault::StorageFull => set(&mut self.bad, phase),
-        }
+    /// Sets or clears the fault the LEDs signal.
+    pub fn set_fault(&mut self, fault: Option<Fault>) -> Result<(), P::Error> {
+        self.fault = fault;
+        self.render()
     }
 
-    /// All LEDs off (shutdown).
+    pub fn fault(&self) -> Option<Fault> {
+        self.fault
+    }
+
+    /// Advances a fault's blink to the phase of `elapsed` (call it often, e.g. every frame).
+    pub fn tick(&mut self, elapsed: Duration) -> Result<(), P::Error> {
+        self.blink_phase = (elapsed.as_millis() / BLINK_HALF_PERIOD.as_millis()) % 2 == 0;
+        self.render()
+    }
+
+    /// All LEDs off and state cleared (shutdown).
     pub fn off(&mut self) -> Result<(), P::Error> {
-        set(&mut self.good, false)?;
-        set(&mut self.bad, false)?;
-        set(&mut self.camera, false)
+        self.impression = None;
+        self.camera_on = false;
+        self.fault = None;
+        self.render()
+    }
+
+    fn render(&mut self) -> Result<(), P::Error> {
+        let (impression_lit, camera_lit) = match self.fault {
+            None => (true, self.camera_on),
+            Some(Fault::StorageFull) => (self.blink_phase, self.camera_on),
+            Some(Fault::NoCamera) => (false, self.blink_phase),
+        };
+        let shown = self.impression.filter(|_| impression_lit);
+        set(&mut self.good, shown == Some(Impression::Good))?;
+        set(&mut self.bad, shown == Some(Impression::Bad))?;
+        set(&mut self.camera, camera_lit)
     }
 }
 
@@ -187,13 +233,51 @@ mod tests {
         assert_eq!(
             log,
             vec![
-                t("camera", true),
                 t("good", false),
                 t("bad", false),
+                t("camera", true),
                 t("good", true),
                 t("good", false),
                 t("bad", true)
             ]
         );
+    }
+
+    #[test]
+    fn faults_blink_without_hiding_what_must_stay_visible() {
+        let (mut leds, log) = simulated_leds();
+        leds.camera(true).unwrap();
+        leds.show(Some(Impression::Bad)).unwrap();
+        leds.set_fault(Some(Fault::StorageFull)).unwrap();
+        log.lock().unwrap().clear();
+        for step in 0..4 {
+            leds.tick(BLINK_HALF_PERIOD * step).unwrap();
+        }
+        let t = |pin, high| Transition { pin, high };
+        // The bad LED blinks; the camera LED stays lit while frames are captured.
+        assert_eq!(
+            log.lock().unwrap().clone(),
+            vec![t("bad", false), t("bad", true), t("bad", false)]
+        );
+
+        log.lock().unwrap().clear();
+        leds.set_fault(Some(Fault::NoCamera)).unwrap();
+        leds.tick(BLINK_HALF_PERIOD * 4).unwrap();
+        leds.tick(BLINK_HALF_PERIOD * 5).unwrap();
+        assert_eq!(
+            log.lock().unwrap().clone(),
+            vec![t("camera", false), t("camera", true), t("camera", false)]
+        );
+        leds.off().unwrap();
+        let levels = |pin| {
+            log.lock()
+                .unwrap()
+                .iter()
+                .rev()
+                .find(|t: &&Transition| t.pin == pin)
+                .map(|t| t.high)
+        };
+        assert_eq!(levels("camera"), Some(false));
+        assert_ne!(levels("bad"), Some(true));
     }
 }

@@ -9,12 +9,13 @@ use clap::{Args, Parser, Subcommand};
 use ekspresi_common::model::ExpressionModel;
 use ekspresi_common::{prepare_face, GreyImage};
 use firmware::aggregate::top_expression;
+use firmware::check::{run_checks, CheckOptions};
 use firmware::config::KioskConfig;
 use firmware::detect::{Cascade, DetectParams, Detector};
-use firmware::hal::{simulated_leds, FrameSource};
+use firmware::hal::{simulated_leds, FrameSource, StatusLeds};
 use firmware::pipeline::Kiosk;
 use firmware::source::ImageFolderSource;
-use firmware::{imageio, models};
+use firmware::{imageio, models, service};
 use serde::Serialize;
 
 const RESPONSIBLE_USE: &str = "\
@@ -34,6 +35,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the kiosk service: camera → LEDs and session files, until SIGTERM (systemd's unit).
+    Run(ServiceArgs),
+    /// Self-test for the technician: config, model, cascade, storage, camera, GPIO.
+    Check(CheckArgs),
     /// Run the kiosk on the bundled demo clip (no camera needed), writing a session to --out.
     Demo(DemoArgs),
     /// Analyse a recorded clip (a folder of PNG/JPEG frames with an optional clip.json).
@@ -43,6 +48,34 @@ enum Command {
     /// Classify the expression of face images (each image is taken as one face crop).
     Classify(ClassifyArgs),
 }
+
+#[derive(Args)]
+struct ServiceArgs {
+    /// Config JSON (defaults for every field it leaves out).
+    #[arg(long, default_value = DEFAULT_CONFIG)]
+    config: PathBuf,
+    /// Drive simulated LEDs instead of GPIO (a laptop with a webcam).
+    #[arg(long)]
+    simulate_leds: bool,
+}
+
+#[derive(Args)]
+struct CheckArgs {
+    #[arg(long, default_value = DEFAULT_CONFIG)]
+    config: PathBuf,
+    /// Skip the camera check.
+    #[arg(long)]
+    no_camera: bool,
+    /// Skip the GPIO check (not on a Pi).
+    #[arg(long)]
+    no_gpio: bool,
+    /// Print the results as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Where the deploy kit installs the config.
+const DEFAULT_CONFIG: &str = "/etc/ekspresi/config.json";
 
 #[derive(Args)]
 struct DemoArgs {
@@ -112,6 +145,8 @@ fn main() -> Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
+        Command::Run(args) => run_service(args),
+        Command::Check(args) => check(args),
         Command::Demo(args) => {
             let clip = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo");
             replay(&clip, &args.out, &args.common)
@@ -152,6 +187,54 @@ fn replay(clip: &Path, out: &Path, args: &RunArgs) -> Result<()> {
             "the source failed mid-lesson: {error} (files in {} are complete up to there)",
             report.session.display()
         );
+    }
+    Ok(())
+}
+
+fn run_service(args: ServiceArgs) -> Result<()> {
+    let config = KioskConfig::load(&args.config)?;
+    let model = models::resolve(config.model.as_deref()).map_err(anyhow::Error::msg)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(signal, stop.clone())
+            .context("cannot install the signal handler")?;
+    }
+    if args.simulate_leds {
+        let (leds, _) = simulated_leds();
+        return service::run(config, model, leds, stop);
+    }
+    let pins = board::leds::open(board::leds::PinMap {
+        good: config.gpio.good_led,
+        bad: config.gpio.bad_led,
+        camera: config.gpio.camera_led,
+    })?;
+    let leds = StatusLeds::new(pins.good, pins.bad, pins.camera);
+    service::run(config, model, leds, stop)
+}
+
+fn check(args: CheckArgs) -> Result<()> {
+    let config = KioskConfig::load(&args.config)?;
+    let model = models::resolve(config.model.as_deref()).map_err(anyhow::Error::msg)?;
+    let options = CheckOptions {
+        camera: !args.no_camera,
+        gpio: !args.no_gpio,
+    };
+    let results = run_checks(&config, &model, &options);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&results)?);
+    } else {
+        for r in &results {
+            println!(
+                "{:<8} {:<4} {}",
+                r.name,
+                if r.ok { "ok" } else { "FAIL" },
+                r.detail
+            );
+        }
+    }
+    let failed = results.iter().filter(|r| !r.ok).count();
+    if failed > 0 {
+        bail!("{failed} check(s) failed");
     }
     Ok(())
 }

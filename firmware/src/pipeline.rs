@@ -45,6 +45,7 @@ pub struct Kiosk<P: OutputPin> {
     classifier: FaceClassifier,
     leds: StatusLeds<P>,
     model_name: String,
+    heartbeat: Option<Box<dyn FnMut() + Send>>,
 }
 
 impl<P: OutputPin> Kiosk<P> {
@@ -63,7 +64,14 @@ impl<P: OutputPin> Kiosk<P> {
             classifier,
             leds,
             model_name,
+            heartbeat: None,
         })
+    }
+
+    /// Calls `heartbeat` for every frame analysed (the service feeds systemd's watchdog
+    /// with it, so a stuck pipeline gets restarted).
+    pub fn on_frame(&mut self, heartbeat: impl FnMut() + Send + 'static) {
+        self.heartbeat = Some(Box::new(heartbeat));
     }
 
     pub fn leds(&mut self) -> &mut StatusLeds<P> {
@@ -113,6 +121,7 @@ impl<P: OutputPin> Kiosk<P> {
                 live,
             )
         });
+        let _ = self.leds.set_fault(None);
         let _ = self.leds.show(None);
         let _ = self.leds.camera(true);
 
@@ -128,17 +137,21 @@ impl<P: OutputPin> Kiosk<P> {
                 Err(error) => {
                     tracing::error!(%error, "frame source failed; ending the lesson with what was recorded");
                     source_error = Some(error.to_string());
-                    let _ = self.leds.blink(Fault::NoCamera, true);
+                    let _ = self.leds.set_fault(Some(Fault::NoCamera));
                     break;
                 }
             };
+            if let Some(heartbeat) = self.heartbeat.as_mut() {
+                heartbeat();
+            }
+            let _ = self.leds.tick(frame.timestamp);
             let shown = self.analyse(&frame, &mut state)?;
             if let Some(recorder) = recorder.as_mut() {
                 // statvfs every 16th frame is plenty: a frame adds tens of kB at most.
                 let frames_seen = state.tally.faces() + state.tally.frames_without_face;
                 if recorder.is_running() && frames_seen % 16 == 1 && self.low_on_space(&session) {
                     recorder.stop_for("stopped: free space fell under the configured floor");
-                    let _ = self.leds.blink(Fault::StorageFull, true);
+                    let _ = self.leds.set_fault(Some(Fault::StorageFull));
                 }
                 if recorder.is_running() {
                     let mut image =
