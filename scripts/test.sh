@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # The project's test command (README): installs what the tests need on a fresh Debian
-# machine — ffmpeg (ffprobe checks the recorded MP4s), nasm (OpenH264's fast x86 build) and
-# OpenCV for Python (the detector parity tests) — then runs every test of the workspace.
+# machine — ffmpeg (ffprobe checks the recorded MP4s), nasm (OpenH264's fast x86 build),
+# libclang (bindgen for the v4l camera crate) and OpenCV for Python (the detector parity
+# tests) — then runs every test of the workspace.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v ffprobe >/dev/null 2>&1 || need_apt+=(ffmpeg)
 command -v nasm >/dev/null 2>&1 || need_apt+=(nasm)
+ls /usr/lib/x86_64-linux-gnu/libclang*.so* >/dev/null 2>&1 || need_apt+=(libclang1-14 libclang-common-14-dev)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
+    # (quiet: apt's progress lines would flood the CI log)
     apt-get update -q
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need_apt[@]}"
   else

@@ -13,6 +13,23 @@ pub fn libcamera_compat_active() -> bool {
     preload_has_compat(std::env::var("LD_PRELOAD").ok().as_deref())
 }
 
+/// Where Debian / Raspberry Pi OS install libcamera's V4L2 compatibility library
+/// (package `libcamera-v4l2`).
+const V4L2_COMPAT_CANDIDATES: &[&str] = &[
+    "/usr/lib/aarch64-linux-gnu/libcamera/v4l2-compat.so",
+    "/usr/lib/arm-linux-gnueabihf/libcamera/v4l2-compat.so",
+    "/usr/libexec/libcamera/v4l2-compat.so",
+    "/usr/lib/libcamera/v4l2-compat.so",
+];
+
+/// The installed `v4l2-compat.so`, if any.
+pub fn v4l2_compat_library() -> Option<std::path::PathBuf> {
+    V4L2_COMPAT_CANDIDATES
+        .iter()
+        .map(std::path::PathBuf::from)
+        .find(|p| p.exists())
+}
+
 fn preload_has_compat(preload: Option<&str>) -> bool {
     preload.is_some_and(|p| p.contains("v4l2-compat"))
 }

@@ -60,7 +60,7 @@ pub struct KioskConfig {
     pub desk_id: String,
     /// Where session folders go (the SD card's data partition).
     pub data_dir: PathBuf,
-    /// ONNX model; `None` uses the int8 LeNet-5 built into the binary.
+    /// ONNX model; `None` uses the installed int8 LeNet-5 (see `models::resolve`).
     pub model: Option<PathBuf>,
     pub camera: CameraConfig,
     pub gpio: GpioConfig,
@@ -219,6 +219,14 @@ mod tests {
         let bad: KioskConfig =
             serde_json::from_str(r#"{"detect": {"scale_factor": 0.9}}"#).unwrap();
         assert!(bad.validate().unwrap_err().to_string().contains("`detect`"));
+    }
+
+    #[test]
+    fn the_deploy_kits_config_is_valid_and_spells_out_the_defaults() {
+        let shipped: KioskConfig =
+            serde_json::from_str(include_str!("../../board/deploy/config.json")).unwrap();
+        shipped.validate().unwrap();
+        assert_eq!(shipped, KioskConfig::default());
     }
 
     #[test]

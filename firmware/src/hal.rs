@@ -119,7 +119,7 @@ impl<P: OutputPin> StatusLeds<P> {
 
     /// Advances a fault's blink to the phase of `elapsed` (call it often, e.g. every frame).
     pub fn tick(&mut self, elapsed: Duration) -> Result<(), P::Error> {
-        self.blink_phase = (elapsed.as_millis() / BLINK_HALF_PERIOD.as_millis()) % 2 == 0;
+        self.blink_phase = (elapsed.as_millis() / BLINK_HALF_PERIOD.as_millis()).is_multiple_of(2);
         self.render()
     }
 

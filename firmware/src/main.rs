@@ -14,7 +14,7 @@ use firmware::config::KioskConfig;
 use firmware::detect::{Cascade, DetectParams, Detector};
 use firmware::hal::{simulated_leds, FrameSource, StatusLeds};
 use firmware::pipeline::Kiosk;
-use firmware::source::ImageFolderSource;
+use firmware::source::{ImageFolderSource, Mp4Source};
 use firmware::{imageio, models, service};
 use serde::Serialize;
 
@@ -41,7 +41,8 @@ enum Command {
     Check(CheckArgs),
     /// Run the kiosk on the bundled demo clip (no camera needed), writing a session to --out.
     Demo(DemoArgs),
-    /// Analyse a recorded clip (a folder of PNG/JPEG frames with an optional clip.json).
+    /// Analyse a recorded clip: an H.264 MP4 the kiosk wrote, or a folder of PNG/JPEG frames
+    /// (with an optional clip.json giving its fps).
     Replay(ReplayArgs),
     /// Find faces in still images (PNG, JPEG) with the Haar cascade.
     Detect(DetectArgs),
@@ -88,7 +89,7 @@ struct DemoArgs {
 
 #[derive(Args)]
 struct ReplayArgs {
-    /// Folder of frames.
+    /// MP4 file or folder of frames.
     video: PathBuf,
     #[arg(long)]
     out: PathBuf,
@@ -169,8 +170,11 @@ fn replay(clip: &Path, out: &Path, args: &RunArgs) -> Result<()> {
     config.data_dir = out.to_owned();
     let model = models::resolve(args.model.as_deref().or(config.model.as_deref()))
         .map_err(anyhow::Error::msg)?;
-    let source: Box<dyn FrameSource> =
-        Box::new(ImageFolderSource::open(clip, f64::from(config.camera.fps))?);
+    let source: Box<dyn FrameSource> = if clip.is_dir() {
+        Box::new(ImageFolderSource::open(clip, f64::from(config.camera.fps))?)
+    } else {
+        Box::new(Mp4Source::open(clip)?)
+    };
     let (leds, transitions) = simulated_leds();
     let mut kiosk = Kiosk::new(config, model, leds)?;
     let stop = Arc::new(AtomicBool::new(false));
@@ -193,6 +197,9 @@ fn replay(clip: &Path, out: &Path, args: &RunArgs) -> Result<()> {
 
 fn run_service(args: ServiceArgs) -> Result<()> {
     let config = KioskConfig::load(&args.config)?;
+    if config.camera.libcamera_compat && !board::platform::libcamera_compat_active() {
+        return reexec_under_libcamera();
+    }
     let model = models::resolve(config.model.as_deref()).map_err(anyhow::Error::msg)?;
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
@@ -212,8 +219,29 @@ fn run_service(args: ServiceArgs) -> Result<()> {
     service::run(config, model, leds, stop)
 }
 
+/// Restarts this process (same PID, so systemd's notify socket still matches) with
+/// libcamera's V4L2 compatibility library preloaded: what `libcamerify` does.
+fn reexec_under_libcamera() -> Result<()> {
+    use std::os::unix::process::CommandExt;
+    let library = board::platform::v4l2_compat_library().context(
+        "camera.libcamera_compat is on but libcamera's v4l2-compat.so is not installed \
+         (apt install libcamera-v4l2)",
+    )?;
+    let exe = std::env::current_exe().context("cannot find the kiosk binary to re-execute")?;
+    tracing::info!(library = %library.display(), "re-executing under libcamera's V4L2 compatibility layer");
+    let error = std::process::Command::new(exe)
+        .args(std::env::args_os().skip(1))
+        .env("LD_PRELOAD", library)
+        .exec();
+    Err(error).context("cannot re-execute under libcamera's compatibility layer")
+}
+
 fn check(args: CheckArgs) -> Result<()> {
     let config = KioskConfig::load(&args.config)?;
+    if config.camera.libcamera_compat && !board::platform::libcamera_compat_active() {
+        // Check the camera the way the service will use it.
+        return reexec_under_libcamera();
+    }
     let model = models::resolve(config.model.as_deref()).map_err(anyhow::Error::msg)?;
     let options = CheckOptions {
         camera: !args.no_camera,

@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# Installs the Ekspresi kiosk into a Raspberry Pi OS system: binary, model, config, the
+# systemd unit (enabled) and the kiosk user. The target is either a mounted SD card's root
+# file system (--root) or a whole Raspberry Pi OS image file (--image; needs root, mounts
+# its root partition through a loop device and edits its FAT boot partition with mtools).
+#
+#   board/scripts/install.sh --image raspios.img --binary target/cross/aarch64-unknown-linux-gnu/release/kiosk --desk-id desk-07
+#   board/scripts/install.sh --root /media/$USER/rootfs --boot /media/$USER/bootfs --binary kiosk --desk-id desk-07
+#
+# An existing /etc/ekspresi/config.json is kept (only desk_id is set when given), so a
+# re-install never loses a desk's settings.
+set -euo pipefail
+
+here="$(cd "$(dirname "$0")" && pwd)"
+repo="$(cd "$here/../.." && pwd)"
+deploy="$repo/board/deploy"
+
+usage() {
+    sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
+    exit 2
+}
+
+root="" boot="" image="" binary="" desk_id="" config=""
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --root) root="$2"; shift 2 ;;
+        --boot) boot="$2"; shift 2 ;;
+        --image) image="$2"; shift 2 ;;
+        --binary) binary="$2"; shift 2 ;;
+        --desk-id) desk_id="$2"; shift 2 ;;
+        --config) config="$2"; shift 2 ;;
+        -h|--help) usage ;;
+        *) echo "install.sh: unknown argument $1" >&2; usage ;;
+    esac
+done
+
+die() { echo "install.sh: $*" >&2; exit 1; }
+
+[[ -n "$binary" ]] || die "--binary PATH is required (the aarch64 kiosk from board/scripts/cross.sh build)"
+[[ -f "$binary" ]] || die "no binary at $binary"
+[[ -n "$root" || -n "$image" ]] || die "give --root DIR (mounted SD card) or --image FILE"
+if [[ -n "$desk_id" && ! "$desk_id" =~ ^[A-Za-z0-9_-]+$ ]]; then
+    die "--desk-id: use letters, digits, - or _ (it names a folder)"
+fi
+if command -v file >/dev/null && ! file -b "$binary" | grep -q "ARM aarch64"; then
+    echo "install.sh: warning: $binary is not an aarch64 binary: $(file -b "$binary")" >&2
+fi
+
+mounts=() loops=()
+cleanup() {
+    for ((i = ${#mounts[@]} - 1; i >= 0; i--)); do umount "${mounts[i]}" || true; done
+    for loop in "${loops[@]}"; do losetup -d "$loop" || true; done
+    [[ -n "${workdir:-}" ]] && rm -rf "$workdir"
+}
+trap cleanup EXIT
+
+# Byte offset of partition $2 (1-based) of image $1.
+partition_offset() {
+    sfdisk -J "$1" | python3 -c '
+import json, sys
+print(json.load(sys.stdin)["partitiontable"]["partitions"][int(sys.argv[1]) - 1]["start"] * 512)' "$2"
+}
+
+# Mounts partition $2 (1-based) of image $1 at $3 via an offset loop device (no udev needed).
+mount_partition() {
+    local img="$1" number="$2" dir="$3" start size loop
+    read -r start size < <(sfdisk -J "$img" | python3 -c '
+import json, sys
+table = json.load(sys.stdin)["partitiontable"]
+part = table["partitions"][int(sys.argv[1]) - 1]
+print(part["start"] * 512, part["size"] * 512)' "$number") || die "$img has no partition $number"
+    loop="$(losetup -f --show -o "$start" --sizelimit "$size" "$img")"
+    loops+=("$loop")
+    mkdir -p "$dir"
+    mount "$loop" "$dir"
+    mounts+=("$dir")
+}
+
+boot_image="" # "IMAGE@@OFFSET" for mtools when the boot partition is not mounted
+if [[ -n "$image" ]]; then
+    [[ $EUID -eq 0 ]] || die "--image needs root (loop mounts)"
+    [[ -f "$image" ]] || die "no image at $image"
+    command -v mcopy >/dev/null || die "--image needs mtools (apt install mtools)"
+    workdir="$(mktemp -d)"
+    mount_partition "$image" 2 "$workdir/root"
+    root="$workdir/root"
+    boot_image="$image@@$(partition_offset "$image" 1)"
+fi
+[[ -d "$root/etc" ]] || die "$root does not look like a root file system (no etc/)"
+
+echo "installing into $root"
+install -D -m 0755 "$binary" "$root/usr/local/bin/kiosk"
+install -D -m 0644 "$repo/firmware/models/lenet5-int8.onnx" "$root/usr/share/ekspresi/models/lenet5-int8.onnx"
+install -D -m 0644 "$repo/firmware/models/MODEL_CARD.md" "$root/usr/share/ekspresi/models/MODEL_CARD.md"
+install -D -m 0644 "$repo/board/README.md" "$root/usr/share/doc/ekspresi/README.md"
+install -D -m 0644 "$deploy/PINMAP.md" "$root/usr/share/doc/ekspresi/PINMAP.md"
+install -D -m 0644 "$deploy/ekspresi-kiosk.service" "$root/etc/systemd/system/ekspresi-kiosk.service"
+install -D -m 0644 "$deploy/ekspresi.sysusers" "$root/usr/lib/sysusers.d/ekspresi.conf"
+
+config_file="$root/etc/ekspresi/config.json"
+if [[ -n "$config" ]]; then
+    install -D -m 0644 "$config" "$config_file"
+elif [[ ! -f "$config_file" ]]; then
+    install -D -m 0644 "$deploy/config.json" "$config_file"
+else
+    echo "keeping the existing $config_file"
+fi
+if [[ -n "$desk_id" ]]; then
+    python3 - "$config_file" "$desk_id" <<'PY'
+import json, sys
+path, desk = sys.argv[1], sys.argv[2]
+with open(path) as f:
+    config = json.load(f)
+config["desk_id"] = desk
+with open(path + ".tmp", "w") as f:
+    json.dump(config, f, indent=2)
+    f.write("\n")
+import os
+os.replace(path + ".tmp", path)
+PY
+fi
+
+# The kiosk user now (systemd-sysusers also creates it at first boot if this step is skipped).
+if command -v systemd-sysusers >/dev/null; then
+    systemd-sysusers --root="$root" ekspresi.conf
+fi
+
+# Enable the unit: what `systemctl enable` does, done offline.
+if command -v systemctl >/dev/null; then
+    systemctl --root="$root" enable ekspresi-kiosk.service
+else
+    mkdir -p "$root/etc/systemd/system/multi-user.target.wants"
+    ln -sf /etc/systemd/system/ekspresi-kiosk.service \
+        "$root/etc/systemd/system/multi-user.target.wants/ekspresi-kiosk.service"
+fi
+
+# The camera module needs the firmware's camera auto-detection (on by default in bookworm).
+enable_camera() { # config.txt path
+    if ! grep -q '^camera_auto_detect=1' "$1"; then
+        echo "camera_auto_detect=1" >>"$1"
+        echo "enabled camera_auto_detect in the boot partition's config.txt"
+    fi
+}
+if [[ -n "$boot_image" ]]; then
+    boot_config="$workdir/config.txt"
+    if mcopy -n -i "$boot_image" ::config.txt "$boot_config" 2>/dev/null; then
+        enable_camera "$boot_config"
+        mcopy -o -i "$boot_image" "$boot_config" ::config.txt
+    else
+        echo "install.sh: warning: no config.txt in the image's boot partition" >&2
+    fi
+elif [[ -n "$boot" && -f "$boot/config.txt" ]]; then
+    enable_camera "$boot/config.txt"
+fi
+sync
+echo "installed: /usr/local/bin/kiosk, /etc/ekspresi/config.json, ekspresi-kiosk.service (enabled)"

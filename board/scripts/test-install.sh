@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# Tests install.sh against a small Raspberry-Pi-OS-shaped disk image built here: a DOS
+# partition table (sfdisk) with a FAT boot partition and an ext4 root (mkfs), the root
+# seeded with the bits of Raspberry Pi OS the installer relies on (/etc/passwd and /etc/group
+# with the video and gpio groups, os-release). Then it checks files, modes, the kiosk user,
+# the enabled unit, and runs `systemd-analyze verify` on the installed unit.
+# Needs root (loop mounts). Usage: test-install.sh [KIOSK_BINARY]
+set -euo pipefail
+
+repo="$(cd "$(dirname "$0")/../.." && pwd)"
+binary="${1:-$repo/target/cross/dist/kiosk}"
+[[ -f "$binary" ]] || { echo "test-install: no kiosk binary at $binary (run cross.sh build)" >&2; exit 1; }
+[[ $EUID -eq 0 ]] || { echo "test-install: needs root for loop mounts" >&2; exit 1; }
+
+work="$(mktemp -d)"
+mounts=() loops=()
+cleanup() {
+    for ((i = ${#mounts[@]} - 1; i >= 0; i--)); do umount "${mounts[i]}" || true; done
+    for loop in "${loops[@]}"; do losetup -d "$loop" || true; done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+fail() { echo "test-install: FAIL: $*" >&2; exit 1; }
+
+# --- a small image: 32 MiB FAT boot + ext4 root --------------------------------------
+image="$work/raspios-test.img"
+truncate -s 160M "$image"
+printf 'label: dos\nstart=8192, size=65536, type=c\nstart=73728, type=83\n' | sfdisk -q "$image"
+seed="$work/seed"
+mkdir -p "$seed/etc/systemd/system" "$seed/usr/lib" "$seed/var/lib" "$seed/boot/firmware"
+cat >"$seed/etc/passwd" <<'PASSWD'
+root:x:0:0:root:/root:/bin/bash
+pi:x:1000:1000:,,,:/home/pi:/bin/bash
+PASSWD
+cat >"$seed/etc/group" <<'GROUP'
+root:x:0:
+video:x:44:pi
+gpio:x:997:pi
+pi:x:1000:
+GROUP
+printf 'root:*::0:99999:7:::\npi:*::0:99999:7:::\n' >"$seed/etc/shadow"
+printf 'root:*::\nvideo:!::pi\ngpio:!::pi\npi:!::\n' >"$seed/etc/gshadow"
+chmod 0640 "$seed/etc/shadow" "$seed/etc/gshadow"
+# The systemd units a Raspberry Pi OS root has (sysinit.target, …), from this machine's
+# systemd (Debian bookworm's, the same version), so `systemd-analyze verify` can resolve them.
+mkdir -p "$seed/usr/lib/systemd"
+cp -a /usr/lib/systemd/system "$seed/usr/lib/systemd/"
+printf 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\nVERSION_CODENAME=bookworm\n' \
+    >"$seed/etc/os-release"
+
+partition() { # image number -> "offset size" in bytes
+    sfdisk -J "$1" | python3 -c '
+import json, sys
+p = json.load(sys.stdin)["partitiontable"]["partitions"][int(sys.argv[1]) - 1]
+print(p["start"] * 512, p["size"] * 512)' "$2"
+}
+loop_of() { # image number -> loop device
+    local offset size loop
+    read -r offset size < <(partition "$1" "$2")
+    loop="$(losetup -f --show -o "$offset" --sizelimit "$size" "$1")"
+    loops+=("$loop")
+    echo "$loop"
+}
+# FAT through mtools (vfat may not be mountable in a container); ext4 seeded by mke2fs -d.
+read -r boot_offset boot_size < <(partition "$image" 1)
+boot_image="$image@@$boot_offset"
+mkfs.vfat -n BOOTFS --offset "$((boot_offset / 512))" "$image" "$((boot_size / 1024))" >/dev/null 2>&1
+printf '# Raspberry Pi OS config.txt (test)\ndtparam=audio=on\n' >"$work/config.txt"
+mcopy -i "$boot_image" "$work/config.txt" ::config.txt
+root_loop="$(loop_of "$image" 2)"
+mkfs.ext4 -q -L rootfs -d "$seed" "$root_loop"
+losetup -d "$root_loop"
+loops=()
+
+# --- install ------------------------------------------------------------------------
+"$repo/board/scripts/install.sh" --image "$image" --binary "$binary" --desk-id desk-07
+
+# --- check --------------------------------------------------------------------------
+root="$work/root"
+mkdir -p "$root"
+mount -o ro "$(loop_of "$image" 2)" "$root"
+mounts+=("$root")
+
+expect_mode() { # path mode
+    [[ -e "$root$1" ]] || fail "$1 missing"
+    local mode
+    mode="$(stat -c '%a' "$root$1")"
+    [[ "$mode" == "$2" ]] || fail "$1 has mode $mode, expected $2"
+    echo "ok  $1 ($mode)"
+}
+expect_mode /usr/local/bin/kiosk 755
+expect_mode /usr/share/ekspresi/models/lenet5-int8.onnx 644
+expect_mode /usr/share/ekspresi/models/MODEL_CARD.md 644
+expect_mode /etc/ekspresi/config.json 644
+expect_mode /etc/systemd/system/ekspresi-kiosk.service 644
+expect_mode /usr/lib/sysusers.d/ekspresi.conf 644
+cmp -s "$binary" "$root/usr/local/bin/kiosk" || fail "installed kiosk differs from $binary"
+cmp -s "$repo/firmware/models/lenet5-int8.onnx" "$root/usr/share/ekspresi/models/lenet5-int8.onnx" ||
+    fail "installed model differs"
+
+wants="$root/etc/systemd/system/multi-user.target.wants/ekspresi-kiosk.service"
+[[ -L "$wants" ]] || fail "ekspresi-kiosk.service is not enabled (no multi-user.target.wants link)"
+[[ "$(readlink "$wants")" == /etc/systemd/system/ekspresi-kiosk.service ]] ||
+    fail "enable link points to $(readlink "$wants")"
+echo "ok  unit enabled (multi-user.target.wants)"
+
+python3 - "$root/etc/ekspresi/config.json" <<'PY' || fail "config.json"
+import json, sys
+config = json.load(open(sys.argv[1]))
+assert config["desk_id"] == "desk-07", config["desk_id"]
+assert config["data_dir"] == "/var/lib/ekspresi"
+print("ok  config.json: desk_id desk-07, data_dir /var/lib/ekspresi")
+PY
+
+grep -q '^ekspresi:' "$root/etc/passwd" || fail "no ekspresi user in /etc/passwd"
+grep -q '^ekspresi:.*:/usr/sbin/nologin$' "$root/etc/passwd" || fail "ekspresi user has a login shell"
+for group in video gpio; do
+    grep -Eq "^$group:[^:]*:[0-9]+:(.*,)?ekspresi(,|$)" "$root/etc/group" ||
+        fail "ekspresi is not in group $group"
+done
+echo "ok  user ekspresi (nologin) in groups video, gpio"
+
+mtype -i "$boot_image" ::config.txt | grep -q '^camera_auto_detect=1' ||
+    fail "camera_auto_detect not set in the boot partition's config.txt"
+echo "ok  boot config.txt: camera_auto_detect=1"
+
+verify_log="$work/verify.log"
+if ! systemd-analyze verify --root="$root" /etc/systemd/system/ekspresi-kiosk.service >"$verify_log" 2>&1; then
+    cat "$verify_log" >&2
+    fail "systemd-analyze verify rejected the installed unit"
+fi
+# verify exits 0 on many problems (an unknown Type= is only "ignoring"): any output fails.
+if [[ -s "$verify_log" ]]; then
+    cat "$verify_log" >&2
+    fail "systemd-analyze verify complained about the installed unit"
+fi
+echo "ok  systemd-analyze verify accepts the installed unit (no warnings)"
+
+echo "install-script test passed"

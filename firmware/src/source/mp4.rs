@@ -1,0 +1,454 @@
+//! Replays the H.264 fragmented MP4s the kiosk itself records (and other single-track
+//! H.264 MP4s whose samples sit in `moof`/`mdat` fragments or in a plain `moov` sample table
+//! with one chunk per sample run), decoding with OpenH264, for re-analysis of a lesson.
+//!
+//! Why our own box walker: the `mp4` crate (0.14) returns wrong bytes from `read_sample` on
+//! fragmented files, and the maintained alternatives we found refuse fragmented MP4. We only
+//! need the few boxes our own writer emits (ftyp, moov → avcC + mdhd, moof → tfhd + trun,
+//! mdat), so a small reader that checks every length against the file is the safer choice.
+//! Samples are read one at a time with seeks, so a long lesson is never loaded whole.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use openh264::decoder::Decoder;
+use openh264::formats::YUVSource;
+
+use crate::hal::{Frame, FrameSource, SourceError};
+
+/// One coded frame's place in the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Sample {
+    offset: u64,
+    size: u32,
+    duration: u32,
+}
+
+/// Plays an H.264 MP4 as frames.
+pub struct Mp4Source {
+    path: PathBuf,
+    file: File,
+    file_len: u64,
+    /// Where the next top-level box after the fragments read so far starts.
+    next_box: u64,
+    pending: VecDeque<Sample>,
+    timescale: u32,
+    default_duration: u32,
+    elapsed_ticks: u64,
+    decoder: Decoder,
+    /// SPS and PPS (Annex-B), fed before the first sample.
+    parameter_sets: Option<Vec<u8>>,
+    annexb: Vec<u8>,
+    fps: f64,
+}
+
+impl Mp4Source {
+    pub fn open(path: &Path) -> Result<Self, SourceError> {
+        let error = |reason: String| SourceError::File {
+            path: path.display().to_string(),
+            reason,
+        };
+        let mut file = File::open(path).map_err(|e| error(e.to_string()))?;
+        let file_len = file.metadata().map_err(|e| error(e.to_string()))?.len();
+        let (moov, after_moov) = find_top_box(&mut file, file_len, *b"moov")
+            .map_err(|e| error(e.to_string()))?
+            .ok_or_else(|| error("no moov box: not an MP4 the kiosk wrote".into()))?;
+        let track = TrackInfo::parse(&moov).map_err(error)?;
+        let decoder = Decoder::new().map_err(|e| error(format!("H.264 decoder: {e}")))?;
+        let fps = f64::from(track.timescale) / f64::from(track.default_duration.max(1));
+        let mut source = Self {
+            path: path.to_owned(),
+            file,
+            file_len,
+            next_box: after_moov,
+            pending: VecDeque::new(),
+            timescale: track.timescale,
+            default_duration: track.default_duration,
+            elapsed_ticks: 0,
+            decoder,
+            parameter_sets: Some(track.parameter_sets),
+            annexb: Vec::new(),
+            fps,
+        };
+        // The rate is what the first fragment's sample durations say (trex may not).
+        source.load_fragment()?;
+        if let Some(first) = source.pending.front().filter(|s| s.duration > 0) {
+            source.fps = f64::from(source.timescale) / f64::from(first.duration);
+        }
+        Ok(source)
+    }
+
+    fn error(&self, reason: impl std::fmt::Display) -> SourceError {
+        SourceError::File {
+            path: self.path.display().to_string(),
+            reason: reason.to_string(),
+        }
+    }
+
+    /// Reads top-level boxes until a fragment gives samples; false at the end of the file.
+    fn load_fragment(&mut self) -> Result<bool, SourceError> {
+        while self.pending.is_empty() {
+            let Some((kind, start, len)) =
+                box_at(&mut self.file, self.next_box, self.file_len).map_err(|e| self.error(e))?
+            else {
+                return Ok(false);
+            };
+            self.next_box = start + len;
+            if kind == *b"moof" {
+                let mut moof = vec![0; usize::try_from(len).map_err(|e| self.error(e))?];
+                self.file
+                    .seek(SeekFrom::Start(start))
+                    .and_then(|_| self.file.read_exact(&mut moof))
+                    .map_err(|e| self.error(e))?;
+                let samples =
+                    parse_moof(&moof, start, self.default_duration).map_err(|e| self.error(e))?;
+                if samples
+                    .iter()
+                    .any(|s| s.offset + u64::from(s.size) > self.file_len)
+                {
+                    // A fragment cut by a power cut (file not repaired yet): play up to it.
+                    tracing::warn!(path = %self.path.display(), "last fragment is cut short; stopping there");
+                    return Ok(false);
+                }
+                self.pending.extend(samples);
+            }
+        }
+        Ok(true)
+    }
+
+    fn decode_next(&mut self) -> Result<Option<Frame>, SourceError> {
+        loop {
+            if !self.load_fragment()? {
+                return Ok(None);
+            }
+            let Some(sample) = self.pending.pop_front() else {
+                return Ok(None);
+            };
+            let mut avcc = vec![0; sample.size as usize];
+            self.file
+                .seek(SeekFrom::Start(sample.offset))
+                .and_then(|_| self.file.read_exact(&mut avcc))
+                .map_err(|e| self.error(e))?;
+            self.annexb.clear();
+            if let Some(sets) = self.parameter_sets.take() {
+                self.annexb.extend_from_slice(&sets);
+            }
+            avcc_to_annexb(&avcc, &mut self.annexb).map_err(|e| self.error(e))?;
+            let timestamp =
+                Duration::from_secs_f64(self.elapsed_ticks as f64 / f64::from(self.timescale));
+            self.elapsed_ticks += u64::from(sample.duration);
+            let path = &self.path;
+            let decoded = self
+                .decoder
+                .decode(&self.annexb)
+                .map_err(|e| SourceError::File {
+                    path: path.display().to_string(),
+                    reason: format!("H.264 decode: {e}"),
+                })?;
+            if let Some(yuv) = decoded {
+                let (width, height) = yuv.dimensions();
+                let mut rgb = vec![0; width * height * 3];
+                yuv.write_rgb8(&mut rgb);
+                return Ok(Some(Frame {
+                    width,
+                    height,
+                    rgb,
+                    timestamp,
+                }));
+            }
+        }
+    }
+}
+
+impl FrameSource for Mp4Source {
+    fn next_frame(&mut self) -> Result<Option<Frame>, SourceError> {
+        self.decode_next()
+    }
+
+    fn frame_rate(&self) -> f64 {
+        self.fps
+    }
+
+    fn is_live(&self) -> bool {
+        false
+    }
+
+    fn describe(&self) -> String {
+        format!("MP4 {} ({:.1} fps)", self.path.display(), self.fps)
+    }
+}
+
+/// What the decoder needs from `moov`.
+struct TrackInfo {
+    timescale: u32,
+    default_duration: u32,
+    parameter_sets: Vec<u8>,
+}
+
+impl TrackInfo {
+    fn parse(moov: &[u8]) -> Result<Self, String> {
+        let trak = child(moov, b"trak").ok_or("moov has no trak")?;
+        let mdia = child(trak, b"mdia").ok_or("trak has no mdia")?;
+        let mdhd = child(mdia, b"mdhd").ok_or("mdia has no mdhd")?;
+        // mdhd v0: version/flags 4, created 4, modified 4, timescale 4; v1: 8-byte times.
+        let timescale_at = if mdhd.first() == Some(&1) { 20 } else { 12 };
+        let timescale = read_u32(mdhd, timescale_at).ok_or("mdhd too short")?;
+        if timescale == 0 {
+            return Err("mdhd timescale is 0".into());
+        }
+        let stsd = child(mdia, b"minf")
+            .and_then(|minf| child(minf, b"stbl"))
+            .and_then(|stbl| child(stbl, b"stsd"))
+            .ok_or("no stsd (sample description)")?;
+        // stsd: version/flags 4, entry count 4, then the avc1 sample entry box.
+        let avc1 = stsd
+            .get(8..)
+            .and_then(|rest| child(rest, b"avc1"))
+            .ok_or("not an H.264 (avc1) track")?;
+        // avc1 visual sample entry: 78 bytes of fields before its child boxes.
+        let avcc = avc1
+            .get(78..)
+            .and_then(|rest| child(rest, b"avcC"))
+            .ok_or("avc1 has no avcC")?;
+        let default_duration = child(moov, b"mvex")
+            .and_then(|mvex| child(mvex, b"trex"))
+            .and_then(|trex| read_u32(trex, 12))
+            .filter(|&d| d > 0)
+            .unwrap_or(timescale / 10);
+        Ok(Self {
+            timescale,
+            default_duration,
+            parameter_sets: parameter_sets(avcc)?,
+        })
+    }
+}
+
+/// SPS and PPS NAL units of an `avcC` record, in Annex-B form.
+fn parameter_sets(avcc: &[u8]) -> Result<Vec<u8>, String> {
+    let short = || "avcC record too short".to_string();
+    let mut out = Vec::new();
+    let sps_count = usize::from(*avcc.get(5).ok_or_else(short)? & 0x1f);
+    let mut at = 6;
+    for _ in 0..sps_count {
+        at = copy_nal(avcc, at, &mut out).ok_or_else(short)?;
+    }
+    let pps_count = usize::from(*avcc.get(at).ok_or_else(short)?);
+    at += 1;
+    for _ in 0..pps_count {
+        at = copy_nal(avcc, at, &mut out).ok_or_else(short)?;
+    }
+    Ok(out)
+}
+
+/// Copies the 16-bit-length-prefixed NAL at `at` as Annex-B; returns the position after it.
+fn copy_nal(record: &[u8], at: usize, out: &mut Vec<u8>) -> Option<usize> {
+    let len = usize::from(u16::from_be_bytes([*record.get(at)?, *record.get(at + 1)?]));
+    let nal = record.get(at + 2..at + 2 + len)?;
+    out.extend_from_slice(&[0, 0, 0, 1]);
+    out.extend_from_slice(nal);
+    Some(at + 2 + len)
+}
+
+/// Rewrites 4-byte-length-prefixed NAL units (MP4 samples) as Annex-B start-code units.
+fn avcc_to_annexb(sample: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
+    let mut rest = sample;
+    while !rest.is_empty() {
+        let len = read_u32(rest, 0).ok_or("truncated NAL length")? as usize;
+        let nal = rest
+            .get(4..4 + len)
+            .ok_or("NAL unit runs past its sample")?;
+        out.extend_from_slice(&[0, 0, 0, 1]);
+        out.extend_from_slice(nal);
+        rest = &rest[4 + len..];
+    }
+    Ok(())
+}
+
+/// Samples of one `moof` (at file offset `moof_start`), from its first track fragment.
+fn parse_moof(moof: &[u8], moof_start: u64, trex_duration: u32) -> Result<Vec<Sample>, String> {
+    let body = moof.get(8..).ok_or("moof too short")?;
+    let traf = child(body, b"traf").ok_or("moof has no traf")?;
+    let tfhd = child(traf, b"tfhd").ok_or("traf has no tfhd")?;
+    let trun = child(traf, b"trun").ok_or("traf has no trun")?;
+    let tfhd_flags = read_u32(tfhd, 0).ok_or("tfhd too short")? & 0xff_ffff;
+    let mut at = 8; // version/flags, track id
+    let mut base = moof_start;
+    if tfhd_flags & 0x1 != 0 {
+        base = read_u64(tfhd, at).ok_or("tfhd too short")?;
+        at += 8;
+    }
+    if tfhd_flags & 0x2 != 0 {
+        at += 4;
+    }
+    let mut default_duration = trex_duration;
+    if tfhd_flags & 0x8 != 0 {
+        default_duration = read_u32(tfhd, at).ok_or("tfhd too short")?;
+        at += 4;
+    }
+    let default_size = (tfhd_flags & 0x10 != 0)
+        .then(|| read_u32(tfhd, at))
+        .flatten();
+
+    let trun_flags = read_u32(trun, 0).ok_or("trun too short")? & 0xff_ffff;
+    let count = read_u32(trun, 4).ok_or("trun too short")? as usize;
+    let mut at = 8;
+    let mut offset = base;
+    if trun_flags & 0x1 != 0 {
+        let data_offset = read_u32(trun, at).ok_or("trun too short")? as i32;
+        offset = base
+            .checked_add_signed(i64::from(data_offset))
+            .ok_or("bad data offset")?;
+        at += 4;
+    }
+    if trun_flags & 0x4 != 0 {
+        at += 4;
+    }
+    let mut samples = Vec::with_capacity(count.min(1 << 16));
+    for _ in 0..count {
+        let mut field = |flag: u32| -> Result<Option<u32>, String> {
+            if trun_flags & flag == 0 {
+                return Ok(None);
+            }
+            let value = read_u32(trun, at).ok_or("trun too short for its samples")?;
+            at += 4;
+            Ok(Some(value))
+        };
+        let duration = field(0x100)?.unwrap_or(default_duration);
+        let size = field(0x200)?
+            .or(default_size)
+            .ok_or("sample without a size")?;
+        field(0x400)?;
+        field(0x800)?;
+        samples.push(Sample {
+            offset,
+            size,
+            duration,
+        });
+        offset += u64::from(size);
+    }
+    Ok(samples)
+}
+
+/// The payload of the first child box of `kind` in `parent` (a sequence of boxes).
+fn child<'a>(parent: &'a [u8], kind: &[u8; 4]) -> Option<&'a [u8]> {
+    let mut rest = parent;
+    while rest.len() >= 8 {
+        let len = read_u32(rest, 0)? as usize;
+        if len < 8 || len > rest.len() {
+            return None;
+        }
+        if &rest[4..8] == kind {
+            return Some(&rest[8..len]);
+        }
+        rest = &rest[len..];
+    }
+    None
+}
+
+/// The top-level box at `at`: (kind, start, length); None at or past the end, or when the
+/// box is cut short (an unrepaired file: play what is whole).
+fn box_at(file: &mut File, at: u64, file_len: u64) -> std::io::Result<Option<([u8; 4], u64, u64)>> {
+    if at + 8 > file_len {
+        return Ok(None);
+    }
+    let mut header = [0u8; 16];
+    file.seek(SeekFrom::Start(at))?;
+    file.read_exact(&mut header[..8])?;
+    let mut len = u64::from(u32::from_be_bytes([
+        header[0], header[1], header[2], header[3],
+    ]));
+    let kind = [header[4], header[5], header[6], header[7]];
+    if len == 1 {
+        file.read_exact(&mut header[8..16])?;
+        len = u64::from_be_bytes(header[8..16].try_into().unwrap_or_default());
+    } else if len == 0 {
+        len = file_len - at;
+    }
+    if len < 8 || at + len > file_len {
+        return Ok(None);
+    }
+    Ok(Some((kind, at, len)))
+}
+
+/// Finds the top-level box `kind`; returns its bytes and where the next box starts.
+fn find_top_box(
+    file: &mut File,
+    file_len: u64,
+    kind: [u8; 4],
+) -> std::io::Result<Option<(Vec<u8>, u64)>> {
+    let mut at = 0;
+    while let Some((found, start, len)) = box_at(file, at, file_len)? {
+        if found == kind {
+            let mut bytes = vec![0; usize::try_from(len - 8).map_err(std::io::Error::other)?];
+            file.seek(SeekFrom::Start(start + 8))?;
+            file.read_exact(&mut bytes)?;
+            return Ok(Some((bytes, start + len)));
+        }
+        at = start + len;
+    }
+    Ok(None)
+}
+
+fn read_u32(bytes: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_be_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
+}
+
+fn read_u64(bytes: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_be_bytes(bytes.get(at..at + 8)?.try_into().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn avcc_samples_become_annexb() {
+        let sample = [0, 0, 0, 2, 0x65, 0xAA, 0, 0, 0, 1, 0x41];
+        let mut out = Vec::new();
+        avcc_to_annexb(&sample, &mut out).unwrap();
+        assert_eq!(out, [0, 0, 0, 1, 0x65, 0xAA, 0, 0, 0, 1, 0x41]);
+        assert!(avcc_to_annexb(&[0, 0, 0, 9, 1], &mut out).is_err());
+    }
+
+    #[test]
+    fn trun_with_sizes_and_data_offset() {
+        // moof { mfhd, traf { tfhd(default-base-is-moof, default duration 3000), trun } }
+        let mut tfhd = vec![0, 0x02, 0, 0x08, 0, 0, 0, 1];
+        tfhd.extend_from_slice(&3000u32.to_be_bytes());
+        let mut trun = vec![0, 0, 0x02, 0x01, 0, 0, 0, 2];
+        trun.extend_from_slice(&100u32.to_be_bytes()); // data offset
+        trun.extend_from_slice(&10u32.to_be_bytes());
+        trun.extend_from_slice(&20u32.to_be_bytes());
+        let boxed = |kind: &[u8; 4], body: &[u8]| {
+            let mut b = ((body.len() + 8) as u32).to_be_bytes().to_vec();
+            b.extend_from_slice(kind);
+            b.extend_from_slice(body);
+            b
+        };
+        let traf = boxed(
+            b"traf",
+            &[boxed(b"tfhd", &tfhd), boxed(b"trun", &trun)].concat(),
+        );
+        let moof = boxed(b"moof", &[boxed(b"mfhd", &[0; 8]), traf].concat());
+        let samples = parse_moof(&moof, 1000, 1).unwrap();
+        assert_eq!(
+            samples,
+            vec![
+                Sample {
+                    offset: 1100,
+                    size: 10,
+                    duration: 3000
+                },
+                Sample {
+                    offset: 1110,
+                    size: 20,
+                    duration: 3000
+                }
+            ]
+        );
+        assert!(parse_moof(&moof[..moof.len() - 4], 0, 1).is_err());
+    }
+}
