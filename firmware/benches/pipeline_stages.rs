@@ -1,0 +1,189 @@
+//! Per-stage cost of the kiosk pipeline per 640×480 frame, and replay speed as a multiple
+//! of real time, measured side by side in one run on the bundled demo clip (48 frames,
+//! 6 fps). Prints a table; run with `cargo bench -p firmware --bench pipeline_stages`.
+//!
+//! Stages: capture decode (JPEG still → RGB, and H.264 MP4 → RGB as in `kiosk replay`),
+//! grey conversion, Haar detection, classification (crop + shared preprocessing + int8
+//! model), overlay drawing, H.264 encoding alone, and encode + fragmented-MP4 mux + fsync
+//! as the recorder does it. The last line runs whole lessons through `Kiosk::run_lesson`
+//! (capture, analysis and encoder threads together, as on the device).
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use firmware::classify::FaceClassifier;
+use firmware::config::KioskConfig;
+use firmware::detect::{Cascade, DetectParams, Detector, GreyFrame};
+use firmware::hal::{simulated_leds, Frame, FrameSource};
+use firmware::pipeline::Kiosk;
+use firmware::record::overlay::{Annotation, Overlay};
+use firmware::record::video::VideoRecorder;
+use firmware::source::{ImageFolderSource, Mp4Source};
+use image::RgbImage;
+
+const ROUNDS: usize = 3;
+
+fn demo_clip() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo")
+}
+
+fn scratch() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench-scratch");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+fn read_all(source: &mut dyn FrameSource) -> (Vec<Frame>, Duration) {
+    let started = Instant::now();
+    let mut frames = Vec::new();
+    while let Some(frame) = source.next_frame().expect("frame") {
+        frames.push(frame);
+    }
+    (frames, started.elapsed())
+}
+
+/// Best of ROUNDS of the per-frame mean (the least disturbed by other load).
+fn per_frame(frames: usize, mut round: impl FnMut() -> Duration) -> f64 {
+    (0..ROUNDS)
+        .map(|_| round().as_secs_f64() * 1e3 / frames as f64)
+        .fold(f64::INFINITY, f64::min)
+}
+
+fn main() {
+    let dir = scratch();
+    let model = firmware::models::resolve(None).expect("model");
+    let clip = demo_clip();
+    let mut rows: Vec<(&str, f64)> = Vec::new();
+
+    let jpeg_ms = per_frame(48, || {
+        read_all(&mut ImageFolderSource::open(&clip, 6.0).expect("clip")).1
+    });
+    rows.push(("capture: JPEG still → RGB", jpeg_ms));
+    let (frames, _) = read_all(&mut ImageFolderSource::open(&clip, 6.0).expect("clip"));
+    let n = frames.len();
+
+    let started = Instant::now();
+    let greys: Vec<Vec<u8>> = frames.iter().map(Frame::grey).collect();
+    rows.push((
+        "grey conversion",
+        started.elapsed().as_secs_f64() * 1e3 / n as f64,
+    ));
+
+    let mut detector =
+        Detector::new(Cascade::frontal_face().expect("cascade"), DetectParams::default())
+            .expect("detector");
+    let grey_frame = |i: usize| GreyFrame {
+        width: frames[i].width,
+        height: frames[i].height,
+        pixels: &greys[i],
+    };
+    let mut faces = Vec::new();
+    let detect_ms = per_frame(n, || {
+        let started = Instant::now();
+        faces = (0..n)
+            .map(|i| {
+                detector
+                    .detect(grey_frame(i))
+                    .into_iter()
+                    .max_by_key(|r| r.area())
+            })
+            .collect();
+        started.elapsed()
+    });
+    rows.push(("detect (Haar, 640×480)", detect_ms));
+
+    let mut classifier = FaceClassifier::load(&model, 0.0).expect("model");
+    let with_face: Vec<usize> = (0..n).filter(|&i| faces[i].is_some()).collect();
+    let classify_ms = per_frame(with_face.len(), || {
+        let started = Instant::now();
+        for &i in &with_face {
+            let face = faces[i].expect("face");
+            classifier.classify(grey_frame(i), face).expect("classify");
+        }
+        started.elapsed()
+    });
+    rows.push(("classify (crop + int8 LeNet-5)", classify_ms));
+
+    let overlay = Overlay::new();
+    let annotation = |i: usize| Annotation {
+        face: faces[i],
+        expression: Some((ekspresi_common::Expression::Happy, 0.8)),
+        percentages: [10.0, 0.0, 5.0, 50.0, 15.0, 10.0, 10.0],
+        impression: Some(firmware::aggregate::Impression::Good),
+    };
+    let mut images: Vec<RgbImage> = frames
+        .iter()
+        .map(|f| RgbImage::from_raw(f.width as u32, f.height as u32, f.rgb.clone()).expect("rgb"))
+        .collect();
+    let overlay_ms = per_frame(n, || {
+        let started = Instant::now();
+        for (i, image) in images.iter_mut().enumerate() {
+            overlay.draw(image, &annotation(i));
+        }
+        started.elapsed()
+    });
+    rows.push(("overlay (box, labels, bars)", overlay_ms));
+
+    let encode_ms = per_frame(n, || {
+        let mut encoder = openh264::encoder::Encoder::new().expect("encoder");
+        let started = Instant::now();
+        for image in &images {
+            let rgb = openh264::formats::RgbSliceU8::new(image.as_raw(), (640, 480));
+            let yuv = openh264::formats::YUVBuffer::from_rgb_source(rgb);
+            encoder.encode(&yuv).expect("encode");
+        }
+        started.elapsed()
+    });
+    rows.push(("encode (OpenH264) alone", encode_ms));
+
+    let video = dir.join("bench.mp4");
+    let record_ms = per_frame(n, || {
+        let mut recorder = VideoRecorder::create(&video, 640, 480, 6.0, 12).expect("recorder");
+        let started = Instant::now();
+        for image in &images {
+            recorder.write_rgb(image.as_raw(), 640, 480).expect("write");
+        }
+        recorder.finish().expect("finish");
+        started.elapsed()
+    });
+    rows.push(("encode + fMP4 mux + fsync (recorder)", record_ms));
+    rows.push(("  → mux + fsync share", (record_ms - encode_ms).max(0.0)));
+
+    let mp4_ms = per_frame(n, || {
+        read_all(&mut Mp4Source::open(&video).expect("mp4")).1
+    });
+    rows.push(("capture: H.264 MP4 → RGB (replay)", mp4_ms));
+
+    println!("\nPer-stage cost per 640×480 frame (best of {ROUNDS} rounds over the {n}-frame demo clip)\n");
+    println!("| stage | ms/frame |");
+    println!("|---|---:|");
+    for (stage, ms) in &rows {
+        println!("| {stage} | {ms:.2} |");
+    }
+
+    let clip_seconds = n as f64 / 6.0;
+    let mut lesson_seconds = f64::INFINITY;
+    for round in 0..ROUNDS {
+        let config = KioskConfig {
+            data_dir: dir.join(format!("lesson{round}")),
+            ..KioskConfig::default()
+        };
+        let (leds, _) = simulated_leds();
+        let mut kiosk = Kiosk::new(config, model.clone(), leds).expect("kiosk");
+        let source = ImageFolderSource::open(&clip, 6.0).expect("clip");
+        let started = Instant::now();
+        kiosk
+            .run_lesson(Box::new(source), Arc::new(AtomicBool::new(false)))
+            .expect("lesson");
+        lesson_seconds = lesson_seconds.min(started.elapsed().as_secs_f64());
+    }
+    println!(
+        "\nWhole replay (kiosk pipeline, recording on): {n} frames = {clip_seconds:.1} s of \
+         clip in {lesson_seconds:.2} s → {:.1}× real time ({:.1} frames/s)",
+        clip_seconds / lesson_seconds,
+        n as f64 / lesson_seconds
+    );
+}
