@@ -107,7 +107,7 @@ parity() {
         echo "PARITY NOT RUN: FER-2013 not found at $data (set FER2013=...)" >&2
         exit 1
     fi
-    cargo build --release -p firmware --example face_probs
+    cargo build --release --workspace --example face_probs
     debian_cargo build --release --target "$target" -p firmware --example face_probs
     local x86 arm
     x86="$(mktemp)" arm="$(mktemp)"

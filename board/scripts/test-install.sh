@@ -12,6 +12,18 @@ binary="${1:-$repo/target/cross/dist/kiosk}"
 [[ -f "$binary" ]] || { echo "test-install: no kiosk binary at $binary (run cross.sh build)" >&2; exit 1; }
 [[ $EUID -eq 0 ]] || { echo "test-install: needs root for loop mounts" >&2; exit 1; }
 
+# Tools: sfdisk, mkfs.vfat, mkfs.ext4, mtools, systemd (sysusers, systemctl, analyze), file.
+tools=(sfdisk:fdisk mkfs.vfat:dosfstools mkfs.ext4:e2fsprogs mcopy:mtools
+    systemd-analyze:systemd file:file python3:python3)
+missing=()
+for pair in "${tools[@]}"; do
+    command -v "${pair%%:*}" >/dev/null || missing+=("${pair#*:}")
+done
+if [[ ${#missing[@]} -gt 0 ]]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
 work="$(mktemp -d)"
 mounts=() loops=()
 cleanup() {
