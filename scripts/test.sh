@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The project's test command (README): installs what the tests need on a fresh Debian
 # machine — ffmpeg (ffprobe checks the recorded MP4s), nasm (OpenH264's fast x86 build),
-# libclang (bindgen for the v4l camera crate) and OpenCV for Python (the detector parity
-# tests) — then runs every test of the workspace.
+# libclang (bindgen for the v4l camera crate), OpenCV for Python (the detector parity
+# tests) and onnxruntime (an independent check of the int8 model) — then runs every test of the workspace.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,6 +22,10 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 if ! python3 -c "import cv2" >/dev/null 2>&1; then
   python3 -m pip install -q "opencv-python-headless<5"
+fi
+# onnxruntime: the independent runtime the shipped int8 model is checked against.
+if ! python3 -c "import onnxruntime" >/dev/null 2>&1; then
+  python3 -m pip install -q "onnxruntime<2"
 fi
 
 # One release build for everything: tests, benches and the demo share its artefacts.

@@ -72,9 +72,11 @@ fn main() {
         started.elapsed().as_secs_f64() * 1e3 / n as f64,
     ));
 
-    let mut detector =
-        Detector::new(Cascade::frontal_face().expect("cascade"), DetectParams::default())
-            .expect("detector");
+    let mut detector = Detector::new(
+        Cascade::frontal_face().expect("cascade"),
+        DetectParams::default(),
+    )
+    .expect("detector");
     let grey_frame = |i: usize| GreyFrame {
         width: frames[i].width,
         height: frames[i].height,
@@ -152,9 +154,7 @@ fn main() {
     rows.push(("encode + fMP4 mux + fsync (recorder)", record_ms));
     rows.push(("  → mux + fsync share", (record_ms - encode_ms).max(0.0)));
 
-    let mp4_ms = per_frame(n, || {
-        read_all(&mut Mp4Source::open(&video).expect("mp4")).1
-    });
+    let mp4_ms = per_frame(n, || read_all(&mut Mp4Source::open(&video).expect("mp4")).1);
     rows.push(("capture: H.264 MP4 → RGB (replay)", mp4_ms));
 
     println!("\nPer-stage cost per 640×480 frame (best of {ROUNDS} rounds over the {n}-frame demo clip)\n");

@@ -43,6 +43,22 @@ pub fn python_with_opencv() -> String {
     python
 }
 
+/// A Python 3 that can `import onnxruntime`, or a panic that says how to install it.
+pub fn python_with_onnxruntime() -> String {
+    let python = std::env::var("EKSPRESI_PYTHON").unwrap_or_else(|_| "python3".into());
+    let ok = std::process::Command::new(&python)
+        .args(["-c", "import onnxruntime"])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(
+        ok,
+        "this test compares with onnxruntime: `{python} -c 'import onnxruntime'` failed — \
+         pip install onnxruntime (or set EKSPRESI_PYTHON)"
+    );
+    python
+}
+
 /// A fresh empty directory under the target dir for one test's files.
 pub fn scratch_dir(name: &str) -> PathBuf {
     let dir = workspace().join("target/test-scratch").join(name);

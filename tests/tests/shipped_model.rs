@@ -83,3 +83,53 @@ fn tract_runs_the_int8_model_with_integer_kernels_only() {
         "a float conv remains: {ops:?}"
     );
 }
+
+/// An independent runtime agrees: onnxruntime (from PyPI) and tract on 500 real test faces.
+/// Both implement ONNX's QLinearConv rounding, so top-1 must match on (nearly) every face.
+#[test]
+fn onnxruntime_agrees_with_tract_on_the_int8_model() {
+    let python = ekspresi_tests::python_with_onnxruntime();
+    let model_path = models().join("lenet5-int8.onnx");
+    let output = std::process::Command::new(python)
+        .arg(workspace().join("tests/parity/ort_classify.py"))
+        .arg(&model_path)
+        .arg(fer2013())
+        .arg("500")
+        .output()
+        .expect("run onnxruntime");
+    assert!(
+        output.status.success(),
+        "onnxruntime failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let ort: Vec<Vec<f32>> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON probabilities"))
+        .collect();
+    assert_eq!(ort.len(), 500);
+
+    let faces = data::load(&fer2013())
+        .expect("FER-2013 loads")
+        .with_usage(Usage::PublicTest);
+    let model = ExpressionModel::load(&model_path, 1).unwrap();
+    let mut agree = 0;
+    let mut max_diff = 0f32;
+    for (i, ort_p) in ort.iter().enumerate() {
+        let face = ekspresi_common::GreyImage::new(48, 48, faces.face(i)).unwrap();
+        let tract_p = model
+            .classify(&ekspresi_common::prepare_face(face))
+            .unwrap()[0];
+        agree += usize::from(
+            ekspresi_common::labels::most_probable_index(&tract_p)
+                == ekspresi_common::labels::most_probable_index(ort_p),
+        );
+        for (a, b) in tract_p.iter().zip(ort_p) {
+            max_diff = max_diff.max((a - b).abs());
+        }
+    }
+    eprintln!(
+        "tract vs onnxruntime on 500 faces: top-1 agreement {agree}/500, max |Δp| {max_diff:.2e}"
+    );
+    assert!(agree >= 495, "top-1 agreement {agree}/500");
+    assert!(max_diff < 0.01, "max probability difference {max_diff}");
+}

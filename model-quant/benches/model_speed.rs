@@ -1,0 +1,136 @@
+//! Model speed, side by side in one run: training seconds per epoch for each architecture
+//! (burn / flex on this CPU, batch 64, augmentation on), and per-face inference latency in
+//! tract for the shipped fp32 and int8 models. Prints two tables; run with
+//! `cargo bench -p model-quant --bench model_speed` (needs ../shared/fer2013).
+//!
+//! Training is timed on a stratified sample of 1,400 training faces for one epoch and
+//! scaled to the 25,836 faces of a full epoch (the cost is linear in faces); the epochs
+//! measured during the real runs are in each run's `log.jsonl`. Inference is timed at batch
+//! 1 (what the kiosk does) over 300 real test faces, fp32 and int8 interleaved in rounds so
+//! that background load hits both alike.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use ekspresi_common::model::ExpressionModel;
+use ekspresi_common::{prepare_face, GreyImage};
+use model_quant::augment::AugmentConfig;
+use model_quant::data::{self, Faces, Usage};
+use model_quant::nets::Arch;
+use model_quant::train::{train, RunDir, TrainConfig};
+
+const FULL_EPOCH_FACES: f64 = 25_836.0;
+const ROUNDS: usize = 5;
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn main() {
+    let data_path = workspace().join("../shared/fer2013/fer2013.csv.gz");
+    let faces = match data::load(&data_path) {
+        Ok(faces) => faces,
+        Err(error) => {
+            eprintln!(
+                "MODEL SPEED BENCH NOT RUN: FER-2013 not readable at {} ({error})",
+                data_path.display()
+            );
+            std::process::exit(1);
+        }
+    };
+    training_table(&faces);
+    inference_table(&faces);
+}
+
+fn training_table(faces: &Faces) {
+    let sample = faces.with_usage(Usage::Training).take_per_class(200);
+    let (train_set, validation_set) = sample.stratified_split(0.1, 7);
+    let scratch = workspace().join("target/bench-scratch/model_speed");
+    println!(
+        "\nTraining, one epoch of {} faces, scaled to a full epoch of {FULL_EPOCH_FACES} faces\n",
+        train_set.len()
+    );
+    println!("| architecture | parameters | s / 1,000 faces | s / full epoch (est.) |");
+    println!("|---|---:|---:|---:|");
+    for name in ["lenet5-classic", "lenet5", "alexnet"] {
+        let arch = Arch::by_name(name).expect("architecture");
+        let config = TrainConfig {
+            arch: arch.clone(),
+            epochs: 1,
+            batch_size: 64,
+            learning_rate: 1e-3,
+            min_learning_rate: 1e-5,
+            weight_decay: None,
+            label_smoothing: 0.0,
+            class_weights: false,
+            augment: Some(AugmentConfig::default()),
+            patience: None,
+            seed: 7,
+        };
+        let run = scratch.join(name);
+        let _ = std::fs::remove_dir_all(&run);
+        let log = train(
+            &config,
+            &train_set,
+            &validation_set,
+            &RunDir::new(&run),
+            false,
+        )
+        .expect("training");
+        let seconds = log.last().map_or(f64::NAN, |entry| entry.seconds);
+        let per_face = seconds / train_set.len() as f64;
+        println!(
+            "| {name} | {} | {:.2} | {:.0} |",
+            arch.parameter_count(),
+            per_face * 1e3,
+            per_face * FULL_EPOCH_FACES
+        );
+    }
+}
+
+fn inference_table(faces: &Faces) {
+    let test = faces.with_usage(Usage::PublicTest);
+    let inputs: Vec<Vec<f32>> = (0..300.min(test.len()))
+        .map(|i| prepare_face(GreyImage::new(48, 48, test.face(i)).expect("48×48 face")))
+        .collect();
+    let models_dir = workspace().join("firmware/models");
+    let mut models: Vec<(String, ExpressionModel)> = Vec::new();
+    for file in [
+        "lenet5-fp32.onnx",
+        "lenet5-int8.onnx",
+        "alexnet-fp32.onnx",
+        "alexnet-int8.onnx",
+    ] {
+        let path = models_dir.join(file);
+        if path.exists() {
+            models.push((
+                file.to_owned(),
+                ExpressionModel::load(&path, 1).expect("model"),
+            ));
+        }
+    }
+    let mut totals = vec![Duration::ZERO; models.len()];
+    for _ in 0..ROUNDS {
+        for (total, (_, model)) in totals.iter_mut().zip(&models) {
+            let started = Instant::now();
+            for input in &inputs {
+                model.classify(input).expect("inference");
+            }
+            *total += started.elapsed();
+        }
+    }
+    println!(
+        "\nInference in tract, batch 1, {} faces × {ROUNDS} interleaved rounds\n",
+        inputs.len()
+    );
+    println!("| model | size | µs / face |");
+    println!("|---|---:|---:|");
+    for ((file, _), total) in models.iter().zip(&totals) {
+        let size = std::fs::metadata(models_dir.join(file)).map_or(0, |m| m.len());
+        println!(
+            "| {file} | {} kB | {:.0} |",
+            size / 1024,
+            total.as_secs_f64() * 1e6 / (inputs.len() * ROUNDS) as f64
+        );
+    }
+}
