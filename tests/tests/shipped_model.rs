@@ -14,9 +14,13 @@ fn models() -> std::path::PathBuf {
 /// The PublicTest accuracy `MODEL_CARD.md` states for the int8 LeNet-5 (a line
 /// `PublicTest accuracy (int8): 0.xxxx`).
 fn card_accuracy() -> f64 {
+    card_value("PublicTest accuracy (int8):")
+}
+
+fn card_value(label: &str) -> f64 {
     let card = std::fs::read_to_string(models().join("MODEL_CARD.md")).expect("model card");
     card.lines()
-        .find_map(|l| l.split("PublicTest accuracy (int8):").nth(1))
+        .find_map(|l| l.split(label).nth(1))
         .and_then(|v| v.trim().trim_matches('*').trim().parse().ok())
         .expect("the model card states `PublicTest accuracy (int8): <value>`")
 }
@@ -45,6 +49,25 @@ fn int8_model_reaches_its_stated_accuracy_and_tracks_fp32() {
         .iter()
         .filter(|c| c.class != "disgust")
         .all(|c| c.recall > 0.1));
+}
+
+#[test]
+fn alexnet_comparison_model_is_what_the_card_says() {
+    let faces = data::load(&fer2013())
+        .expect("FER-2013 loads")
+        .with_usage(Usage::PublicTest);
+    let int8 = evaluate(&models().join("alexnet-int8.onnx"), &faces, 64).unwrap();
+    let fp32 = evaluate(&models().join("alexnet-fp32.onnx"), &faces, 64).unwrap();
+    eprintln!(
+        "AlexNet-style PublicTest accuracy: int8 {:.4}, fp32 {:.4}",
+        int8.report.accuracy, fp32.report.accuracy
+    );
+    let stated = card_value("AlexNet PublicTest accuracy (int8):");
+    assert!(
+        (int8.report.accuracy - stated).abs() < 0.0005,
+        "the model card is out of date"
+    );
+    assert!((int8.report.accuracy - fp32.report.accuracy).abs() <= 0.01);
 }
 
 #[test]
