@@ -65,6 +65,9 @@ pub struct KioskConfig {
     pub camera: CameraConfig,
     pub gpio: GpioConfig,
     pub detect: DetectParams,
+    /// Between full scans, search only near the last face for up to this many frames
+    /// (0: scan the whole frame every time, exactly like OpenCV's `detectMultiScale`).
+    pub track_face_frames: u32,
     /// Margin added around the detected face before the 48×48 crop, as a fraction of its size.
     pub face_margin: f32,
     /// Weight of the newest frame in the display smoothing (1 = none).
@@ -92,6 +95,7 @@ impl Default for KioskConfig {
             camera: CameraConfig::default(),
             gpio: GpioConfig::default(),
             detect: DetectParams::default(),
+            track_face_frames: 0,
             face_margin: 0.0,
             smoothing_alpha: 0.3,
             no_face_reset_frames: 20,

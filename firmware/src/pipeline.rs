@@ -21,7 +21,7 @@ use crate::aggregate::{top_expression, Impression, Smoother, Tally};
 use crate::classify::FaceClassifier;
 use crate::config::KioskConfig;
 use crate::detect::group::Group;
-use crate::detect::{Cascade, Detector, GreyFrame, Rect};
+use crate::detect::{Cascade, Detector, FaceTracker, GreyFrame, Rect};
 use crate::hal::{Fault, Frame, FrameSource, SourceError, StatusLeds};
 use crate::record::overlay::{Annotation, Overlay};
 use crate::record::session::{self, SessionDir};
@@ -212,7 +212,13 @@ impl<P: OutputPin> Kiosk<P> {
             height: frame.height,
             pixels: &grey,
         };
-        let face = student_face(&self.detector.detect_groups(grey_frame));
+        let groups = state.tracker.detect(
+            &mut self.detector,
+            grey_frame,
+            self.config.track_face_frames,
+        );
+        let face = student_face(&groups);
+        state.tracker.follow(face);
         let second = frame.timestamp.as_secs();
         let Some(face) = face else {
             state.tally.record_no_face();
@@ -295,6 +301,7 @@ struct LessonState {
     timeline: Timeline,
     smoother: Smoother,
     frames_without_face_in_a_row: u32,
+    tracker: FaceTracker,
 }
 
 impl LessonState {
@@ -304,6 +311,7 @@ impl LessonState {
             timeline: Timeline::default(),
             smoother: Smoother::new(alpha),
             frames_without_face_in_a_row: 0,
+            tracker: FaceTracker::default(),
         }
     }
 

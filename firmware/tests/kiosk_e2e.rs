@@ -187,6 +187,31 @@ fn the_kiosk_replays_its_own_recording_and_a_cut_one() {
     assert!(error.to_string().contains("no moov"), "{error}");
 }
 
+#[test]
+fn tracking_the_face_finds_what_full_scans_find() {
+    let out = scratch("e2e_tracking");
+    let faces_found = |track_face_frames: u32, name: &str| {
+        let config = KioskConfig {
+            track_face_frames,
+            record_video: false,
+            ..config(&out.join(name))
+        };
+        let (leds, _) = simulated_leds();
+        let mut kiosk = Kiosk::new(config, model(), leds).unwrap();
+        let source = ImageFolderSource::open(&demo_clip(), 6.0).unwrap();
+        let report = kiosk
+            .run_lesson(Box::new(source), Arc::new(AtomicBool::new(false)))
+            .unwrap();
+        report.summary.frames_analysed - report.summary.frames_without_face
+    };
+    let full = faces_found(0, "full");
+    let tracked = faces_found(10, "tracked");
+    assert!(
+        tracked.abs_diff(full) <= 2,
+        "frames with a face: {tracked} tracked vs {full} with full scans"
+    );
+}
+
 fn write_clip(dir: &Path, stills: &[&str], copies: usize) {
     std::fs::create_dir_all(dir).unwrap();
     let images = manifest_dir().join("../tests/data/images");

@@ -8,15 +8,18 @@
 //! images ([`integral`]), a 24×24 window slid with step 2 (1 from scale 2 up, and one extra
 //! step after a first-stage rejection), variance normalisation over the window's inner
 //! 22×22, stump stages with early rejection ([`scan`]), and `groupRectangles` ([`group`]).
+//! [`track`] optionally searches only near the last face between full scans.
 
 pub mod cascade;
 pub mod group;
 pub mod integral;
 pub mod resize;
 pub mod scan;
+pub mod track;
 
 pub use cascade::{Cascade, CascadeError};
 pub use scan::Detector;
+pub use track::FaceTracker;
 
 use serde::{Deserialize, Serialize};
 

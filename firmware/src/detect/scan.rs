@@ -75,6 +75,12 @@ impl Detector {
         &self.params
     }
 
+    /// Changes the scan parameters (the compiled cascade stays valid: it depends only on
+    /// the integral table's stride). Callers pass validated parameters.
+    pub(crate) fn set_params(&mut self, params: DetectParams) {
+        self.params = params;
+    }
+
     /// Detections after grouping, like `detectMultiScale`.
     pub fn detect(&mut self, frame: GreyFrame<'_>) -> Vec<Rect> {
         self.detect_groups(frame)
