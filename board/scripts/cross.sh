@@ -78,6 +78,8 @@ run_tests() {
     # Skipped under emulation (need real hardware): the camera streaming itself (no V4L2
     # device here; its error paths are tested) and GPIO output (rppal needs a Pi). The
     # full-disk test (#[ignore], needs root for a tmpfs mount) runs when we are root.
+    # Tests that start the kiosk binary themselves run it through qemu too.
+    export EKSPRESI_KIOSK_RUNNER=qemu-aarch64
     debian_cargo test --release --target "$target" -p board -p firmware
     if [[ $EUID -eq 0 ]]; then
         debian_cargo test --release --target "$target" -p firmware --test kiosk_e2e -- --ignored
