@@ -189,6 +189,26 @@ mod tests {
             },
         );
         assert!(!broken.iter().find(|r| r.name == "model").unwrap().ok);
+
+        // A model file cut in half (an interrupted copy onto the SD card) fails clearly.
+        let bytes = std::fs::read(&model).unwrap();
+        let truncated = config.data_dir.join("truncated.onnx");
+        std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+        let results = run_checks(
+            &config,
+            &truncated,
+            &CheckOptions {
+                camera: false,
+                gpio: false,
+            },
+        );
+        let model_check = results.iter().find(|r| r.name == "model").unwrap();
+        assert!(!model_check.ok);
+        assert!(
+            model_check.detail.contains("not a loadable ONNX model"),
+            "{}",
+            model_check.detail
+        );
         let _ = std::fs::remove_dir_all(&config.data_dir);
     }
 }
