@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 
 use ekspresi_common::model::ExpressionModel;
 use ekspresi_common::{prepare_face, GreyImage};
-use model_quant::augment::AugmentConfig;
 use model_quant::data::{self, Faces, Usage};
 use model_quant::nets::Arch;
 use model_quant::train::{train, RunDir, TrainConfig};
@@ -55,17 +54,9 @@ fn training_table(faces: &Faces) {
     for name in ["lenet5-classic", "lenet5", "alexnet"] {
         let arch = Arch::by_name(name).expect("architecture");
         let config = TrainConfig {
-            arch: arch.clone(),
             epochs: 1,
-            batch_size: 64,
-            learning_rate: 1e-3,
-            min_learning_rate: 1e-5,
-            weight_decay: None,
-            label_smoothing: 0.0,
-            class_weights: false,
-            augment: Some(AugmentConfig::default()),
-            patience: None,
             seed: 7,
+            ..TrainConfig::paper(arch.clone())
         };
         let run = scratch.join(name);
         let _ = std::fs::remove_dir_all(&run);

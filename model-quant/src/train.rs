@@ -49,6 +49,26 @@ pub struct TrainConfig {
     pub seed: u64,
 }
 
+impl TrainConfig {
+    /// The paper's recipe for `arch`: Adam, batch 64, 50 epochs, learning rate 1e-3 (cosine
+    /// to 1e-5), its augmentation, no other regulariser options, seed 42.
+    pub fn paper(arch: Arch) -> Self {
+        Self {
+            arch,
+            epochs: 50,
+            batch_size: 64,
+            learning_rate: 1e-3,
+            min_learning_rate: 1e-5,
+            weight_decay: None,
+            label_smoothing: 0.0,
+            class_weights: false,
+            augment: Some(AugmentConfig::default()),
+            patience: None,
+            seed: 42,
+        }
+    }
+}
+
 /// One line of `log.jsonl`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EpochLog {
@@ -488,17 +508,8 @@ mod tests {
     #[test]
     fn cosine_schedule_runs_from_max_to_min() {
         let config = TrainConfig {
-            arch: Arch::lenet5(),
             epochs: 10,
-            batch_size: 64,
-            learning_rate: 1e-3,
-            min_learning_rate: 1e-5,
-            weight_decay: None,
-            label_smoothing: 0.0,
-            class_weights: false,
-            augment: None,
-            patience: None,
-            seed: 1,
+            ..TrainConfig::paper(Arch::lenet5())
         };
         assert!((learning_rate_at(&config, 0.0) - 1e-3).abs() < 1e-12);
         assert!((learning_rate_at(&config, 1.0) - 1e-5).abs() < 1e-12);

@@ -29,32 +29,26 @@ pub fn test_image(name: &str) -> PathBuf {
 
 /// A Python 3 that can `import cv2`, or a panic that says how to install it.
 pub fn python_with_opencv() -> String {
-    let python = std::env::var("EKSPRESI_PYTHON").unwrap_or_else(|_| "python3".into());
-    let ok = std::process::Command::new(&python)
-        .args(["-c", "import cv2"])
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    assert!(
-        ok,
-        "this test compares with real OpenCV: `{python} -c 'import cv2'` failed — \
-         pip install 'opencv-python-headless<5' (or set EKSPRESI_PYTHON)"
-    );
-    python
+    python_with("cv2", "pip install 'opencv-python-headless<5'")
 }
 
 /// A Python 3 that can `import onnxruntime`, or a panic that says how to install it.
 pub fn python_with_onnxruntime() -> String {
+    python_with("onnxruntime", "pip install onnxruntime")
+}
+
+/// `$EKSPRESI_PYTHON` (default `python3`) if it can import `module`; else a loud panic.
+fn python_with(module: &str, install: &str) -> String {
     let python = std::env::var("EKSPRESI_PYTHON").unwrap_or_else(|_| "python3".into());
     let ok = std::process::Command::new(&python)
-        .args(["-c", "import onnxruntime"])
+        .args(["-c", &format!("import {module}")])
         .status()
         .map(|s| s.success())
         .unwrap_or(false);
     assert!(
         ok,
-        "this test compares with onnxruntime: `{python} -c 'import onnxruntime'` failed — \
-         pip install onnxruntime (or set EKSPRESI_PYTHON)"
+        "this test needs Python's {module}: `{python} -c 'import {module}'` failed — \
+         {install} (or set EKSPRESI_PYTHON)"
     );
     python
 }
