@@ -122,11 +122,7 @@ fn check_camera(config: &KioskConfig) -> anyhow::Result<String> {
 }
 
 fn check_gpio(config: &KioskConfig) -> anyhow::Result<String> {
-    let map = board::leds::PinMap {
-        good: config.gpio.good_led,
-        bad: config.gpio.bad_led,
-        camera: config.gpio.camera_led,
-    };
+    let map = config.gpio.pin_map();
     let pins = board::leds::open(map)?;
     let mut leds = crate::hal::StatusLeds::new(pins.good, pins.bad, pins.camera);
     // Light each LED for a moment so the technician can see the wiring is right.

@@ -197,9 +197,7 @@ fn replay(clip: &Path, out: &Path, args: &RunArgs) -> Result<()> {
 
 fn run_service(args: ServiceArgs) -> Result<()> {
     let config = KioskConfig::load(&args.config)?;
-    if config.camera.libcamera_compat && !board::platform::libcamera_compat_active() {
-        return reexec_under_libcamera();
-    }
+    reexec_under_libcamera_if_configured(&config)?;
     let model = models::resolve(config.model.as_deref()).map_err(anyhow::Error::msg)?;
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
@@ -210,19 +208,19 @@ fn run_service(args: ServiceArgs) -> Result<()> {
         let (leds, _) = simulated_leds();
         return service::run(config, model, leds, stop);
     }
-    let pins = board::leds::open(board::leds::PinMap {
-        good: config.gpio.good_led,
-        bad: config.gpio.bad_led,
-        camera: config.gpio.camera_led,
-    })?;
+    let pins = board::leds::open(config.gpio.pin_map())?;
     let leds = StatusLeds::new(pins.good, pins.bad, pins.camera);
     service::run(config, model, leds, stop)
 }
 
-/// Restarts this process (same PID, so systemd's notify socket still matches) with
-/// libcamera's V4L2 compatibility library preloaded: what `libcamerify` does.
-fn reexec_under_libcamera() -> Result<()> {
+/// When the config asks for libcamera's V4L2 compatibility layer and it is not loaded yet,
+/// restarts this process (same PID, so systemd's notify socket still matches) with it
+/// preloaded: what `libcamerify` does. Returns only when nothing needs doing.
+fn reexec_under_libcamera_if_configured(config: &KioskConfig) -> Result<()> {
     use std::os::unix::process::CommandExt;
+    if !config.camera.libcamera_compat || board::platform::libcamera_compat_active() {
+        return Ok(());
+    }
     let library = board::platform::v4l2_compat_library().context(
         "camera.libcamera_compat is on but libcamera's v4l2-compat.so is not installed \
          (apt install libcamera-v4l2)",
@@ -238,10 +236,8 @@ fn reexec_under_libcamera() -> Result<()> {
 
 fn check(args: CheckArgs) -> Result<()> {
     let config = KioskConfig::load(&args.config)?;
-    if config.camera.libcamera_compat && !board::platform::libcamera_compat_active() {
-        // Check the camera the way the service will use it.
-        return reexec_under_libcamera();
-    }
+    // Check the camera the way the service will use it.
+    reexec_under_libcamera_if_configured(&config)?;
     let model = models::resolve(config.model.as_deref()).map_err(anyhow::Error::msg)?;
     let options = CheckOptions {
         camera: !args.no_camera,

@@ -2,6 +2,7 @@
 //! [`overlay`]), the lesson summaries ([`summary`]) and the per-session folder with its
 //! manifest ([`session`]).
 
+pub mod boxes;
 pub mod overlay;
 pub mod session;
 pub mod summary;

@@ -6,7 +6,7 @@
 //! back to its last whole fragment, after which any MP4 player or ffprobe reads it.
 
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use muxide::fragmented::{FragmentConfig, FragmentedMuxer};
@@ -237,22 +237,9 @@ fn last_whole_fragment(file: &mut File, len: u64) -> std::io::Result<(u64, usize
     let mut has_header = false;
     let mut pending_moof = false;
     let mut fragments = 0;
-    while offset + 8 <= len {
-        file.seek(SeekFrom::Start(offset))?;
-        let mut header = [0u8; 16];
-        let available = (len - offset).min(16) as usize;
-        file.read_exact(&mut header[..available])?;
-        let mut size = u64::from(u32::from_be_bytes([
-            header[0], header[1], header[2], header[3],
-        ]));
-        let kind = [header[4], header[5], header[6], header[7]];
-        if size == 1 && available == 16 {
-            size = u64::from_be_bytes(header[8..16].try_into().unwrap_or([0; 8]));
-        }
-        if size < 8 || offset + size > len {
-            break; // truncated box: everything from here is lost
-        }
-        offset += size;
+    while let Some(top) = super::boxes::box_at(file, offset, len)? {
+        offset = top.start + top.len;
+        let kind = top.kind;
         match &kind {
             b"moov" => {
                 has_header = true;

@@ -18,6 +18,7 @@ use openh264::decoder::Decoder;
 use openh264::formats::YUVSource;
 
 use crate::hal::{Frame, FrameSource, SourceError};
+use crate::record::boxes::{box_at, TopBox};
 
 /// One coded frame's place in the file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,7 +92,7 @@ impl Mp4Source {
     /// Reads top-level boxes until a fragment gives samples; false at the end of the file.
     fn load_fragment(&mut self) -> Result<bool, SourceError> {
         while self.pending.is_empty() {
-            let Some((kind, start, len)) =
+            let Some(TopBox { kind, start, len }) =
                 box_at(&mut self.file, self.next_box, self.file_len).map_err(|e| self.error(e))?
             else {
                 return Ok(false);
@@ -348,31 +349,6 @@ fn child<'a>(parent: &'a [u8], kind: &[u8; 4]) -> Option<&'a [u8]> {
     None
 }
 
-/// The top-level box at `at`: (kind, start, length); None at or past the end, or when the
-/// box is cut short (an unrepaired file: play what is whole).
-fn box_at(file: &mut File, at: u64, file_len: u64) -> std::io::Result<Option<([u8; 4], u64, u64)>> {
-    if at + 8 > file_len {
-        return Ok(None);
-    }
-    let mut header = [0u8; 16];
-    file.seek(SeekFrom::Start(at))?;
-    file.read_exact(&mut header[..8])?;
-    let mut len = u64::from(u32::from_be_bytes([
-        header[0], header[1], header[2], header[3],
-    ]));
-    let kind = [header[4], header[5], header[6], header[7]];
-    if len == 1 {
-        file.read_exact(&mut header[8..16])?;
-        len = u64::from_be_bytes(header[8..16].try_into().unwrap_or_default());
-    } else if len == 0 {
-        len = file_len - at;
-    }
-    if len < 8 || at + len > file_len {
-        return Ok(None);
-    }
-    Ok(Some((kind, at, len)))
-}
-
 /// Finds the top-level box `kind`; returns its bytes and where the next box starts.
 fn find_top_box(
     file: &mut File,
@@ -380,7 +356,12 @@ fn find_top_box(
     kind: [u8; 4],
 ) -> std::io::Result<Option<(Vec<u8>, u64)>> {
     let mut at = 0;
-    while let Some((found, start, len)) = box_at(file, at, file_len)? {
+    while let Some(TopBox {
+        kind: found,
+        start,
+        len,
+    }) = box_at(file, at, file_len)?
+    {
         if found == kind {
             let mut bytes = vec![0; usize::try_from(len - 8).map_err(std::io::Error::other)?];
             file.seek(SeekFrom::Start(start + 8))?;
