@@ -10,7 +10,7 @@ use model_quant::nets::Arch;
 use model_quant::plain::InputAdapter;
 use model_quant::quantize::WeightGranularity;
 use model_quant::train::{self, RunDir, TrainConfig};
-use model_quant::{evaluate, export};
+use model_quant::{adapter_fit, evaluate, export};
 
 #[derive(Parser)]
 #[command(
@@ -30,6 +30,8 @@ enum Command {
     Export(ExportArgs),
     /// Score an ONNX model on a FER-2013 split.
     Evaluate(EvaluateArgs),
+    /// Fit the input adapter's blur and contrast label-free (power spectra, no labels read).
+    FitAdapter(FitAdapterArgs),
 }
 
 #[derive(Args)]
@@ -59,6 +61,24 @@ struct ExportArgs {
     adapter_contrast: f32,
     #[arg(long, default_value_t = 0.5)]
     adapter_mean_grey: f32,
+}
+
+#[derive(Args)]
+struct FitAdapterArgs {
+    /// FER-2013 data whose `Training` rows set the look to match.
+    #[arg(long)]
+    data: PathBuf,
+    /// Sharp reference faces (CSV or folder layout); default: --data. Only pixels are read.
+    #[arg(long)]
+    reference: Option<PathBuf>,
+    /// Which split of the reference to use.
+    #[arg(long, default_value = "PublicTest")]
+    reference_usage: String,
+    /// Candidate σ from 0.5 px in steps of 0.25 px up to this.
+    #[arg(long, default_value_t = 5.0)]
+    max_sigma: f32,
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -144,6 +164,7 @@ fn main() -> Result<()> {
         Command::Train(args) => run_train(args),
         Command::Export(args) => run_export(args),
         Command::Evaluate(args) => run_evaluate(args),
+        Command::FitAdapter(args) => run_fit_adapter(args),
     }
 }
 
@@ -169,6 +190,44 @@ fn run_export(args: ExportArgs) -> Result<()> {
         adapter,
     )?;
     println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
+}
+
+fn run_fit_adapter(args: FitAdapterArgs) -> Result<()> {
+    let faces = data::load(&args.data)?;
+    let training = faces.with_usage(Usage::Training);
+    let usage: Usage = args.reference_usage.parse().map_err(anyhow::Error::msg)?;
+    let reference = match &args.reference {
+        Some(path) => data::load(path)?.with_usage(usage),
+        None => faces.with_usage(usage),
+    };
+    if training.is_empty() || reference.is_empty() {
+        bail!("need Training faces and {usage:?} reference faces");
+    }
+    let steps = ((args.max_sigma - 0.5) / 0.25).floor().max(0.0) as usize;
+    let sigmas: Vec<f32> = (0..=steps).map(|i| 0.5 + 0.25 * i as f32).collect();
+    let target = adapter_fit::faces_spectrum(&training);
+    let candidates = adapter_fit::fit(&target, &reference, &sigmas);
+    let best = adapter_fit::best(&candidates).context("no candidate σ")?;
+    if args.json {
+        let report = serde_json::json!({ "best": best, "candidates": candidates });
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!(
+            "{:>6} {:>9} {:>11} {:>10}",
+            "sigma", "contrast", "noise-grey", "log-error"
+        );
+        for c in &candidates {
+            println!(
+                "{:>6.2} {:>9.3} {:>11.2} {:>10.4}",
+                c.blur_sigma, c.contrast, c.noise_grey_levels, c.log_amplitude_error
+            );
+        }
+        println!(
+            "best: --adapter-blur-sigma {} --adapter-contrast {:.2}",
+            best.blur_sigma, best.contrast
+        );
+    }
     Ok(())
 }
 

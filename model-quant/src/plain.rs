@@ -53,21 +53,14 @@ impl PlainNet {
 
     /// Puts the domain adapter in front of the network (see [`InputAdapter`]).
     pub fn with_input_adapter(mut self, adapter: &InputAdapter) -> PlainNet {
-        let radius = (3.0 * adapter.blur_sigma).ceil().max(1.0) as usize;
-        let kernel = 2 * radius + 1;
-        let taps: Vec<f32> = (0..kernel)
-            .map(|i| {
-                let d = i as f32 - radius as f32;
-                (-d * d / (2.0 * adapter.blur_sigma * adapter.blur_sigma)).exp()
-            })
-            .collect();
-        let total: f32 = taps.iter().sum();
-        let mut weight = Vec::with_capacity(kernel * kernel);
+        let (radius, taps) = adapter.taps();
+        let mut weight = Vec::with_capacity(taps.len() * taps.len());
         for y in &taps {
             for x in &taps {
-                weight.push(adapter.contrast * y * x / (total * total));
+                weight.push(adapter.contrast * y * x);
             }
         }
+        let kernel = taps.len();
         let conv = Conv {
             weight,
             out_channels: 1,
@@ -95,6 +88,55 @@ pub struct InputAdapter {
     pub blur_sigma: f32,
     pub contrast: f32,
     pub mean_grey: f32,
+}
+
+impl InputAdapter {
+    /// The blur's radius and its normalised 1-D Gaussian taps (cut at 3σ).
+    pub fn taps(&self) -> (usize, Vec<f32>) {
+        let radius = (3.0 * self.blur_sigma).ceil().max(1.0) as usize;
+        let taps: Vec<f32> = (0..2 * radius + 1)
+            .map(|i| {
+                let d = i as f32 - radius as f32;
+                (-d * d / (2.0 * self.blur_sigma * self.blur_sigma)).exp()
+            })
+            .collect();
+        let total: f32 = taps.iter().sum();
+        (radius, taps.into_iter().map(|t| t / total).collect())
+    }
+
+    /// What the adapter layer computes on one `side`×`side` image (values 0..1): the same
+    /// separable blur with repeated edges and contrast about `mean_grey`.
+    pub fn apply(&self, image: &[f32], side: usize) -> Vec<f32> {
+        let (radius, taps) = self.taps();
+        let clamp = |i: isize| i.clamp(0, side as isize - 1) as usize;
+        let mut rows = vec![0.0; side * side];
+        for y in 0..side {
+            for x in 0..side {
+                rows[y * side + x] = taps
+                    .iter()
+                    .enumerate()
+                    .map(|(k, t)| {
+                        t * image[y * side + clamp(x as isize + k as isize - radius as isize)]
+                    })
+                    .sum();
+            }
+        }
+        let mut out = vec![0.0; side * side];
+        for y in 0..side {
+            for x in 0..side {
+                let blurred: f32 = taps
+                    .iter()
+                    .enumerate()
+                    .map(|(k, t)| {
+                        t * rows[clamp(y as isize + k as isize - radius as isize) * side + x]
+                    })
+                    .sum();
+                out[y * side + x] =
+                    self.contrast * blurred + (1.0 - self.contrast) * self.mean_grey;
+            }
+        }
+        out
+    }
 }
 
 fn values<const D: usize>(tensor: Tensor<D>) -> Result<Vec<f32>> {

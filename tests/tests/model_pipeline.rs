@@ -58,8 +58,8 @@ fn small_training_learns_and_exports_to_matching_fp32_and_int8() {
         WeightGranularity::PerTensor,
         // The shipped model's input adapter, so its Pad + first QLinearConv are exercised too.
         Some(InputAdapter {
-            blur_sigma: 2.5,
-            contrast: 0.92,
+            blur_sigma: 3.5,
+            contrast: 0.97,
             mean_grey: 0.508,
         }),
     )
@@ -96,4 +96,25 @@ fn malformed_data_gives_a_clean_error_naming_file_and_line() {
 
     let truncated = ekspresi_common::model::ExpressionModel::from_bytes(&[8, 1, 18, 3], 1);
     assert!(truncated.is_err(), "a truncated model must not load");
+}
+
+#[test]
+fn adapter_fit_recovers_a_known_blur_on_real_faces() {
+    use model_quant::adapter_fit::{self, mean_power_spectrum, unit_image};
+    let faces = data::load(&fer2013()).expect("FER-2013 loads");
+    let sharp = faces.with_usage(Usage::PublicTest).take_per_class(60);
+    let known = InputAdapter {
+        blur_sigma: 2.0,
+        contrast: 0.8,
+        mean_grey: 0.5,
+    };
+    // The "training look" made by hand: the sharp faces blurred and dimmed by `known`.
+    let target = mean_power_spectrum(
+        (0..sharp.len()).map(|i| known.apply(&unit_image(&sharp, i), ekspresi_common::FACE_SIDE)),
+    );
+    let sigmas = [1.0, 1.5, 2.0, 2.5, 3.0];
+    let best = adapter_fit::best(&adapter_fit::fit(&target, &sharp, &sigmas)).expect("a best σ");
+    assert_eq!(best.blur_sigma, 2.0, "{best:?}");
+    assert!((best.contrast - 0.8).abs() < 0.01, "{best:?}");
+    assert!(best.log_amplitude_error < 1e-3, "{best:?}");
 }
