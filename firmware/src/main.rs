@@ -22,8 +22,8 @@ const RESPONSIBLE_USE: &str = "\
 RESPONSIBLE USE: emotion recognition on students is regulated. The EU AI Act prohibits \
 emotion recognition in education institutions (Art. 5(1)(f)); children's images are special \
 personal data almost everywhere; use it only where the law allows, with informed consent, and \
-never to judge an individual. The model is right on only about 4 of 10 unseen faces (0.433 on FER-2013 PublicTest), weakest on \
-disgust and fear (see firmware/models/MODEL_CARD.md). The camera-on LED is lit whenever frames \
+never to judge an individual. The model is right on fewer than half of unseen faces (0.487 on FER-2013 PublicTest), weakest on \
+disgust, fear and angry (see firmware/models/MODEL_CARD.md). The camera-on LED is lit whenever frames \
 are captured.";
 
 #[derive(Parser)]

@@ -219,8 +219,8 @@ impl Summary {
         let _ = writeln!(t, "Model: {}", self.model);
         let _ = writeln!(
             t,
-            "Note: the expression model is right on only about 4 of 10 test faces, weakest on \
-             disgust and fear; read these numbers as a rough trend, never as a judgement of \
+            "Note: the expression model is right on fewer than half of test faces, weakest on \
+             disgust, fear and angry; read these numbers as a rough trend, never as a judgement of \
              one student."
         );
         t
