@@ -133,6 +133,22 @@ impl Faces {
         self.select(&indices)
     }
 
+    /// The same faces mirrored left-right (labels and usages kept).
+    pub fn mirrored(&self) -> Faces {
+        let mut out = Faces::default();
+        let mut row = [0u8; FACE_SIDE];
+        for i in 0..self.len() {
+            for source in self.face(i).chunks_exact(FACE_SIDE) {
+                row.copy_from_slice(source);
+                row.reverse();
+                out.pixels.extend_from_slice(&row);
+            }
+            out.labels.push(self.labels[i]);
+            out.usages.push(self.usages[i]);
+        }
+        out
+    }
+
     /// How many faces of each class.
     pub fn class_counts(&self) -> [usize; 7] {
         let mut counts = [0; 7];
@@ -343,6 +359,25 @@ mod tests {
 
     fn parse(text: &str) -> Result<Faces, DataError> {
         parse_csv(text.as_bytes(), Path::new("test.csv"))
+    }
+
+    #[test]
+    fn mirrored_reverses_every_row_and_keeps_labels() {
+        let pixels: Vec<String> = (0..FACE_LEN).map(|i| (i % FACE_SIDE).to_string()).collect();
+        let text = format!("emotion,pixels,Usage\n4,{},Training\n", pixels.join(" "));
+        let faces = parse(&text).expect("parses");
+        let mirrored = faces.mirrored();
+        assert_eq!(mirrored.label(0), 4);
+        assert_eq!(mirrored.usage(0), Usage::Training);
+        for y in 0..FACE_SIDE {
+            for x in 0..FACE_SIDE {
+                assert_eq!(
+                    usize::from(mirrored.face(0)[y * FACE_SIDE + x]),
+                    FACE_SIDE - 1 - x
+                );
+            }
+        }
+        assert_eq!(mirrored.mirrored().face(0), faces.face(0));
     }
 
     #[test]

@@ -30,6 +30,8 @@ enum Command {
     Export(ExportArgs),
     /// Score an ONNX model on a FER-2013 split.
     Evaluate(EvaluateArgs),
+    /// A run's best model on its validation split, alone and averaged with its mirror image.
+    Validate(ValidateArgs),
     /// Fit the input adapter's blur and contrast label-free (power spectra, no labels read).
     FitAdapter(FitAdapterArgs),
 }
@@ -61,6 +63,19 @@ struct ExportArgs {
     adapter_contrast: f32,
     #[arg(long, default_value_t = 0.5)]
     adapter_mean_grey: f32,
+}
+
+#[derive(Args)]
+struct ValidateArgs {
+    /// FER-2013 data the run was trained on.
+    #[arg(long)]
+    data: PathBuf,
+    /// Run directory written by `train`.
+    #[arg(long)]
+    run: PathBuf,
+    /// Must be the fraction the run was trained with (its split seed is in config.json).
+    #[arg(long, default_value_t = 0.1)]
+    validation_fraction: f64,
 }
 
 #[derive(Args)]
@@ -165,6 +180,7 @@ fn main() -> Result<()> {
         Command::Export(args) => run_export(args),
         Command::Evaluate(args) => run_evaluate(args),
         Command::FitAdapter(args) => run_fit_adapter(args),
+        Command::Validate(args) => run_validate(args),
     }
 }
 
@@ -189,6 +205,39 @@ fn run_export(args: ExportArgs) -> Result<()> {
         args.granularity,
         adapter,
     )?;
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
+}
+
+fn run_validate(args: ValidateArgs) -> Result<()> {
+    let run = RunDir::new(&args.run);
+    let config = run.load_config()?;
+    let training = data::load(&args.data)?.with_usage(Usage::Training);
+    let (_, validation) = training.stratified_split(args.validation_fraction, config.seed);
+    let model = train::load_model(&config.arch, &run.best_model())?;
+    let plain = train::predict(&model, &validation);
+    let mirrored = train::predict(&model, &validation.mirrored());
+    let averaged: Vec<f32> = plain
+        .iter()
+        .zip(&mirrored)
+        .map(|(a, b)| 0.5 * (a + b))
+        .collect();
+    let accuracy = |probabilities: &[f32]| {
+        let hits = probabilities
+            .chunks_exact(7)
+            .enumerate()
+            .filter(|(i, row)| model_quant::metrics::argmax(row) == validation.label(*i))
+            .count();
+        hits as f64 / validation.len().max(1) as f64
+    };
+    let report = serde_json::json!({
+        "run": args.run,
+        "validation_faces": validation.len(),
+        "accuracy": accuracy(&plain),
+        "accuracy_mirrored": accuracy(&mirrored),
+        "accuracy_with_mirror_average": accuracy(&averaged),
+        "top1_agreement_with_mirror": model_quant::export::top1_agreement(&plain, &mirrored),
+    });
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
 }
