@@ -125,8 +125,8 @@ struct TrainArgs {
     /// Run directory: config, log, chart, checkpoints, best model.
     #[arg(long)]
     run: PathBuf,
-    /// lenet5 (shipped), lenet5-classic (6/16/120) or alexnet.
-    #[arg(long, default_value = "lenet5")]
+    /// lenet5-wide (shipped), lenet5 (first shipped), lenet5-classic (6/16/120) or alexnet.
+    #[arg(long, default_value = "lenet5-wide")]
     arch: String,
     #[arg(long, default_value_t = 50)]
     epochs: usize,
