@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use crate::data::{Faces, FACE_LEN};
 use crate::plain::InputAdapter;
-use ekspresi_common::FACE_SIDE;
+use ekspresi_common::{prepare_face, GreyImage, FACE_SIDE};
 
 /// How well one candidate adapter matches.
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -63,13 +63,10 @@ pub fn mean_power_spectrum<'a>(images: impl Iterator<Item = Vec<f32>> + 'a) -> V
     power
 }
 
-/// A face's pixels as a 0..1 image.
+/// A face as the model sees it (the shared preprocessing: 48×48, 0..1).
 pub fn unit_image(faces: &Faces, index: usize) -> Vec<f32> {
-    faces
-        .face(index)
-        .iter()
-        .map(|&v| f32::from(v) / 255.0)
-        .collect()
+    let face = GreyImage::new(FACE_SIDE, FACE_SIDE, faces.face(index)).expect("faces are 48×48");
+    prepare_face(face)
 }
 
 /// The mean power spectrum of `faces` (see [`mean_power_spectrum`]).

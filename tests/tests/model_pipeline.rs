@@ -118,3 +118,39 @@ fn adapter_fit_recovers_a_known_blur_on_real_faces() {
     assert!((best.contrast - 0.8).abs() < 0.01, "{best:?}");
     assert!(best.log_amplitude_error < 1e-3, "{best:?}");
 }
+
+/// The fit scores candidates with `InputAdapter::apply`; that must be what the exported
+/// adapter layer computes, or the fitted σ would not be the σ that ships.
+#[test]
+fn adapter_apply_matches_the_exported_adapter_layer() {
+    use ekspresi_common::model::ExpressionModel;
+    use tract_onnx::prelude::Framework;
+    let faces = data::load(&fer2013())
+        .expect("FER-2013 loads")
+        .with_usage(Usage::PublicTest)
+        .take_per_class(1);
+    let adapter = InputAdapter {
+        blur_sigma: 3.5,
+        contrast: 0.97,
+        mean_grey: 0.508,
+    };
+    let arch = Arch::lenet5();
+    let net = model_quant::nets::Net::new(&arch, &burn::tensor::Device::flex());
+    let plain = model_quant::plain::lower(&arch, &net)
+        .expect("lowers")
+        .with_input_adapter(&adapter);
+    let proto = model_quant::onnx::fp32_model(&plain, true);
+    let parsed = tract_onnx::onnx()
+        .model_for_proto_model(&proto)
+        .expect("tract parses");
+    let runner = ExpressionModel::from_inference_model(parsed, faces.len()).expect("runs");
+    let input = prepared_input(&faces);
+    let outputs = runner.all_outputs(&input).expect("forward pass");
+    // outputs[0] is the softmax; outputs[1] the first conv, i.e. the adapter.
+    let side = ekspresi_common::FACE_SIDE;
+    for (i, exported) in outputs[1].chunks_exact(side * side).enumerate() {
+        let expected = adapter.apply(&input[i * side * side..(i + 1) * side * side], side);
+        let worst = export::max_abs_diff(exported, &expected);
+        assert!(worst < 1e-5, "face {i}: adapter layer differs by {worst}");
+    }
+}
