@@ -222,14 +222,7 @@ fn run_validate(args: ValidateArgs) -> Result<()> {
         .zip(&mirrored)
         .map(|(a, b)| 0.5 * (a + b))
         .collect();
-    let accuracy = |probabilities: &[f32]| {
-        let hits = probabilities
-            .chunks_exact(7)
-            .enumerate()
-            .filter(|(i, row)| model_quant::metrics::argmax(row) == validation.label(*i))
-            .count();
-        hits as f64 / validation.len().max(1) as f64
-    };
+    let accuracy = |probabilities: &[f32]| train::accuracy(probabilities, &validation);
     let report = serde_json::json!({
         "run": args.run,
         "validation_faces": validation.len(),

@@ -16,6 +16,7 @@ use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::store::{BurnpackStore, ModuleSnapshot};
 use burn::tensor::{Device, Int, Tensor, TensorData};
+use ekspresi_common::contract::NUM_CLASSES;
 use ekspresi_common::{prepare_face_into, GreyImage, FACE_SIDE};
 use image::GrayImage;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -379,16 +380,25 @@ fn batch_targets(faces: &Faces, batch: &[usize]) -> Vec<i64> {
 /// (mean cross-entropy, accuracy) of `model` on `faces`, without augmentation.
 pub fn evaluate(model: &Net, faces: &Faces) -> (f64, f64) {
     let probabilities = predict(model, faces);
-    let (mut loss, mut correct) = (0.0, 0usize);
-    for (i, row) in probabilities.chunks_exact(7).enumerate() {
-        let label = faces.label(i);
-        loss -= f64::from(row[label].max(1e-7)).ln();
-        if crate::metrics::argmax(row) == label {
-            correct += 1;
-        }
-    }
-    let n = faces.len().max(1) as f64;
-    (loss / n, correct as f64 / n)
+    let loss: f64 = probabilities
+        .chunks_exact(NUM_CLASSES)
+        .enumerate()
+        .map(|(i, row)| -f64::from(row[faces.label(i)].max(1e-7)).ln())
+        .sum();
+    (
+        loss / faces.len().max(1) as f64,
+        accuracy(&probabilities, faces),
+    )
+}
+
+/// Share of `faces` whose most probable class (rows of `probabilities`, `len×7`) is their label.
+pub fn accuracy(probabilities: &[f32], faces: &Faces) -> f64 {
+    let hits = probabilities
+        .chunks_exact(NUM_CLASSES)
+        .enumerate()
+        .filter(|(i, row)| crate::metrics::argmax(row) == faces.label(*i))
+        .count();
+    hits as f64 / faces.len().max(1) as f64
 }
 
 /// Softmax probabilities `len×7` of the burn model (inference mode) on `faces`.
