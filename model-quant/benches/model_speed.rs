@@ -51,7 +51,13 @@ fn training_table(faces: &Faces) {
     );
     println!("| architecture | parameters | s / 1,000 faces | s / full epoch (est.) |");
     println!("|---|---:|---:|---:|");
-    for name in ["lenet5-classic", "lenet5", "lenet5-wide", "alexnet"] {
+    for name in [
+        "lenet5-classic",
+        "lenet5",
+        "lenet5-wide",
+        "lenet5-half",
+        "alexnet",
+    ] {
         let arch = Arch::by_name(name).expect("architecture");
         let config = TrainConfig {
             epochs: 1,

@@ -9,7 +9,7 @@ use model_quant::data::{self, Usage};
 use model_quant::nets::Arch;
 use model_quant::plain::InputAdapter;
 use model_quant::quantize::WeightGranularity;
-use model_quant::train::{self, RunDir, TrainConfig};
+use model_quant::train::{self, RunDir, SplitConfig, TrainConfig};
 use model_quant::{adapter_fit, evaluate, export};
 
 #[derive(Parser)]
@@ -70,12 +70,9 @@ struct ValidateArgs {
     /// FER-2013 data the run was trained on.
     #[arg(long)]
     data: PathBuf,
-    /// Run directory written by `train`.
+    /// Run directory written by `train` (its config.json says how validation was carved).
     #[arg(long)]
     run: PathBuf,
-    /// Must be the fraction the run was trained with (its split seed is in config.json).
-    #[arg(long, default_value_t = 0.1)]
-    validation_fraction: f64,
 }
 
 #[derive(Args)]
@@ -125,7 +122,8 @@ struct TrainArgs {
     /// Run directory: config, log, chart, checkpoints, best model.
     #[arg(long)]
     run: PathBuf,
-    /// lenet5-wide (shipped), lenet5 (first shipped), lenet5-classic (6/16/120) or alexnet.
+    /// lenet5-wide (shipped), lenet5-half (24×24 samples), lenet5 (first shipped),
+    /// lenet5-classic (6/16/120) or alexnet.
     #[arg(long, default_value = "lenet5-wide")]
     arch: String,
     #[arg(long, default_value_t = 50)]
@@ -213,7 +211,7 @@ fn run_validate(args: ValidateArgs) -> Result<()> {
     let run = RunDir::new(&args.run);
     let config = run.load_config()?;
     let training = data::load(&args.data)?.with_usage(Usage::Training);
-    let (_, validation) = training.stratified_split(args.validation_fraction, config.seed);
+    let (_, validation) = config.split_faces(&training);
     let model = train::load_model(&config.arch, &run.best_model())?;
     let plain = train::predict(&model, &validation);
     let mirrored = train::predict(&model, &validation.mirrored());
@@ -344,14 +342,13 @@ fn run_train(args: TrainArgs) -> Result<()> {
         augment: (!args.no_augment).then(AugmentConfig::default),
         patience: args.patience,
         seed: args.seed,
+        split: SplitConfig {
+            validation_fraction: args.validation_fraction,
+            limit_per_class: args.limit_per_class,
+        },
     };
-    let faces = data::load(&args.data)?;
-    let mut training = faces.with_usage(Usage::Training);
-    if let Some(n) = args.limit_per_class {
-        training = training.take_per_class(n);
-    }
-    let (train_set, validation_set) =
-        training.stratified_split(args.validation_fraction, args.seed);
+    let training = data::load(&args.data)?.with_usage(Usage::Training);
+    let (train_set, validation_set) = config.split_faces(&training);
     tracing::info!(
         arch = %config.arch.name,
         parameters = config.arch.parameter_count(),

@@ -14,7 +14,7 @@ use tract_onnx::pb::{
     GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto, TypeProto, ValueInfoProto,
 };
 
-use crate::plain::{Layer, PlainNet};
+use crate::plain::{Conv, Layer, PlainNet};
 
 /// The opset we write; QLinearConv and per-axis DequantizeLinear are in it.
 const OPSET: i64 = 13;
@@ -184,12 +184,12 @@ fn value_info(name: &str, dims: &[usize]) -> ValueInfoProto {
     }
 }
 
-pub fn conv_attrs(kernel: usize, padding: usize) -> Vec<(&'static str, Attr)> {
-    let (k, p) = (kernel as i64, padding as i64);
+pub fn conv_attrs(conv: &Conv) -> Vec<(&'static str, Attr)> {
+    let (k, p, s) = (conv.kernel as i64, conv.padding as i64, conv.stride as i64);
     vec![
         ("kernel_shape", Attr::Ints(vec![k, k])),
         ("pads", Attr::Ints(vec![p, p, p, p])),
-        ("strides", Attr::Ints(vec![1, 1])),
+        ("strides", Attr::Ints(vec![s, s])),
     ]
 }
 
@@ -231,16 +231,11 @@ pub fn fp32_model(net: &PlainNet, expose_activations: bool) -> ModelProto {
                 } else {
                     name.clone()
                 };
-                x = g.node(
-                    "Conv",
-                    &[&x, &w, &b],
-                    &conv_out,
-                    conv_attrs(conv.kernel, conv.padding),
-                );
+                x = g.node("Conv", &[&x, &w, &b], &conv_out, conv_attrs(conv));
                 if conv.relu {
                     x = g.node("Relu", &[&x], &name, vec![]);
                 }
-                side = side + 2 * conv.padding + 1 - conv.kernel;
+                side = conv.output_side(side);
                 activations.push((name, vec![conv.out_channels, side, side]));
                 conv_index += 1;
             }

@@ -22,8 +22,47 @@ pub struct Conv {
     pub in_channels: usize,
     pub kernel: usize,
     pub padding: usize,
+    /// Step between output positions (1 everywhere except where the input is sub-sampled).
+    #[serde(default = "unit_stride")]
+    pub stride: usize,
     pub bias: Vec<f32>,
     pub relu: bool,
+}
+
+fn unit_stride() -> usize {
+    1
+}
+
+impl Conv {
+    /// A 1×1 single-channel conv that keeps every `stride`-th pixel of each row and column:
+    /// the sub-sampling a net with [`Arch::input_stride`] > 1 does first.
+    pub fn subsample(stride: usize) -> Conv {
+        Conv {
+            weight: vec![1.0],
+            out_channels: 1,
+            in_channels: 1,
+            kernel: 1,
+            padding: 0,
+            stride,
+            bias: vec![0.0],
+            relu: false,
+        }
+    }
+
+    /// Side of the output map for a `side`×`side` input.
+    pub fn output_side(&self, side: usize) -> usize {
+        (side + 2 * self.padding - self.kernel) / self.stride + 1
+    }
+
+    fn is_subsample(&self) -> bool {
+        let identity = Conv::subsample(self.stride);
+        self.kernel == 1
+            && self.in_channels == 1
+            && self.out_channels == 1
+            && self.weight == identity.weight
+            && self.bias == identity.bias
+            && !self.relu
+    }
 }
 
 /// One inference layer.
@@ -51,8 +90,17 @@ impl PlainNet {
         })
     }
 
-    /// Puts the domain adapter in front of the network (see [`InputAdapter`]).
+    /// Puts the domain adapter in front of the network (see [`InputAdapter`]). A net that
+    /// starts by sub-sampling its input has that folded into the adapter: the blur is then
+    /// evaluated only where a sample is kept.
     pub fn with_input_adapter(mut self, adapter: &InputAdapter) -> PlainNet {
+        let mut stride = 1;
+        if let Some(Layer::Conv(first)) = self.layers.first() {
+            if first.is_subsample() {
+                stride = first.stride;
+                self.layers.remove(0);
+            }
+        }
         let (radius, taps) = adapter.taps();
         let mut weight = Vec::with_capacity(taps.len() * taps.len());
         for y in &taps {
@@ -67,6 +115,7 @@ impl PlainNet {
             in_channels: 1,
             kernel,
             padding: 0,
+            stride,
             bias: vec![(1.0 - adapter.contrast) * adapter.mean_grey],
             relu: false,
         };
@@ -182,6 +231,9 @@ fn fold(conv: &mut Conv, norm: Option<&BatchNorm>) -> Result<()> {
 /// Lowers `net` (built from `arch`) to plain layers.
 pub fn lower(arch: &Arch, net: &Net) -> Result<PlainNet> {
     let mut layers = Vec::new();
+    if arch.input_stride > 1 {
+        layers.push(Layer::Conv(Conv::subsample(arch.input_stride)));
+    }
     for (spec, block) in arch.convs.iter().zip(&net.convs) {
         let weight = values(block.conv.weight.val())?;
         let bias = match &block.conv.bias {
@@ -194,6 +246,7 @@ pub fn lower(arch: &Arch, net: &Net) -> Result<PlainNet> {
             out_channels: spec.channels,
             kernel: spec.kernel,
             padding: spec.padding,
+            stride: 1,
             bias,
             relu: true,
         };
@@ -247,6 +300,7 @@ fn linear_as_conv(
         in_channels: channels,
         kernel: side,
         padding: 0,
+        stride: 1,
         bias,
         relu,
     })

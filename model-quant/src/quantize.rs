@@ -236,6 +236,6 @@ fn qlinear_conv(
         "QLinearConv",
         &inputs,
         &format!("q{index}"),
-        conv_attrs(conv.kernel, conv.padding),
+        conv_attrs(conv),
     )
 }

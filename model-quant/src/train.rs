@@ -47,7 +47,29 @@ pub struct TrainConfig {
     pub augment: Option<AugmentConfig>,
     /// Stop when validation accuracy has not improved for this many epochs.
     pub patience: Option<usize>,
+    /// Seeds the weights, the shuffling, the augmentation and the validation split.
     pub seed: u64,
+    /// How the faces were carved from `Training` (runs saved before this field: the defaults).
+    #[serde(default)]
+    pub split: SplitConfig,
+}
+
+/// Which `Training` faces a run learns from and which it holds out for validation.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SplitConfig {
+    /// Fraction of each class held out for validation (stratified, seeded by the run's seed).
+    pub validation_fraction: f64,
+    /// Only the first N faces of each class (small runs, CI).
+    pub limit_per_class: Option<usize>,
+}
+
+impl Default for SplitConfig {
+    fn default() -> Self {
+        Self {
+            validation_fraction: 0.1,
+            limit_per_class: None,
+        }
+    }
 }
 
 impl TrainConfig {
@@ -66,7 +88,17 @@ impl TrainConfig {
             augment: Some(AugmentConfig::default()),
             patience: None,
             seed: 42,
+            split: SplitConfig::default(),
         }
+    }
+
+    /// (train, validation) faces of this run, carved from `training` (the `Training` rows).
+    pub fn split_faces(&self, training: &Faces) -> (Faces, Faces) {
+        let training = match self.split.limit_per_class {
+            Some(n) => training.take_per_class(n),
+            None => training.clone(),
+        };
+        training.stratified_split(self.split.validation_fraction, self.seed)
     }
 }
 
@@ -524,5 +556,19 @@ mod tests {
         assert!((learning_rate_at(&config, 0.0) - 1e-3).abs() < 1e-12);
         assert!((learning_rate_at(&config, 1.0) - 1e-5).abs() < 1e-12);
         assert!((learning_rate_at(&config, 0.5) - 5.05e-4).abs() < 1e-9);
+    }
+
+    #[test]
+    fn configs_saved_before_split_and_input_stride_read_as_their_defaults() {
+        let mut json = serde_json::to_value(TrainConfig::paper(Arch::lenet5())).unwrap();
+        let object = json.as_object_mut().unwrap();
+        object.remove("split");
+        object["arch"]
+            .as_object_mut()
+            .unwrap()
+            .remove("input_stride");
+        let config: TrainConfig = serde_json::from_value(json).unwrap();
+        assert_eq!(config.split, SplitConfig::default());
+        assert_eq!(config.arch, Arch::lenet5());
     }
 }

@@ -9,13 +9,11 @@ use model_quant::export::{self, prepared_input};
 use model_quant::nets::Arch;
 use model_quant::plain::InputAdapter;
 use model_quant::quantize::WeightGranularity;
-use model_quant::train::{self, RunDir, TrainConfig};
+use model_quant::train::{self, RunDir, SplitConfig, TrainConfig};
 
 #[test]
 fn small_training_learns_and_exports_to_matching_fp32_and_int8() {
     let faces = data::load(&fer2013()).expect("FER-2013 loads");
-    let training = faces.with_usage(Usage::Training).take_per_class(100);
-    let (train_set, validation_set) = training.stratified_split(0.2, 1);
     let config = TrainConfig {
         arch: Arch::lenet5(),
         epochs: 3,
@@ -28,7 +26,12 @@ fn small_training_learns_and_exports_to_matching_fp32_and_int8() {
         augment: Some(AugmentConfig::default()),
         patience: None,
         seed: 3,
+        split: SplitConfig {
+            validation_fraction: 0.2,
+            limit_per_class: Some(100),
+        },
     };
+    let (train_set, validation_set) = config.split_faces(&faces.with_usage(Usage::Training));
     let dir = scratch_dir("model_pipeline");
     let run = RunDir::new(&dir.join("run"));
 
@@ -120,7 +123,8 @@ fn adapter_fit_recovers_a_known_blur_on_real_faces() {
 }
 
 /// The fit scores candidates with `InputAdapter::apply`; that must be what the exported
-/// adapter layer computes, or the fitted σ would not be the σ that ships.
+/// adapter layer computes, or the fitted σ would not be the σ that ships. For a net that
+/// sub-samples its input, the layer computes the same values on every other pixel.
 #[test]
 fn adapter_apply_matches_the_exported_adapter_layer() {
     use ekspresi_common::model::ExpressionModel;
@@ -134,23 +138,35 @@ fn adapter_apply_matches_the_exported_adapter_layer() {
         contrast: 0.97,
         mean_grey: 0.508,
     };
-    let arch = Arch::lenet5();
-    let net = model_quant::nets::Net::new(&arch, &burn::tensor::Device::flex());
-    let plain = model_quant::plain::lower(&arch, &net)
-        .expect("lowers")
-        .with_input_adapter(&adapter);
-    let proto = model_quant::onnx::fp32_model(&plain, true);
-    let parsed = tract_onnx::onnx()
-        .model_for_proto_model(&proto)
-        .expect("tract parses");
-    let runner = ExpressionModel::from_inference_model(parsed, faces.len()).expect("runs");
     let input = prepared_input(&faces);
-    let outputs = runner.all_outputs(&input).expect("forward pass");
-    // outputs[0] is the softmax; outputs[1] the first conv, i.e. the adapter.
     let side = ekspresi_common::FACE_SIDE;
-    for (i, exported) in outputs[1].chunks_exact(side * side).enumerate() {
-        let expected = adapter.apply(&input[i * side * side..(i + 1) * side * side], side);
-        let worst = export::max_abs_diff(exported, &expected);
-        assert!(worst < 1e-5, "face {i}: adapter layer differs by {worst}");
+    for arch in [Arch::lenet5(), Arch::lenet5_half()] {
+        let net = model_quant::nets::Net::new(&arch, &burn::tensor::Device::flex());
+        let plain = model_quant::plain::lower(&arch, &net)
+            .expect("lowers")
+            .with_input_adapter(&adapter);
+        let proto = model_quant::onnx::fp32_model(&plain, true);
+        let parsed = tract_onnx::onnx()
+            .model_for_proto_model(&proto)
+            .expect("tract parses");
+        let runner = ExpressionModel::from_inference_model(parsed, faces.len()).expect("runs");
+        let outputs = runner.all_outputs(&input).expect("forward pass");
+        // outputs[0] is the softmax; outputs[1] the first conv, i.e. the adapter.
+        let stride = arch.input_stride;
+        let kept_side = side.div_ceil(stride);
+        assert_eq!(outputs[1].len(), faces.len() * kept_side * kept_side);
+        for (i, exported) in outputs[1].chunks_exact(kept_side * kept_side).enumerate() {
+            let full = adapter.apply(&input[i * side * side..(i + 1) * side * side], side);
+            let expected: Vec<f32> = (0..kept_side)
+                .flat_map(|y| (0..kept_side).map(move |x| (y * stride, x * stride)))
+                .map(|(y, x)| full[y * side + x])
+                .collect();
+            let worst = export::max_abs_diff(exported, &expected);
+            assert!(
+                worst < 1e-5,
+                "{} face {i}: adapter layer differs by {worst}",
+                arch.name
+            );
+        }
     }
 }
