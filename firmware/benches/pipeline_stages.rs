@@ -5,7 +5,7 @@
 //! Stages: capture decode (JPEG still → RGB, and H.264 MP4 → RGB as in `kiosk replay`),
 //! grey conversion, Haar detection, classification (crop + shared preprocessing + int8
 //! model), overlay drawing, H.264 encoding alone, and encode + fragmented-MP4 mux + fsync
-//! as the recorder does it. The last line runs whole lessons through `Kiosk::run_lesson`
+//! as the recorder does it. The last line runs whole lessons through `Kiosk::run_lessons`
 //! (capture, analysis and encoder threads together, as on the device).
 
 use std::path::{Path, PathBuf};
@@ -199,7 +199,7 @@ fn main() {
         let source = ImageFolderSource::open(&clip, 6.0).expect("clip");
         let started = Instant::now();
         kiosk
-            .run_lesson(Box::new(source), Arc::new(AtomicBool::new(false)))
+            .run_lessons(Box::new(source), Arc::new(AtomicBool::new(false)))
             .expect("lesson");
         lesson_seconds = lesson_seconds.min(started.elapsed().as_secs_f64());
     }

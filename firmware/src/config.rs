@@ -2,6 +2,7 @@
 //! rejected, and values validated at start with errors that name the field.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -91,6 +92,9 @@ pub struct KioskConfig {
     pub keyframe_interval_s: u32,
     /// Seconds of lesson between summary refreshes.
     pub summary_refresh_s: u32,
+    /// Close the session after this many minutes of video and start the next one, so each
+    /// lesson gets its own summary (0: one session from start to stop).
+    pub lesson_minutes: f64,
     /// Stop the video when free space falls under this many MiB.
     pub min_free_mib: u64,
     /// Frames buffered between capture, analysis and encoding.
@@ -113,6 +117,7 @@ impl Default for KioskConfig {
             record_video: true,
             keyframe_interval_s: 2,
             summary_refresh_s: 10,
+            lesson_minutes: 0.0,
             min_free_mib: 200,
             queue_frames: 4,
         }
@@ -204,7 +209,18 @@ impl KioskConfig {
                 "must be positive",
             );
         }
+        // Under a minute per lesson would fill the card with session folders; 24 h is a
+        // sanity bound, not a product limit.
+        let lesson = self.lesson_minutes;
+        if !(lesson == 0.0 || (0.05..=1440.0).contains(&lesson)) {
+            return invalid("lesson_minutes", "must be 0 (off) or 0.05..1440");
+        }
         Ok(())
+    }
+
+    /// How long one lesson's session lasts (`None`: until the source ends or is stopped).
+    pub fn lesson_length(&self) -> Option<Duration> {
+        (self.lesson_minutes > 0.0).then(|| Duration::from_secs_f64(self.lesson_minutes * 60.0))
     }
 }
 
@@ -230,6 +246,15 @@ mod tests {
         };
         let err = bad.validate().unwrap_err().to_string();
         assert!(err.contains("smoothing_alpha"), "{err}");
+
+        let bad: KioskConfig = serde_json::from_str(r#"{"lesson_minutes": -5}"#).unwrap();
+        assert!(bad
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("lesson_minutes"));
+        let lessons: KioskConfig = serde_json::from_str(r#"{"lesson_minutes": 45}"#).unwrap();
+        assert_eq!(lessons.lesson_length(), Some(Duration::from_secs(45 * 60)));
 
         let bad: KioskConfig =
             serde_json::from_str(r#"{"detect": {"scale_factor": 0.9}}"#).unwrap();

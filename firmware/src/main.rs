@@ -178,15 +178,20 @@ fn replay(clip: &Path, out: &Path, args: &RunArgs) -> Result<()> {
     let (leds, transitions) = simulated_leds();
     let mut kiosk = Kiosk::new(config, model, leds)?;
     let stop = Arc::new(AtomicBool::new(false));
-    let report = kiosk.run_lesson(source, stop)?;
+    let reports = kiosk.run_lessons(source, stop)?;
     if args.show_leds {
         for t in transitions.lock().map(|t| t.clone()).unwrap_or_default() {
             eprintln!("led {} {}", t.pin, if t.high { "on" } else { "off" });
         }
     }
-    println!("session: {}", report.session.display());
-    println!("{}", report.summary.to_text());
-    if let Some(error) = report.source_error {
+    for report in &reports {
+        println!("session: {}", report.session.display());
+        println!("{}", report.summary.to_text());
+    }
+    let failed = reports
+        .iter()
+        .find_map(|r| r.source_error.as_ref().map(|error| (r, error)));
+    if let Some((report, error)) = failed {
         bail!(
             "the source failed mid-lesson: {error} (files in {} are complete up to there)",
             report.session.display()

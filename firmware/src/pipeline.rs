@@ -7,11 +7,13 @@
 //! frame, never the analysis). File sources are replayed without drops, as fast as the CPU
 //! allows.
 
+use std::iter::Peekable;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use embedded_hal::digital::OutputPin;
@@ -78,12 +80,15 @@ impl<P: OutputPin> Kiosk<P> {
         &mut self.leds
     }
 
-    /// Runs one lesson from `source` until it ends or `stop` is set.
-    pub fn run_lesson(
+    /// Runs lessons from `source` until it ends or `stop` is set: one session folder per
+    /// lesson. With `lesson_minutes` set, a lesson closes (its files complete) once that much
+    /// video time has passed and the next frame opens the next lesson, from the same source
+    /// without a gap; otherwise everything is one lesson.
+    pub fn run_lessons(
         &mut self,
         source: Box<dyn FrameSource>,
         stop: Arc<AtomicBool>,
-    ) -> Result<LessonReport> {
+    ) -> Result<Vec<LessonReport>> {
         let recovered = session::recover_unfinished(&self.config.data_dir).with_context(|| {
             format!(
                 "cannot check {} for unfinished sessions",
@@ -93,6 +98,36 @@ impl<P: OutputPin> Kiosk<P> {
         if !recovered.is_empty() {
             tracing::info!(count = recovered.len(), "finished interrupted sessions");
         }
+        let feed = Feed {
+            live: source.is_live(),
+            fps: source.frame_rate(),
+            description: source.describe(),
+            dropped: Arc::new(AtomicU64::new(0)),
+        };
+        let (receiver, capture) =
+            spawn_capture(source, self.config.queue_frames, stop, feed.dropped.clone());
+        let mut frames = receiver.iter().peekable();
+        let mut reports = Vec::new();
+        loop {
+            let (report, ended) = self.run_one_lesson(&mut frames, &feed)?;
+            reports.push(report);
+            if ended == LessonEnd::SourceDone {
+                break;
+            }
+        }
+        drop(frames);
+        drop(receiver);
+        let _ = capture.join();
+        Ok(reports)
+    }
+
+    /// One lesson: a session folder filled from `frames` until the source ends or fails, or
+    /// the lesson's time is up (the frame past it stays in `frames` for the next lesson).
+    fn run_one_lesson(
+        &mut self,
+        frames: &mut Peekable<mpsc::Iter<'_, Result<Frame, SourceError>>>,
+        feed: &Feed,
+    ) -> Result<(LessonReport, LessonEnd)> {
         let start = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
         let session = SessionDir::create(&self.config.data_dir, &self.config.desk_id, &start)
             .with_context(|| {
@@ -101,24 +136,16 @@ impl<P: OutputPin> Kiosk<P> {
                     self.config.data_dir.display()
                 )
             })?;
-        tracing::info!(session = %session.path.display(), source = %source.describe(), "lesson starts");
-
-        let live = source.is_live();
-        let fps = source.frame_rate();
-        let dropped = Arc::new(AtomicU64::new(0));
-        let (frames, capture) = spawn_capture(
-            source,
-            self.config.queue_frames,
-            stop.clone(),
-            dropped.clone(),
-        );
+        tracing::info!(session = %session.path.display(), source = %feed.description, "lesson starts");
+        let dropped_before = feed.dropped.load(Ordering::Relaxed);
+        let dropped = || feed.dropped.load(Ordering::Relaxed) - dropped_before;
         let mut recorder = self.config.record_video.then(|| {
             Recorder::spawn(
                 session.file(session::VIDEO),
-                fps,
+                feed.fps,
                 self.config.keyframe_interval_s,
                 self.config.queue_frames,
-                live,
+                feed.live,
             )
         });
         let _ = self.leds.set_fault(None);
@@ -129,23 +156,38 @@ impl<P: OutputPin> Kiosk<P> {
         // A summary exists from the first moment, so even an early power cut leaves one.
         self.write_summaries(&session, &start, None, &state, 0, None)?;
         let overlay = Overlay::new();
-        let mut next_refresh = u64::from(self.config.summary_refresh_s);
+        let refresh = Duration::from_secs(u64::from(self.config.summary_refresh_s));
+        let mut next_refresh = refresh;
+        let mut first_timestamp = None;
         let mut source_error = None;
-        for message in frames.iter() {
-            let frame = match message {
-                Ok(frame) => frame,
-                Err(error) => {
+        let mut ended = LessonEnd::SourceDone;
+        loop {
+            if let (Some(Ok(next)), Some(first), Some(length)) =
+                (frames.peek(), first_timestamp, self.config.lesson_length())
+            {
+                if next.timestamp.saturating_sub(first) >= length {
+                    ended = LessonEnd::TimeUp;
+                    break;
+                }
+            }
+            let frame = match frames.next() {
+                None => break,
+                Some(Ok(frame)) => frame,
+                Some(Err(error)) => {
                     tracing::error!(%error, "frame source failed; ending the lesson with what was recorded");
                     source_error = Some(error.to_string());
                     let _ = self.leds.set_fault(Some(Fault::NoCamera));
                     break;
                 }
             };
+            let lesson_time = frame
+                .timestamp
+                .saturating_sub(*first_timestamp.get_or_insert(frame.timestamp));
             if let Some(heartbeat) = self.heartbeat.as_mut() {
                 heartbeat();
             }
             let _ = self.leds.tick(frame.timestamp);
-            let shown = self.analyse(&frame, &mut state)?;
+            let shown = self.analyse(&frame, lesson_time, &mut state)?;
             if let Some(recorder) = recorder.as_mut() {
                 // statvfs every 16th frame is plenty: a frame adds tens of kB at most.
                 let frames_seen = state.tally.faces() + state.tally.frames_without_face;
@@ -161,20 +203,12 @@ impl<P: OutputPin> Kiosk<P> {
                     recorder.send(image);
                 }
             }
-            if frame.timestamp.as_secs() >= next_refresh {
-                next_refresh += u64::from(self.config.summary_refresh_s);
+            if lesson_time >= next_refresh {
+                next_refresh += refresh;
                 let note = recorder.as_ref().and_then(Recorder::note);
-                self.write_summaries(
-                    &session,
-                    &start,
-                    None,
-                    &state,
-                    dropped.load(Ordering::Relaxed),
-                    note.as_deref(),
-                )?;
+                self.write_summaries(&session, &start, None, &state, dropped(), note.as_deref())?;
             }
         }
-        let _ = capture.join();
         let (video_frames, note) = match recorder {
             Some(recorder) => recorder.finish(),
             None => (0, Some("not recorded (record_video is off)".to_owned())),
@@ -185,7 +219,7 @@ impl<P: OutputPin> Kiosk<P> {
             &start,
             Some(&end),
             &state,
-            dropped.load(Ordering::Relaxed),
+            dropped(),
             note.as_deref(),
         )?;
         let completion = match &source_error {
@@ -195,17 +229,26 @@ impl<P: OutputPin> Kiosk<P> {
         session
             .complete(&completion)
             .context("cannot write MANIFEST/COMPLETE")?;
-        let _ = self.leds.camera(false);
+        if ended == LessonEnd::SourceDone {
+            let _ = self.leds.camera(false);
+        }
         tracing::info!(session = %session.path.display(), impression = ?summary.impression, "lesson ends");
-        Ok(LessonReport {
+        let report = LessonReport {
             session: session.path,
             summary,
             video_frames,
             source_error,
-        })
+        };
+        Ok((report, ended))
     }
 
-    fn analyse(&mut self, frame: &Frame, state: &mut LessonState) -> Result<Shown> {
+    /// Analyses one frame, `lesson_time` into the lesson.
+    fn analyse(
+        &mut self,
+        frame: &Frame,
+        lesson_time: Duration,
+        state: &mut LessonState,
+    ) -> Result<Shown> {
         let grey = frame.grey();
         let grey_frame = GreyFrame {
             width: frame.width,
@@ -219,7 +262,7 @@ impl<P: OutputPin> Kiosk<P> {
         );
         let face = student_face(&groups);
         state.tracker.follow(face);
-        let second = frame.timestamp.as_secs();
+        let second = lesson_time.as_secs();
         let Some(face) = face else {
             state.tally.record_no_face();
             state.timeline.record(second, None);
@@ -293,6 +336,24 @@ impl<P: OutputPin> Kiosk<P> {
         }
         Ok(summary)
     }
+}
+
+/// What the frame source is, for every lesson it feeds.
+struct Feed {
+    live: bool,
+    fps: f64,
+    description: String,
+    /// Frames a live source had to drop (queue full), over all lessons.
+    dropped: Arc<AtomicU64>,
+}
+
+/// Why a lesson closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LessonEnd {
+    /// The source ended, failed or was stopped: no more lessons.
+    SourceDone,
+    /// `lesson_minutes` passed; the next frame starts the next lesson.
+    TimeUp,
 }
 
 /// Running state of one lesson.

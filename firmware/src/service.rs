@@ -39,9 +39,11 @@ pub fn run<P: OutputPin>(
         match CameraSource::open(&camera_config) {
             Ok(source) => {
                 notify(&[sd_notify::NotifyState::Status("recording a lesson")]);
-                let report = kiosk.run_lesson(Box::new(source), stop.clone())?;
-                tracing::info!(session = %report.session.display(), "session closed");
-                if let Some(error) = report.source_error {
+                let reports = kiosk.run_lessons(Box::new(source), stop.clone())?;
+                for report in &reports {
+                    tracing::info!(session = %report.session.display(), "session closed");
+                }
+                if let Some(error) = reports.last().and_then(|r| r.source_error.as_ref()) {
                     tracing::error!(%error, "camera failed; retrying");
                     wait_blinking(&mut kiosk, &stop, &watchdog);
                 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use firmware::config::KioskConfig;
 use firmware::hal::{simulated_leds, Frame, FrameSource, SourceError};
-use firmware::pipeline::Kiosk;
+use firmware::pipeline::{Kiosk, LessonReport};
 use firmware::record::session;
 use firmware::source::{ImageFolderSource, Mp4Source};
 
@@ -31,6 +31,12 @@ fn model() -> PathBuf {
         path.display()
     );
     path
+}
+
+/// The one lesson a run without `lesson_minutes` makes.
+fn only_lesson(mut reports: Vec<LessonReport>) -> LessonReport {
+    assert_eq!(reports.len(), 1, "expected one lesson: {reports:?}");
+    reports.remove(0)
 }
 
 fn scratch(name: &str) -> PathBuf {
@@ -80,7 +86,8 @@ fn demo_clip_produces_video_and_summaries() {
     let source = ImageFolderSource::open(&demo_clip(), 6.0).unwrap();
     let frames = source.len() as u64;
     let report = kiosk
-        .run_lesson(Box::new(source), Arc::new(AtomicBool::new(false)))
+        .run_lessons(Box::new(source), Arc::new(AtomicBool::new(false)))
+        .map(only_lesson)
         .unwrap();
 
     for name in [
@@ -127,6 +134,43 @@ fn demo_clip_produces_video_and_summaries() {
     assert!(manifest.contains("video.mp4") && manifest.contains("summary.json"));
 }
 
+/// With `lesson_minutes`, one source makes several complete sessions, and no frame is lost
+/// or counted twice at the seams.
+#[test]
+fn lesson_minutes_splits_the_clip_into_complete_sessions() {
+    let out = scratch("e2e_lessons");
+    let (leds, _) = simulated_leds();
+    let config = KioskConfig {
+        // 3 s of video per lesson at 6 fps: about 18 frames each.
+        lesson_minutes: 0.05,
+        ..config(&out)
+    };
+    let mut kiosk = Kiosk::new(config, model(), leds).unwrap();
+    let source = ImageFolderSource::open(&demo_clip(), 6.0).unwrap();
+    let frames = source.len() as u64;
+    let reports = kiosk
+        .run_lessons(Box::new(source), Arc::new(AtomicBool::new(false)))
+        .unwrap();
+    assert!(reports.len() >= 2 && frames > 40, "{frames} frames: {reports:?}");
+    let mut analysed = 0;
+    for report in &reports {
+        assert!(report.session.join(session::COMPLETE).exists());
+        let (codec, decoded) = ffprobe_frames(&report.session.join(session::VIDEO));
+        assert_eq!(codec, "h264");
+        assert_eq!(decoded, report.summary.frames_analysed);
+        // ±1 frame for where 3.0 s falls in floating point.
+        assert!(report.summary.frames_analysed <= 19, "{report:?}");
+        analysed += report.summary.frames_analysed;
+    }
+    assert_eq!(analysed, frames);
+    let folders: std::collections::HashSet<_> = reports.iter().map(|r| &r.session).collect();
+    assert_eq!(
+        folders.len(),
+        reports.len(),
+        "every lesson has its own folder"
+    );
+}
+
 #[test]
 fn the_kiosk_replays_its_own_recording_and_a_cut_one() {
     let out = scratch("e2e_replay_mp4");
@@ -135,7 +179,8 @@ fn the_kiosk_replays_its_own_recording_and_a_cut_one() {
     let source = ImageFolderSource::open(&demo_clip(), 6.0).unwrap();
     let frames = source.len() as u64;
     let recorded = kiosk
-        .run_lesson(Box::new(source), Arc::new(AtomicBool::new(false)))
+        .run_lessons(Box::new(source), Arc::new(AtomicBool::new(false)))
+        .map(only_lesson)
         .unwrap();
     let video = recorded.session.join(session::VIDEO);
 
@@ -153,10 +198,11 @@ fn the_kiosk_replays_its_own_recording_and_a_cut_one() {
     let (leds, _) = simulated_leds();
     let mut again = Kiosk::new(config(&out.join("again")), model(), leds).unwrap();
     let report = again
-        .run_lesson(
+        .run_lessons(
             Box::new(Mp4Source::open(&video).unwrap()),
             Arc::new(AtomicBool::new(false)),
         )
+        .map(only_lesson)
         .unwrap();
     assert_eq!(report.summary.frames_analysed, frames);
     let first_faces = recorded.summary.frames_analysed - recorded.summary.frames_without_face;
@@ -200,7 +246,8 @@ fn tracking_the_face_finds_what_full_scans_find() {
         let mut kiosk = Kiosk::new(config, model(), leds).unwrap();
         let source = ImageFolderSource::open(&demo_clip(), 6.0).unwrap();
         let report = kiosk
-            .run_lesson(Box::new(source), Arc::new(AtomicBool::new(false)))
+            .run_lessons(Box::new(source), Arc::new(AtomicBool::new(false)))
+            .map(only_lesson)
             .unwrap();
         report.summary.frames_analysed - report.summary.frames_without_face
     };
@@ -260,7 +307,8 @@ fn a_clip_without_faces_gives_no_impression_and_no_led_change() {
     let mut kiosk = Kiosk::new(config(&out), model(), leds).unwrap();
     let source = ImageFolderSource::open(&clip, 5.0).unwrap();
     let report = kiosk
-        .run_lesson(Box::new(source), Arc::new(AtomicBool::new(false)))
+        .run_lessons(Box::new(source), Arc::new(AtomicBool::new(false)))
+        .map(only_lesson)
         .unwrap();
     assert_eq!(report.summary.impression, None);
     assert_eq!(report.summary.frames_with_face, 0);
@@ -311,7 +359,8 @@ fn a_source_that_fails_mid_lesson_ends_with_intact_files() {
         left: 20,
     };
     let report = kiosk
-        .run_lesson(Box::new(source), Arc::new(AtomicBool::new(false)))
+        .run_lessons(Box::new(source), Arc::new(AtomicBool::new(false)))
+        .map(only_lesson)
         .unwrap();
     assert!(report
         .source_error
@@ -451,7 +500,8 @@ fn a_full_card_stops_the_video_but_not_the_lesson() {
         let source = ImageFolderSource::open(&demo_clip(), 6.0).unwrap();
         let frames = source.len() as u64;
         let report = kiosk
-            .run_lesson(Box::new(source), Arc::new(AtomicBool::new(false)))
+            .run_lessons(Box::new(source), Arc::new(AtomicBool::new(false)))
+            .map(only_lesson)
             .unwrap();
         assert_eq!(
             report.summary.frames_analysed, frames,

@@ -35,9 +35,26 @@ impl SessionDir {
             .chars()
             .map(|c| if c == ':' { '-' } else { c })
             .collect();
-        let path = data_dir.join("sessions").join(desk_id).join(folder);
-        std::fs::create_dir_all(&path)?;
-        Ok(Self { path })
+        let desk_dir = data_dir.join("sessions").join(desk_id);
+        std::fs::create_dir_all(&desk_dir)?;
+        // A new folder every time, never an existing one: two lessons can start within the
+        // same second (a replayed file split into lessons), and a session is never reopened.
+        for attempt in 1..=1000 {
+            let name = match attempt {
+                1 => folder.clone(),
+                n => format!("{folder}-{n}"),
+            };
+            let path = desk_dir.join(name);
+            match std::fs::create_dir(&path) {
+                Ok(()) => return Ok(Self { path }),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            format!("1000 session folders named {folder} already exist"),
+        ))
     }
 
     pub fn file(&self, name: &str) -> PathBuf {
@@ -138,6 +155,13 @@ mod tests {
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad  3  summary.txt\n"
         );
         assert!(session.is_complete());
+
+        // A lesson starting in the same second gets its own folder, never the finished one.
+        let next = SessionDir::create(&root, "desk-1", "2026-11-28T09:00:00Z").unwrap();
+        assert!(next
+            .path
+            .ends_with("sessions/desk-1/2026-11-28T09-00-00Z-2"));
+        assert!(!next.is_complete());
         let _ = std::fs::remove_dir_all(&root);
     }
 }
