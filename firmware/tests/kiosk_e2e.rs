@@ -151,7 +151,10 @@ fn lesson_minutes_splits_the_clip_into_complete_sessions() {
     let reports = kiosk
         .run_lessons(Box::new(source), Arc::new(AtomicBool::new(false)))
         .unwrap();
-    assert!(reports.len() >= 2 && frames > 40, "{frames} frames: {reports:?}");
+    assert!(
+        reports.len() >= 2 && frames > 40,
+        "{frames} frames: {reports:?}"
+    );
     let mut analysed = 0;
     for report in &reports {
         assert!(report.session.join(session::COMPLETE).exists());

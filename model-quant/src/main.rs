@@ -156,6 +156,10 @@ struct TrainArgs {
     /// Use only the first N faces of each class (small runs, CI).
     #[arg(long)]
     limit_per_class: Option<usize>,
+    /// Diagnostic: blur training and validation faces further by this σ (px), to measure
+    /// what blur costs. A run trained with it is not for shipping.
+    #[arg(long)]
+    extra_blur_sigma: Option<f32>,
     /// Stop after this many epochs without validation improvement.
     #[arg(long)]
     patience: Option<usize>,
@@ -345,6 +349,7 @@ fn run_train(args: TrainArgs) -> Result<()> {
         split: SplitConfig {
             validation_fraction: args.validation_fraction,
             limit_per_class: args.limit_per_class,
+            extra_blur_sigma: args.extra_blur_sigma,
         },
     };
     let training = data::load(&args.data)?.with_usage(Usage::Training);

@@ -29,6 +29,7 @@ fn small_training_learns_and_exports_to_matching_fp32_and_int8() {
         split: SplitConfig {
             validation_fraction: 0.2,
             limit_per_class: Some(100),
+            extra_blur_sigma: None,
         },
     };
     let (train_set, validation_set) = config.split_faces(&faces.with_usage(Usage::Training));
