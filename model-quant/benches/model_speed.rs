@@ -7,7 +7,8 @@
 //! scaled to the 25,836 faces of a full epoch (the cost is linear in faces); the epochs
 //! measured during the real runs are in each run's `log.jsonl`. Inference is timed at batch
 //! 1 (what the kiosk does) over 300 real test faces, fp32 and int8 interleaved in rounds so
-//! that background load hits both alike.
+//! that background load hits both alike. `MODEL_SPEED_EXTRA=a.onnx:b.onnx` adds other models
+//! (e.g. a candidate next to the shipped one) to the same interleaved rounds.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -91,19 +92,22 @@ fn inference_table(faces: &Faces) {
         .map(|i| prepare_face(GreyImage::new(48, 48, test.face(i)).expect("48×48 face")))
         .collect();
     let models_dir = workspace().join("firmware/models");
-    let mut models: Vec<(String, ExpressionModel)> = Vec::new();
-    for file in [
+    let shipped = [
         "lenet5-fp32.onnx",
         "lenet5-int8.onnx",
         "alexnet-fp32.onnx",
         "alexnet-int8.onnx",
-    ] {
-        let path = models_dir.join(file);
+    ]
+    .map(|file| models_dir.join(file));
+    let extra = std::env::var("MODEL_SPEED_EXTRA").unwrap_or_default();
+    let mut models: Vec<(PathBuf, ExpressionModel)> = Vec::new();
+    for path in shipped
+        .into_iter()
+        .chain(extra.split(':').filter(|p| !p.is_empty()).map(PathBuf::from))
+    {
         if path.exists() {
-            models.push((
-                file.to_owned(),
-                ExpressionModel::load(&path, 1).expect("model"),
-            ));
+            let model = ExpressionModel::load(&path, 1).expect("model");
+            models.push((path, model));
         }
     }
     let mut totals = vec![Duration::ZERO; models.len()];
@@ -122,10 +126,11 @@ fn inference_table(faces: &Faces) {
     );
     println!("| model | size | µs / face |");
     println!("|---|---:|---:|");
-    for ((file, _), total) in models.iter().zip(&totals) {
-        let size = std::fs::metadata(models_dir.join(file)).map_or(0, |m| m.len());
+    for ((path, _), total) in models.iter().zip(&totals) {
+        let size = std::fs::metadata(path).map_or(0, |m| m.len());
+        let name = path.strip_prefix(&models_dir).unwrap_or(path).display();
         println!(
-            "| {file} | {} kB | {:.0} |",
+            "| {name} | {} kB | {:.0} |",
             size / 1024,
             total.as_secs_f64() * 1e6 / (inputs.len() * ROUNDS) as f64
         );
