@@ -101,10 +101,12 @@ fn inference_table(faces: &Faces) {
     .map(|file| models_dir.join(file));
     let extra = std::env::var("MODEL_SPEED_EXTRA").unwrap_or_default();
     let mut models: Vec<(PathBuf, ExpressionModel)> = Vec::new();
-    for path in shipped
-        .into_iter()
-        .chain(extra.split(':').filter(|p| !p.is_empty()).map(PathBuf::from))
-    {
+    for path in shipped.into_iter().chain(
+        extra
+            .split(':')
+            .filter(|p| !p.is_empty())
+            .map(PathBuf::from),
+    ) {
         if path.exists() {
             let model = ExpressionModel::load(&path, 1).expect("model");
             models.push((path, model));

@@ -122,9 +122,9 @@ struct TrainArgs {
     /// Run directory: config, log, chart, checkpoints, best model.
     #[arg(long)]
     run: PathBuf,
-    /// lenet5-wide (shipped), lenet5-half (24×24 samples), lenet5 (first shipped),
-    /// lenet5-classic (6/16/120) or alexnet.
-    #[arg(long, default_value = "lenet5-wide")]
+    /// lenet5-half (shipped; 24×24 samples), lenet5-wide (second shipped), lenet5 (first
+    /// shipped), lenet5-classic (6/16/120) or alexnet.
+    #[arg(long, default_value = "lenet5-half")]
     arch: String,
     #[arg(long, default_value_t = 50)]
     epochs: usize,
