@@ -54,22 +54,6 @@ pub struct TrainConfig {
     pub split: SplitConfig,
 }
 
-/// `faces` blurred by a Gaussian of `sigma` px (the adapter's blur), rounded to 8 bits.
-fn blurred(faces: &Faces, sigma: f32) -> Faces {
-    let blur = crate::plain::InputAdapter {
-        blur_sigma: sigma,
-        contrast: 1.0,
-        mean_grey: 0.5,
-    };
-    faces.map_faces(|face| {
-        let unit: Vec<f32> = face.iter().map(|&g| f32::from(g) / 255.0).collect();
-        blur.apply(&unit, FACE_SIDE)
-            .into_iter()
-            .map(|v| (v * 255.0).round().clamp(0.0, 255.0) as u8)
-            .collect()
-    })
-}
-
 /// Which `Training` faces a run learns from and which it holds out for validation.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct SplitConfig {
@@ -92,6 +76,22 @@ impl Default for SplitConfig {
             extra_blur_sigma: None,
         }
     }
+}
+
+/// `faces` blurred by a Gaussian of `sigma` px (the adapter's blur), rounded to 8 bits.
+fn blurred(faces: &Faces, sigma: f32) -> Faces {
+    let blur = crate::plain::InputAdapter {
+        blur_sigma: sigma,
+        contrast: 1.0,
+        mean_grey: 0.5,
+    };
+    faces.map_faces(|face| {
+        let unit: Vec<f32> = face.iter().map(|&g| f32::from(g) / 255.0).collect();
+        blur.apply(&unit, FACE_SIDE)
+            .into_iter()
+            .map(|v| (v * 255.0).round().clamp(0.0, 255.0) as u8)
+            .collect()
+    })
 }
 
 impl TrainConfig {
