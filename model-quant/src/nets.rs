@@ -32,8 +32,9 @@ pub struct ConvSpec {
 pub struct Arch {
     pub name: String,
     /// Keep every n-th pixel of each row and column before the first conv (1: all of them).
-    /// The training faces are blurred (σ 3.5 px, see `plain::InputAdapter`): nothing above
-    /// ~0.15 cycles/pixel survives, so 24×24 samples carry what 48×48 do at a quarter of the cost.
+    /// The training faces are blurred (σ 3.5 px, see `plain::InputAdapter`), which leaves
+    /// 2.7e-7 of the signal at 0.25 cycles/pixel, the finest detail 24×24 samples can hold:
+    /// they carry what 48×48 do, and each conv after them costs a quarter.
     #[serde(default = "unit_stride")]
     pub input_stride: usize,
     pub convs: Vec<ConvSpec>,
@@ -91,10 +92,11 @@ impl Arch {
         }
     }
 
-    /// The second shipped LeNet-5, wider (same 3 conv + 2 FC shape: 48 filters of 5×5, then 96 and 160 of
-    /// 3×3, FC 48) with lighter dropout: the first shipped LeNet under-fits the blurred training
-    /// faces (its training accuracy, net alone, is barely above its validation accuracy),
-    /// so capacity goes into the convolutions. Validation 0.504 vs 0.496. ~0.46 M parameters, < 0.5 MB int8.
+    /// The second shipped LeNet-5, wider (same 3 conv + 2 FC shape: 48 filters of 5×5, then
+    /// 96 and 160 of 3×3, FC 48) with lighter dropout: the first shipped LeNet under-fits the
+    /// blurred training faces (its training accuracy, net alone, is barely above its
+    /// validation accuracy), so capacity goes into the convolutions. Validation 0.504 vs
+    /// 0.496. ~0.46 M parameters, < 0.5 MB int8.
     pub fn lenet5_wide() -> Arch {
         Arch {
             name: "lenet5-wide".into(),

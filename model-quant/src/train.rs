@@ -17,7 +17,7 @@ use burn::optim::{AdamConfig, GradientsParams};
 use burn::store::{BurnpackStore, ModuleSnapshot};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use ekspresi_common::contract::NUM_CLASSES;
-use ekspresi_common::{prepare_face_into, GreyImage, FACE_SIDE};
+use ekspresi_common::{prepare_face, prepare_face_into, GreyImage, FACE_SIDE};
 use image::GrayImage;
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::seq::SliceRandom;
@@ -86,8 +86,9 @@ fn blurred(faces: &Faces, sigma: f32) -> Faces {
         mean_grey: 0.5,
     };
     faces.map_faces(|face| {
-        let unit: Vec<f32> = face.iter().map(|&g| f32::from(g) / 255.0).collect();
-        blur.apply(&unit, FACE_SIDE)
+        // The face as the model sees it (shared preprocessing), then back to 8-bit grey.
+        let face = GreyImage::new(FACE_SIDE, FACE_SIDE, face).expect("faces are 48×48");
+        blur.apply(&prepare_face(face), FACE_SIDE)
             .into_iter()
             .map(|v| (v * 255.0).round().clamp(0.0, 255.0) as u8)
             .collect()
