@@ -1,5 +1,6 @@
 //! Model speed, side by side in one run: training seconds per epoch for each architecture
-//! (burn / flex on this CPU, batch 64, augmentation on), and per-face inference latency in
+//! on each compiled-in burn backend (flex; libtorch with `--features tch`; batch 64,
+//! augmentation on), and per-face inference latency in
 //! tract for the shipped fp32 and int8 models. Prints two tables; run with
 //! `cargo bench -p model-quant --bench model_speed` (needs ../shared/fer2013).
 //!
@@ -15,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use ekspresi_common::model::ExpressionModel;
 use ekspresi_common::{prepare_face, GreyImage};
+use model_quant::backend::Backend;
 use model_quant::data::{self, Faces, Usage};
 use model_quant::nets::Arch;
 use model_quant::train::{train, RunDir, TrainConfig};
@@ -50,39 +52,44 @@ fn training_table(faces: &Faces) {
         "\nTraining, one epoch of {} faces, scaled to a full epoch of {FULL_EPOCH_FACES} faces\n",
         train_set.len()
     );
-    println!("| architecture | parameters | s / 1,000 faces | s / full epoch (est.) |");
-    println!("|---|---:|---:|---:|");
-    for name in [
-        "lenet5-classic",
-        "lenet5",
-        "lenet5-wide",
-        "lenet5-half",
-        "alexnet",
-    ] {
-        let arch = Arch::by_name(name).expect("architecture");
-        let config = TrainConfig {
-            epochs: 1,
-            seed: 7,
-            ..TrainConfig::paper(arch.clone())
-        };
-        let run = scratch.join(name);
-        let _ = std::fs::remove_dir_all(&run);
-        let log = train(
-            &config,
-            &train_set,
-            &validation_set,
-            &RunDir::new(&run),
-            false,
-        )
-        .expect("training");
-        let seconds = log.last().map_or(f64::NAN, |entry| entry.seconds);
-        let per_face = seconds / train_set.len() as f64;
-        println!(
-            "| {name} | {} | {:.2} | {:.0} |",
-            arch.parameter_count(),
-            per_face * 1e3,
-            per_face * FULL_EPOCH_FACES
-        );
+    println!("| backend | architecture | parameters | s / 1,000 faces | s / full epoch (est.) |");
+    println!("|---|---|---:|---:|---:|");
+    // MODEL_SPEED_ARCHS=lenet5-wide,vgg limits the table (every arch by default).
+    let wanted = std::env::var("MODEL_SPEED_ARCHS").unwrap_or_default();
+    let archs: Vec<&str> = Arch::NAMES
+        .into_iter()
+        .filter(|name| wanted.is_empty() || wanted.split(',').any(|w| w == *name))
+        .collect();
+    // Backends side by side per architecture, so their ratio comes from one stretch of time.
+    for name in archs {
+        for backend in Backend::compiled() {
+            let arch = Arch::by_name(name).expect("architecture");
+            let config = TrainConfig {
+                epochs: 1,
+                seed: 7,
+                ..TrainConfig::paper(arch.clone())
+            };
+            let run = scratch.join(format!("{name}-{}", backend.name()));
+            let _ = std::fs::remove_dir_all(&run);
+            let log = train(
+                &config,
+                &train_set,
+                &validation_set,
+                &RunDir::new(&run),
+                false,
+                backend,
+            )
+            .expect("training");
+            let seconds = log.last().map_or(f64::NAN, |entry| entry.seconds);
+            let per_face = seconds / train_set.len() as f64;
+            println!(
+                "| {} | {name} | {} | {:.2} | {:.0} |",
+                backend.name(),
+                arch.parameter_count(),
+                per_face * 1e3,
+                per_face * FULL_EPOCH_FACES
+            );
+        }
     }
 }
 
@@ -92,13 +99,7 @@ fn inference_table(faces: &Faces) {
         .map(|i| prepare_face(GreyImage::new(48, 48, test.face(i)).expect("48×48 face")))
         .collect();
     let models_dir = workspace().join("firmware/models");
-    let shipped = [
-        "lenet5-fp32.onnx",
-        "lenet5-int8.onnx",
-        "alexnet-fp32.onnx",
-        "alexnet-int8.onnx",
-    ]
-    .map(|file| models_dir.join(file));
+    let shipped = ["lenet5-fp32.onnx", "lenet5-int8.onnx"].map(|file| models_dir.join(file));
     let extra = std::env::var("MODEL_SPEED_EXTRA").unwrap_or_default();
     let mut models: Vec<(PathBuf, ExpressionModel)> = Vec::new();
     for path in shipped.into_iter().chain(

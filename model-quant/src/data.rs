@@ -103,16 +103,6 @@ impl Faces {
         self.usages.push(usage);
     }
 
-    /// `Training` faces built from raw pixels (unit tests elsewhere in the crate).
-    #[cfg(test)]
-    pub(crate) fn from_parts(faces: &[Vec<u8>], labels: &[u8]) -> Faces {
-        let mut out = Faces::default();
-        for (face, &label) in faces.iter().zip(labels) {
-            out.push(face, label, Usage::Training);
-        }
-        out
-    }
-
     /// The faces at `indices`, in that order.
     pub fn select(&self, indices: &[usize]) -> Faces {
         let mut out = Faces::default();
@@ -145,20 +135,14 @@ impl Faces {
 
     /// The same faces mirrored left-right (labels and usages kept).
     pub fn mirrored(&self) -> Faces {
-        self.map_faces(|face| {
-            face.chunks_exact(FACE_SIDE)
-                .flat_map(|row| row.iter().rev().copied())
-                .collect()
-        })
-    }
-
-    /// The same faces, labels and usages with each face's pixels replaced by `f(face)`.
-    pub fn map_faces(&self, f: impl Fn(&[u8]) -> Vec<u8>) -> Faces {
         let mut out = Faces::default();
         for i in 0..self.len() {
-            let pixels = f(self.face(i));
-            assert_eq!(pixels.len(), FACE_LEN, "a mapped face must stay 48×48");
-            out.push(&pixels, self.labels[i], self.usages[i]);
+            let mirrored: Vec<u8> = self
+                .face(i)
+                .chunks_exact(FACE_SIDE)
+                .flat_map(|row| row.iter().rev().copied())
+                .collect();
+            out.push(&mirrored, self.labels[i], self.usages[i]);
         }
         out
     }

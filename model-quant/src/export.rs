@@ -13,7 +13,6 @@ use serde::Serialize;
 use crate::data::{Faces, FACE_LEN};
 use crate::fsutil::write_atomically;
 use crate::metrics::argmax;
-use crate::plain::InputAdapter;
 use crate::quantize::{self, WeightGranularity};
 use crate::train::{self, RunDir};
 use crate::{onnx, plain};
@@ -28,12 +27,10 @@ pub struct ExportReport {
     pub fp32_bytes: usize,
     pub int8_bytes: usize,
     pub granularity: WeightGranularity,
-    pub input_adapter: Option<InputAdapter>,
     pub calibration_faces: usize,
     pub calibration_ranges: Vec<(f32, f32)>,
     pub check_faces: usize,
-    /// Largest |burn − tract fp32| over all probabilities of the check faces (network
-    /// without the input adapter, which burn does not have).
+    /// Largest |burn − tract fp32| over all probabilities of the check faces.
     pub fp32_max_abs_diff: f32,
     /// Share of check faces where int8 and fp32 pick the same class.
     pub int8_top1_agreement: f64,
@@ -66,35 +63,25 @@ pub fn export(
     calibration: &Faces,
     check: &Faces,
     granularity: WeightGranularity,
-    adapter: Option<InputAdapter>,
 ) -> Result<ExportReport> {
     let config = run.load_config()?;
     let net = train::load_model(&config.arch, &run.best_model())?;
     let plain = plain::lower(&config.arch, &net)?;
 
-    // The network itself must match burn's forward pass before anything is added to it.
+    // The exported network must match burn's own forward pass.
     let check_input = prepared_input(check);
-    let bare = onnx::to_bytes(&onnx::fp32_model(&plain, false));
+    let fp32 = onnx::to_bytes(&onnx::fp32_model(&plain, false));
     let burn_probabilities = train::predict(&net, check);
-    let bare_probabilities: Vec<f32> = ExpressionModel::from_bytes(&bare, 100)?
+    let fp32_probabilities: Vec<f32> = ExpressionModel::from_bytes(&fp32, 100)?
         .classify(&check_input)?
         .concat();
-    let fp32_max_abs_diff = max_abs_diff(&burn_probabilities, &bare_probabilities);
+    let fp32_max_abs_diff = max_abs_diff(&burn_probabilities, &fp32_probabilities);
     ensure!(
         fp32_max_abs_diff <= 1e-4,
         "fp32 ONNX in tract differs from burn by {fp32_max_abs_diff} (> 1e-4)"
     );
-
-    let plain = match &adapter {
-        Some(adapter) => plain.with_input_adapter(adapter),
-        None => plain,
-    };
-    let fp32 = onnx::to_bytes(&onnx::fp32_model(&plain, false));
     let fp32_path = with_suffix(out_stem, "-fp32.onnx");
     write_atomically(&fp32_path, &fp32)?;
-    let fp32_probabilities: Vec<f32> = ExpressionModel::from_bytes(&fp32, 100)?
-        .classify(&check_input)?
-        .concat();
 
     let calibration_result = quantize::calibrate(&plain, &prepared_input(calibration))?;
     let int8 = onnx::to_bytes(&quantize::int8_model(
@@ -116,7 +103,6 @@ pub fn export(
         fp32_bytes: fp32.len(),
         int8_bytes: int8.len(),
         granularity,
-        input_adapter: adapter,
         calibration_faces: calibration_result.faces,
         calibration_ranges: calibration_result.ranges,
         check_faces: check.len(),

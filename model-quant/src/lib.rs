@@ -4,10 +4,11 @@
 //! One concept per module: [`data`] loads faces, [`augment`] perturbs them, [`nets`] defines
 //! the networks, [`train`] fits them, [`plain`] lowers a trained net to plain layers,
 //! [`onnx`] writes fp32 ONNX, [`quantize`] writes the int8 ONNX, [`export`] chains and checks
-//! those, [`adapter_fit`] fits the input adapter label-free, [`evaluate`] scores an ONNX model with [`metrics`].
+//! those, [`evaluate`] scores an ONNX model with [`metrics`]; [`backend`] picks burn's CPU
+//! backend for training.
 
-pub mod adapter_fit;
 pub mod augment;
+pub mod backend;
 pub mod chart;
 pub mod data;
 pub mod evaluate;

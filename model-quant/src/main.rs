@@ -5,12 +5,12 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use model_quant::augment::AugmentConfig;
+use model_quant::backend::Backend;
 use model_quant::data::{self, Usage};
 use model_quant::nets::Arch;
-use model_quant::plain::InputAdapter;
 use model_quant::quantize::WeightGranularity;
 use model_quant::train::{self, RunDir, SplitConfig, TrainConfig};
-use model_quant::{adapter_fit, evaluate, export};
+use model_quant::{evaluate, export};
 
 #[derive(Parser)]
 #[command(
@@ -32,8 +32,6 @@ enum Command {
     Evaluate(EvaluateArgs),
     /// A run's best model on its validation split, alone and averaged with its mirror image.
     Validate(ValidateArgs),
-    /// Fit the input adapter's blur and contrast label-free (power spectra, no labels read).
-    FitAdapter(FitAdapterArgs),
 }
 
 #[derive(Args)]
@@ -55,14 +53,6 @@ struct ExportArgs {
     /// Faces on which tract is compared with burn (fp32) and fp32 with int8.
     #[arg(long, default_value_t = 500)]
     check_faces: usize,
-    /// Put the input adapter (blur σ in pixels) in front of the network; see MODEL_CARD.md.
-    #[arg(long)]
-    adapter_blur_sigma: Option<f32>,
-    /// The adapter's contrast factor about --adapter-mean-grey.
-    #[arg(long, default_value_t = 1.0)]
-    adapter_contrast: f32,
-    #[arg(long, default_value_t = 0.5)]
-    adapter_mean_grey: f32,
 }
 
 #[derive(Args)]
@@ -73,24 +63,6 @@ struct ValidateArgs {
     /// Run directory written by `train` (its config.json says how validation was carved).
     #[arg(long)]
     run: PathBuf,
-}
-
-#[derive(Args)]
-struct FitAdapterArgs {
-    /// FER-2013 data whose `Training` rows set the look to match.
-    #[arg(long)]
-    data: PathBuf,
-    /// Sharp reference faces (CSV or folder layout); default: --data. Only pixels are read.
-    #[arg(long)]
-    reference: Option<PathBuf>,
-    /// Which split of the reference to use.
-    #[arg(long, default_value = "PublicTest")]
-    reference_usage: String,
-    /// Candidate σ from 0.5 px in steps of 0.25 px up to this.
-    #[arg(long, default_value_t = 5.0)]
-    max_sigma: f32,
-    #[arg(long)]
-    json: bool,
 }
 
 #[derive(Args)]
@@ -122,9 +94,9 @@ struct TrainArgs {
     /// Run directory: config, log, chart, checkpoints, best model.
     #[arg(long)]
     run: PathBuf,
-    /// lenet5-half (shipped; 24×24 samples), lenet5-wide (second shipped), lenet5 (first
-    /// shipped), lenet5-classic (6/16/120) or alexnet.
-    #[arg(long, default_value = "lenet5-half")]
+    /// lenet5-wide (shipped), lenet5 (narrower), lenet5-classic (LeCun's 6/16/120),
+    /// alexnet (the paper's second net) or vgg (the stronger Pi-budget candidate).
+    #[arg(long, default_value = "lenet5-wide")]
     arch: String,
     #[arg(long, default_value_t = 50)]
     epochs: usize,
@@ -156,10 +128,6 @@ struct TrainArgs {
     /// Use only the first N faces of each class (small runs, CI).
     #[arg(long)]
     limit_per_class: Option<usize>,
-    /// Diagnostic: blur training and validation faces further by this σ (px), to measure
-    /// what blur costs. A run trained with it is not for shipping.
-    #[arg(long)]
-    extra_blur_sigma: Option<f32>,
     /// Stop after this many epochs without validation improvement.
     #[arg(long)]
     patience: Option<usize>,
@@ -168,6 +136,9 @@ struct TrainArgs {
     /// Continue from the run's last checkpoint.
     #[arg(long)]
     resume: bool,
+    /// burn backend to train on (libtorch needs a build with `--features tch`).
+    #[arg(long, value_enum, default_value = "flex")]
+    backend: Backend,
 }
 
 fn main() -> Result<()> {
@@ -181,7 +152,6 @@ fn main() -> Result<()> {
         Command::Train(args) => run_train(args),
         Command::Export(args) => run_export(args),
         Command::Evaluate(args) => run_evaluate(args),
-        Command::FitAdapter(args) => run_fit_adapter(args),
         Command::Validate(args) => run_validate(args),
     }
 }
@@ -194,18 +164,12 @@ fn run_export(args: ExportArgs) -> Result<()> {
         7,
     );
     let check = export::sample(&faces.with_usage(Usage::PublicTest), args.check_faces, 11);
-    let adapter = args.adapter_blur_sigma.map(|blur_sigma| InputAdapter {
-        blur_sigma,
-        contrast: args.adapter_contrast,
-        mean_grey: args.adapter_mean_grey,
-    });
     let report = export::export(
         &RunDir::new(&args.run),
         &args.out,
         &calibration,
         &check,
         args.granularity,
-        adapter,
     )?;
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
@@ -234,44 +198,6 @@ fn run_validate(args: ValidateArgs) -> Result<()> {
         "top1_agreement_with_mirror": model_quant::export::top1_agreement(&plain, &mirrored),
     });
     println!("{}", serde_json::to_string_pretty(&report)?);
-    Ok(())
-}
-
-fn run_fit_adapter(args: FitAdapterArgs) -> Result<()> {
-    let faces = data::load(&args.data)?;
-    let training = faces.with_usage(Usage::Training);
-    let usage: Usage = args.reference_usage.parse().map_err(anyhow::Error::msg)?;
-    let reference = match &args.reference {
-        Some(path) => data::load(path)?.with_usage(usage),
-        None => faces.with_usage(usage),
-    };
-    if training.is_empty() || reference.is_empty() {
-        bail!("need Training faces and {usage:?} reference faces");
-    }
-    let steps = ((args.max_sigma - 0.5) / 0.25).floor().max(0.0) as usize;
-    let sigmas: Vec<f32> = (0..=steps).map(|i| 0.5 + 0.25 * i as f32).collect();
-    let target = adapter_fit::faces_spectrum(&training);
-    let candidates = adapter_fit::fit(&target, &reference, &sigmas);
-    let best = adapter_fit::best(&candidates).context("no candidate σ")?;
-    if args.json {
-        let report = serde_json::json!({ "best": best, "candidates": candidates });
-        println!("{}", serde_json::to_string(&report)?);
-    } else {
-        println!(
-            "{:>6} {:>9} {:>11} {:>10}",
-            "sigma", "contrast", "noise-grey", "log-error"
-        );
-        for c in &candidates {
-            println!(
-                "{:>6.2} {:>9.3} {:>11.2} {:>10.4}",
-                c.blur_sigma, c.contrast, c.noise_grey_levels, c.log_amplitude_error
-            );
-        }
-        println!(
-            "best: --adapter-blur-sigma {} --adapter-contrast {:.2}",
-            best.blur_sigma, best.contrast
-        );
-    }
     Ok(())
 }
 
@@ -349,7 +275,6 @@ fn run_train(args: TrainArgs) -> Result<()> {
         split: SplitConfig {
             validation_fraction: args.validation_fraction,
             limit_per_class: args.limit_per_class,
-            extra_blur_sigma: args.extra_blur_sigma,
         },
     };
     let training = data::load(&args.data)?.with_usage(Usage::Training);
@@ -362,7 +287,14 @@ fn run_train(args: TrainArgs) -> Result<()> {
         "training"
     );
     let run = RunDir::new(&args.run);
-    let log = train::train(&config, &train_set, &validation_set, &run, args.resume)?;
+    let log = train::train(
+        &config,
+        &train_set,
+        &validation_set,
+        &run,
+        args.resume,
+        args.backend,
+    )?;
     if let Some(best) = log
         .iter()
         .max_by(|a, b| a.validation_accuracy.total_cmp(&b.validation_accuracy))

@@ -1,7 +1,8 @@
-//! The two networks the paper compares, as burn modules built from one [`Arch`] description:
-//! a LeNet-5 (3 conv + 2 fully-connected) and an AlexNet-style net (5 conv + 3 FC).
+//! The networks, as burn modules built from one [`Arch`] description: the two the paper
+//! compares — a LeNet-5 (3 conv + 2 fully-connected) and an AlexNet-style net (5 conv + 3 FC)
+//! — and a VGG-style candidate for a stronger model within the Pi's budget.
 //!
-//! Both are "conv blocks then dense blocks then a linear head" so that export and
+//! All are "conv blocks then dense blocks then a linear head" so that export and
 //! quantization ([`crate::plain`]) handle them with the same code. Each conv block is
 //! conv → [batch-norm] → ReLU → [max-pool]; each dense block is dropout → linear →
 //! [batch-norm] → ReLU. The head outputs logits; softmax is added at export.
@@ -31,22 +32,12 @@ pub struct ConvSpec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Arch {
     pub name: String,
-    /// Keep every n-th pixel of each row and column before the first conv (1: all of them).
-    /// The training faces are blurred (σ 3.5 px, see `plain::InputAdapter`), which leaves
-    /// 2.7e-7 of the signal at 0.25 cycles/pixel, the finest detail 24×24 samples can hold:
-    /// they carry what 48×48 do, and each conv after them costs a quarter.
-    #[serde(default = "unit_stride")]
-    pub input_stride: usize,
     pub convs: Vec<ConvSpec>,
     /// Widths of the hidden fully-connected layers; the 7-way head comes after them.
     pub dense: Vec<usize>,
     pub batch_norm: bool,
     /// Dropout probability before each fully-connected layer (0 disables).
     pub dropout: f64,
-}
-
-fn unit_stride() -> usize {
-    1
 }
 
 const fn conv(channels: usize, kernel: usize, padding: usize, pool: Option<usize>) -> ConvSpec {
@@ -63,7 +54,6 @@ impl Arch {
     pub fn lenet5_classic() -> Arch {
         Arch {
             name: "lenet5-classic".into(),
-            input_stride: 1,
             convs: vec![
                 conv(6, 5, 0, Some(2)),
                 conv(16, 5, 0, Some(2)),
@@ -75,12 +65,11 @@ impl Arch {
         }
     }
 
-    /// The first shipped LeNet-5: same 3 conv + 2 FC shape, widened (32/64/128 filters of 3×3,
-    /// "same" padding, FC 64) with batch-norm and dropout. ~0.39 M parameters, < 0.5 MB int8.
+    /// A narrower widened LeNet-5 (32/64/128 filters of 3×3, "same" padding, FC 64) with
+    /// batch-norm and dropout. ~0.39 M parameters.
     pub fn lenet5() -> Arch {
         Arch {
             name: "lenet5".into(),
-            input_stride: 1,
             convs: vec![
                 conv(32, 3, 1, Some(2)),
                 conv(64, 3, 1, Some(2)),
@@ -92,15 +81,12 @@ impl Arch {
         }
     }
 
-    /// The second shipped LeNet-5, wider (same 3 conv + 2 FC shape: 48 filters of 5×5, then
-    /// 96 and 160 of 3×3, FC 48) with lighter dropout: the first shipped LeNet under-fits the
-    /// blurred training faces (its training accuracy, net alone, is barely above its
-    /// validation accuracy), so capacity goes into the convolutions. Validation 0.504 vs
-    /// 0.496. ~0.46 M parameters, < 0.5 MB int8.
+    /// The shipped LeNet-5: LeNet's 3 conv + 2 FC shape, widened (48 filters of 5×5, then 96
+    /// and 160 of 3×3, "same" padding, FC 48) with batch-norm and light dropout.
+    /// ~0.46 M parameters, < 0.5 MB int8.
     pub fn lenet5_wide() -> Arch {
         Arch {
             name: "lenet5-wide".into(),
-            input_stride: 1,
             convs: vec![
                 conv(48, 5, 2, Some(2)),
                 conv(96, 3, 1, Some(2)),
@@ -112,31 +98,10 @@ impl Arch {
         }
     }
 
-    /// The shipped LeNet-5 (3 conv + 2 FC) on every other pixel of the blurred face (24×24
-    /// samples): 64 filters of 5×5, then 128 and 224 of 3×3, FC 64. Half the multiply-adds of
-    /// `lenet5-wide`, with the saved parameters moved from the first FC into the convolutions.
-    /// Validation 0.523 (36 epochs) vs 0.504 (`lenet5-wide`, 24 epochs). ~0.46 M parameters,
-    /// < 0.5 MB int8.
-    pub fn lenet5_half() -> Arch {
-        Arch {
-            name: "lenet5-half".into(),
-            input_stride: 2,
-            convs: vec![
-                conv(64, 5, 2, Some(2)),
-                conv(128, 3, 1, Some(2)),
-                conv(224, 3, 1, Some(2)),
-            ],
-            dense: vec![64],
-            batch_norm: true,
-            dropout: 0.2,
-        }
-    }
-
     /// AlexNet-style: 5 conv + 3 FC (two hidden of 256 and the head), scaled to 48×48.
     pub fn alexnet() -> Arch {
         Arch {
             name: "alexnet".into(),
-            input_stride: 1,
             convs: vec![
                 conv(64, 5, 2, Some(2)),
                 conv(128, 3, 1, Some(2)),
@@ -150,20 +115,38 @@ impl Arch {
         }
     }
 
+    /// A VGG-style candidate for the stronger Pi-budget model: four blocks of two 3×3 convs
+    /// (32, 64, 128, 256 filters, "same" padding, max-pool after each pair), FC 256, with
+    /// batch-norm and dropout. ~1.76 M parameters, < 2 MB int8.
+    pub fn vgg() -> Arch {
+        let pair = |channels| [conv(channels, 3, 1, None), conv(channels, 3, 1, Some(2))];
+        Arch {
+            name: "vgg".into(),
+            convs: [pair(32), pair(64), pair(128), pair(256)].concat(),
+            dense: vec![256],
+            batch_norm: true,
+            dropout: 0.4,
+        }
+    }
+
+    /// Every architecture `by_name` knows.
+    pub const NAMES: [&'static str; 5] =
+        ["lenet5-wide", "lenet5", "lenet5-classic", "alexnet", "vgg"];
+
     pub fn by_name(name: &str) -> Option<Arch> {
         match name {
             "lenet5" => Some(Arch::lenet5()),
             "lenet5-classic" => Some(Arch::lenet5_classic()),
             "lenet5-wide" => Some(Arch::lenet5_wide()),
-            "lenet5-half" => Some(Arch::lenet5_half()),
             "alexnet" => Some(Arch::alexnet()),
+            "vgg" => Some(Arch::vgg()),
             _ => None,
         }
     }
 
     /// (channels, side) of the feature map the conv blocks hand to the first dense layer.
     pub fn feature_map(&self) -> (usize, usize) {
-        let mut side = FACE_SIDE.div_ceil(self.input_stride);
+        let mut side = FACE_SIDE;
         let mut channels = 1;
         for spec in &self.convs {
             side = side + 2 * spec.padding + 1 - spec.kernel;
@@ -210,8 +193,6 @@ pub struct DenseBlock {
 /// A network built from an [`Arch`].
 #[derive(Module, Debug)]
 pub struct Net {
-    /// [`Arch::input_stride`]; a constant, not saved in checkpoints.
-    pub input_stride: usize,
     pub convs: Vec<ConvBlock>,
     pub dense: Vec<DenseBlock>,
     pub head_dropout: Dropout,
@@ -262,7 +243,6 @@ impl Net {
             })
             .collect();
         Net {
-            input_stride: arch.input_stride,
             convs,
             dense,
             head_dropout: DropoutConfig::new(arch.dropout).init(),
@@ -273,14 +253,6 @@ impl Net {
     /// Logits `N×7` for input `N×1×48×48` (values 0..1, the model contract's input).
     pub fn forward(&self, input: Tensor<4>) -> Tensor<2> {
         let mut x = input;
-        if self.input_stride > 1 {
-            // A 1×1 max-pool with stride s is "keep every s-th pixel".
-            let stride = [self.input_stride; 2];
-            x = MaxPool2dConfig::new([1, 1])
-                .with_strides(stride)
-                .init()
-                .forward(x);
-        }
         for block in &self.convs {
             x = block.conv.forward(x);
             if let Some(norm) = &block.norm {
@@ -317,14 +289,17 @@ mod tests {
         // The shipped LeNet must stay under 0.5 MB as int8 (one byte per weight).
         assert!(Arch::lenet5().parameter_count() < 500_000);
         assert!(Arch::lenet5_wide().parameter_count() < 500_000);
-        assert!(Arch::lenet5_half().parameter_count() < 500_000);
-        assert_eq!(Arch::lenet5_half().feature_map(), (224, 3));
+        assert_eq!(Arch::lenet5_wide().feature_map(), (160, 6));
+        assert_eq!(Arch::vgg().feature_map(), (256, 3));
+        for name in Arch::NAMES {
+            assert_eq!(Arch::by_name(name).map(|a| a.name), Some(name.to_owned()));
+        }
     }
 
     #[test]
     fn forward_gives_one_logit_per_class() {
         let device = Device::flex();
-        for arch in [Arch::lenet5(), Arch::lenet5_classic(), Arch::lenet5_half()] {
+        for arch in [Arch::lenet5(), Arch::lenet5_classic(), Arch::lenet5_wide()] {
             let net = Net::new(&arch, &device);
             let logits = net.forward(Tensor::zeros([2, 1, 48, 48], &device));
             assert_eq!(logits.dims(), [2, 7]);

@@ -79,18 +79,6 @@ impl GraphBuilder {
         self.initializer(name, dims, DataType::Int64, raw)
     }
 
-    /// An edge-replicating pad of `x` (N×C×H×W) by `p` on each spatial side.
-    pub fn edge_pad(&mut self, x: &str, p: usize, output: &str) -> String {
-        let p = p as i64;
-        let pads = self.i64s(&format!("{output}_pads"), &[8], &[0, 0, p, p, 0, 0, p, p]);
-        self.node(
-            "Pad",
-            &[x, &pads],
-            output,
-            vec![("mode", Attr::Str("edge"))],
-        )
-    }
-
     pub fn u8s(&mut self, name: &str, dims: &[usize], data: &[u8]) -> String {
         self.initializer(name, dims, DataType::Uint8, data.to_vec())
     }
@@ -185,11 +173,11 @@ fn value_info(name: &str, dims: &[usize]) -> ValueInfoProto {
 }
 
 pub fn conv_attrs(conv: &Conv) -> Vec<(&'static str, Attr)> {
-    let (k, p, s) = (conv.kernel as i64, conv.padding as i64, conv.stride as i64);
+    let (k, p) = (conv.kernel as i64, conv.padding as i64);
     vec![
         ("kernel_shape", Attr::Ints(vec![k, k])),
         ("pads", Attr::Ints(vec![p, p, p, p])),
-        ("strides", Attr::Ints(vec![s, s])),
+        ("strides", Attr::Ints(vec![1, 1])),
     ]
 }
 
@@ -242,10 +230,6 @@ pub fn fp32_model(net: &PlainNet, expose_activations: bool) -> ModelProto {
             Layer::MaxPool(size) => {
                 x = g.node("MaxPool", &[&x], &format!("pool{i}"), pool_attrs(*size));
                 side /= size;
-            }
-            Layer::EdgePad(p) => {
-                x = g.edge_pad(&x, *p, &format!("pad{i}"));
-                side += 2 * p;
             }
         }
     }

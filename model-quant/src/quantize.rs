@@ -128,20 +128,12 @@ pub fn int8_model(
         scale: 1.0 / 255.0,
         zero_point: 0,
     };
-    // An edge pad in front works on the float input, before quantization.
-    let mut float_input = INPUT_NAME.to_owned();
-    let mut layers = net.layers.as_slice();
-    if let Some((Layer::EdgePad(p), rest)) = layers.split_first() {
-        float_input = g.edge_pad(INPUT_NAME, *p, "input_padded");
-        layers = rest;
-    }
     let s = g.f32s("input_scale", &[], &[input_params.scale]);
     let z = g.u8s("input_zero_point", &[], &[0]);
-    let mut x = g.node("QuantizeLinear", &[&float_input, &s, &z], "input_q", vec![]);
+    let mut x = g.node("QuantizeLinear", &[INPUT_NAME, &s, &z], "input_q", vec![]);
     let mut conv_index = 0;
-    for (i, layer) in layers.iter().enumerate() {
+    for (i, layer) in net.layers.iter().enumerate() {
         match layer {
-            Layer::EdgePad(_) => anyhow::bail!("an edge pad is only supported as the first layer"),
             Layer::Conv(conv) => {
                 let (min, max) = calibration.ranges[conv_index];
                 // A ReLU'd conv outputs [0, max]: zero point 0 makes the u8 clamp the ReLU.

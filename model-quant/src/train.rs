@@ -1,4 +1,4 @@
-//! Training loop (burn, pure-Rust `flex` CPU backend with autodiff): Adam with a cosine
+//! Training loop (burn with autodiff, on a [`Backend`] chosen at run time): Adam with a cosine
 //! learning-rate decay, shuffled and augmented batches, per-epoch validation, best epoch
 //! kept by validation accuracy, optional early stop, and a checkpoint every epoch so a run
 //! resumes where it stopped (`--resume`).
@@ -17,7 +17,7 @@ use burn::optim::{AdamConfig, GradientsParams};
 use burn::store::{BurnpackStore, ModuleSnapshot};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use ekspresi_common::contract::NUM_CLASSES;
-use ekspresi_common::{prepare_face, prepare_face_into, GreyImage, FACE_SIDE};
+use ekspresi_common::{prepare_face_into, GreyImage, FACE_SIDE};
 use image::GrayImage;
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::seq::SliceRandom;
@@ -25,6 +25,7 @@ use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
 use crate::augment::{self, AugmentConfig, Transform};
+use crate::backend::Backend;
 use crate::chart;
 use crate::data::{Faces, FACE_LEN};
 use crate::fsutil::write_atomically;
@@ -61,11 +62,6 @@ pub struct SplitConfig {
     pub validation_fraction: f64,
     /// Only the first N faces of each class (small runs, CI).
     pub limit_per_class: Option<usize>,
-    /// A diagnostic: blur every face further (Gaussian σ in pixels, edges repeated, rounded
-    /// back to 8 bits) to measure what blur costs in validation accuracy. Never for a
-    /// model that ships: its adapter would no longer match.
-    #[serde(default)]
-    pub extra_blur_sigma: Option<f32>,
 }
 
 impl Default for SplitConfig {
@@ -73,26 +69,8 @@ impl Default for SplitConfig {
         Self {
             validation_fraction: 0.1,
             limit_per_class: None,
-            extra_blur_sigma: None,
         }
     }
-}
-
-/// `faces` blurred by a Gaussian of `sigma` px (the adapter's blur), rounded to 8 bits.
-fn blurred(faces: &Faces, sigma: f32) -> Faces {
-    let blur = crate::plain::InputAdapter {
-        blur_sigma: sigma,
-        contrast: 1.0,
-        mean_grey: 0.5,
-    };
-    faces.map_faces(|face| {
-        // The face as the model sees it (shared preprocessing), then back to 8-bit grey.
-        let face = GreyImage::new(FACE_SIDE, FACE_SIDE, face).expect("faces are 48×48");
-        blur.apply(&prepare_face(face), FACE_SIDE)
-            .into_iter()
-            .map(|v| (v * 255.0).round().clamp(0.0, 255.0) as u8)
-            .collect()
-    })
 }
 
 impl TrainConfig {
@@ -117,13 +95,10 @@ impl TrainConfig {
 
     /// (train, validation) faces of this run, carved from `training` (the `Training` rows).
     pub fn split_faces(&self, training: &Faces) -> (Faces, Faces) {
-        let mut training = match self.split.limit_per_class {
+        let training = match self.split.limit_per_class {
             Some(n) => training.take_per_class(n),
             None => training.clone(),
         };
-        if let Some(sigma) = self.split.extra_blur_sigma {
-            training = blurred(&training, sigma);
-        }
         training.stratified_split(self.split.validation_fraction, self.seed)
     }
 }
@@ -207,10 +182,11 @@ pub fn train(
     validation: &Faces,
     run: &RunDir,
     resume: bool,
+    backend: Backend,
 ) -> Result<Vec<EpochLog>> {
     std::fs::create_dir_all(&run.0)
         .with_context(|| format!("cannot create run directory {}", run.0.display()))?;
-    let device = Device::flex().autodiff();
+    let device = backend.device().autodiff();
     // Seeds burn's generator too (weight initialisation, dropout masks).
     device.seed(config.seed);
     let mut model = Net::new(&config.arch, &device);
@@ -228,6 +204,25 @@ pub fn train(
                 "--resume: {} was trained with another architecture",
                 run.0.display()
             );
+        }
+        // Another split or seed would validate on faces the run has trained on.
+        if saved.split != config.split || saved.seed != config.seed {
+            bail!(
+                "--resume: {} was trained on another split or seed",
+                run.0.display()
+            );
+        }
+        if saved.epochs != config.epochs {
+            // The cosine schedule follows the new length from here; config.json says so.
+            tracing::warn!(
+                from = saved.epochs,
+                to = config.epochs,
+                "--resume with another epoch count"
+            );
+            write_atomically(
+                &run.config(),
+                serde_json::to_string_pretty(config)?.as_bytes(),
+            )?;
         }
         state = load_checkpoint(&run.checkpoint(), &mut model)?;
         optimizer = optimizer
@@ -461,8 +456,13 @@ pub fn accuracy(probabilities: &[f32], faces: &Faces) -> f64 {
 
 /// Softmax probabilities `len×7` of the burn model (inference mode) on `faces`.
 pub fn predict(model: &Net, faces: &Faces) -> Vec<f32> {
-    let device = Device::flex();
     let model = model.valid();
+    // Inputs go where the weights are (a libtorch-trained net validates on libtorch).
+    let device = model
+        .devices()
+        .into_iter()
+        .next()
+        .unwrap_or_else(Device::flex);
     let all: Vec<usize> = (0..faces.len()).collect();
     let mut scratch = GrayImage::new(FACE_SIDE as u32, FACE_SIDE as u32);
     let mut rng = rand::rngs::StdRng::seed_from_u64(0);
@@ -585,37 +585,11 @@ mod tests {
     }
 
     #[test]
-    fn configs_saved_before_split_and_input_stride_read_as_their_defaults() {
+    fn configs_saved_before_split_read_as_the_default_split() {
         let mut json = serde_json::to_value(TrainConfig::paper(Arch::lenet5())).unwrap();
-        let object = json.as_object_mut().unwrap();
-        object.remove("split");
-        object["arch"]
-            .as_object_mut()
-            .unwrap()
-            .remove("input_stride");
+        json.as_object_mut().unwrap().remove("split");
         let config: TrainConfig = serde_json::from_value(json).unwrap();
         assert_eq!(config.split, SplitConfig::default());
         assert_eq!(config.arch, Arch::lenet5());
-    }
-
-    #[test]
-    fn extra_blur_keeps_flat_faces_and_softens_edges() {
-        let flat = vec![100u8; FACE_SIDE * FACE_SIDE];
-        let edge: Vec<u8> = (0..FACE_SIDE * FACE_SIDE)
-            .map(|i| {
-                if i % FACE_SIDE < FACE_SIDE / 2 {
-                    0
-                } else {
-                    200
-                }
-            })
-            .collect();
-        let faces = Faces::from_parts(&[flat.clone(), edge.clone()], &[3, 4]);
-        let soft = blurred(&faces, 2.0);
-        assert_eq!(soft.face(0), flat.as_slice());
-        let step = |face: &[u8]| face[FACE_SIDE / 2] as i32 - face[FACE_SIDE / 2 - 1] as i32;
-        assert_eq!(step(faces.face(1)), 200);
-        assert!(step(soft.face(1)) < 60, "{}", step(soft.face(1)));
-        assert_eq!(soft.labels().collect::<Vec<_>>(), vec![3, 4]);
     }
 }

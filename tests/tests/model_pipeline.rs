@@ -4,10 +4,10 @@
 
 use ekspresi_tests::{fer2013, scratch_dir};
 use model_quant::augment::AugmentConfig;
+use model_quant::backend::Backend;
 use model_quant::data::{self, Usage};
 use model_quant::export::{self, prepared_input};
 use model_quant::nets::Arch;
-use model_quant::plain::InputAdapter;
 use model_quant::quantize::WeightGranularity;
 use model_quant::train::{self, RunDir, SplitConfig, TrainConfig};
 
@@ -15,8 +15,8 @@ use model_quant::train::{self, RunDir, SplitConfig, TrainConfig};
 fn small_training_learns_and_exports_to_matching_fp32_and_int8() {
     let faces = data::load(&fer2013()).expect("FER-2013 loads");
     let config = TrainConfig {
-        // The shipped architecture: its input sub-sampling is folded into the adapter at export.
-        arch: Arch::lenet5_half(),
+        // The shipped architecture.
+        arch: Arch::lenet5_wide(),
         epochs: 3,
         batch_size: 32,
         learning_rate: 2e-3,
@@ -30,7 +30,6 @@ fn small_training_learns_and_exports_to_matching_fp32_and_int8() {
         split: SplitConfig {
             validation_fraction: 0.2,
             limit_per_class: Some(100),
-            extra_blur_sigma: None,
         },
     };
     let (train_set, validation_set) = config.split_faces(&faces.with_usage(Usage::Training));
@@ -39,8 +38,15 @@ fn small_training_learns_and_exports_to_matching_fp32_and_int8() {
 
     let untrained = model_quant::nets::Net::new(&config.arch, &burn::tensor::Device::flex());
     let (loss_before, _) = train::evaluate(&untrained, &train_set);
-    let log =
-        train::train(&config, &train_set, &validation_set, &run, false).expect("training runs");
+    let log = train::train(
+        &config,
+        &train_set,
+        &validation_set,
+        &run,
+        false,
+        Backend::Flex,
+    )
+    .expect("training runs");
     assert_eq!(log.len(), 3);
     let trained = train::load_model(&config.arch, &run.best_model()).expect("best model reloads");
     let (loss_after, _) = train::evaluate(&trained, &train_set);
@@ -51,7 +57,15 @@ fn small_training_learns_and_exports_to_matching_fp32_and_int8() {
     assert!(dir.join("run/training.png").exists() && dir.join("run/log.jsonl").exists());
 
     // Resuming a finished run trains nothing more and keeps the log.
-    let resumed = train::train(&config, &train_set, &validation_set, &run, true).expect("resume");
+    let resumed = train::train(
+        &config,
+        &train_set,
+        &validation_set,
+        &run,
+        true,
+        Backend::Flex,
+    )
+    .expect("resume");
     assert_eq!(resumed.len(), 3);
 
     let check = faces.with_usage(Usage::PublicTest).take_per_class(30);
@@ -61,12 +75,6 @@ fn small_training_learns_and_exports_to_matching_fp32_and_int8() {
         &train_set,
         &check,
         WeightGranularity::PerTensor,
-        // The shipped model's input adapter, so its Pad + first QLinearConv are exercised too.
-        Some(InputAdapter {
-            blur_sigma: 3.5,
-            contrast: 0.97,
-            mean_grey: 0.508,
-        }),
     )
     .expect("export and quantization");
     assert!(
@@ -101,74 +109,4 @@ fn malformed_data_gives_a_clean_error_naming_file_and_line() {
 
     let truncated = ekspresi_common::model::ExpressionModel::from_bytes(&[8, 1, 18, 3], 1);
     assert!(truncated.is_err(), "a truncated model must not load");
-}
-
-#[test]
-fn adapter_fit_recovers_a_known_blur_on_real_faces() {
-    use model_quant::adapter_fit::{self, mean_power_spectrum, unit_image};
-    let faces = data::load(&fer2013()).expect("FER-2013 loads");
-    let sharp = faces.with_usage(Usage::PublicTest).take_per_class(60);
-    let known = InputAdapter {
-        blur_sigma: 2.0,
-        contrast: 0.8,
-        mean_grey: 0.5,
-    };
-    // The "training look" made by hand: the sharp faces blurred and dimmed by `known`.
-    let target = mean_power_spectrum(
-        (0..sharp.len()).map(|i| known.apply(&unit_image(&sharp, i), ekspresi_common::FACE_SIDE)),
-    );
-    let sigmas = [1.0, 1.5, 2.0, 2.5, 3.0];
-    let best = adapter_fit::best(&adapter_fit::fit(&target, &sharp, &sigmas)).expect("a best σ");
-    assert_eq!(best.blur_sigma, 2.0, "{best:?}");
-    assert!((best.contrast - 0.8).abs() < 0.01, "{best:?}");
-    assert!(best.log_amplitude_error < 1e-3, "{best:?}");
-}
-
-/// The fit scores candidates with `InputAdapter::apply`; that must be what the exported
-/// adapter layer computes, or the fitted σ would not be the σ that ships. For a net that
-/// sub-samples its input, the layer computes the same values on every other pixel.
-#[test]
-fn adapter_apply_matches_the_exported_adapter_layer() {
-    use ekspresi_common::model::ExpressionModel;
-    use tract_onnx::prelude::Framework;
-    let faces = data::load(&fer2013())
-        .expect("FER-2013 loads")
-        .with_usage(Usage::PublicTest)
-        .take_per_class(1);
-    let adapter = InputAdapter {
-        blur_sigma: 3.5,
-        contrast: 0.97,
-        mean_grey: 0.508,
-    };
-    let input = prepared_input(&faces);
-    let side = ekspresi_common::FACE_SIDE;
-    for arch in [Arch::lenet5(), Arch::lenet5_half()] {
-        let net = model_quant::nets::Net::new(&arch, &burn::tensor::Device::flex());
-        let plain = model_quant::plain::lower(&arch, &net)
-            .expect("lowers")
-            .with_input_adapter(&adapter);
-        let proto = model_quant::onnx::fp32_model(&plain, true);
-        let parsed = tract_onnx::onnx()
-            .model_for_proto_model(&proto)
-            .expect("tract parses");
-        let runner = ExpressionModel::from_inference_model(parsed, faces.len()).expect("runs");
-        let outputs = runner.all_outputs(&input).expect("forward pass");
-        // outputs[0] is the softmax; outputs[1] the first conv, i.e. the adapter.
-        let stride = arch.input_stride;
-        let kept_side = side.div_ceil(stride);
-        assert_eq!(outputs[1].len(), faces.len() * kept_side * kept_side);
-        for (i, exported) in outputs[1].chunks_exact(kept_side * kept_side).enumerate() {
-            let full = adapter.apply(&input[i * side * side..(i + 1) * side * side], side);
-            let expected: Vec<f32> = (0..kept_side)
-                .flat_map(|y| (0..kept_side).map(move |x| (y * stride, x * stride)))
-                .map(|(y, x)| full[y * side + x])
-                .collect();
-            let worst = export::max_abs_diff(exported, &expected);
-            assert!(
-                worst < 1e-5,
-                "{} face {i}: adapter layer differs by {worst}",
-                arch.name
-            );
-        }
-    }
 }

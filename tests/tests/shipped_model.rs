@@ -51,53 +51,6 @@ fn int8_model_reaches_its_stated_accuracy_and_tracks_fp32() {
         .all(|c| c.recall > 0.1));
 }
 
-/// The shipped models' input adapter is not a guess: it is what `model-quant fit-adapter`
-/// finds on the real data (Training rows' spectrum vs PublicTest pixels; no labels read).
-#[test]
-fn shipped_input_adapter_is_the_label_free_fit() {
-    use model_quant::adapter_fit;
-    let faces = data::load(&fer2013()).expect("FER-2013 loads");
-    let target = adapter_fit::faces_spectrum(&faces.with_usage(Usage::Training));
-    let reference = faces.with_usage(Usage::PublicTest);
-    let candidates = adapter_fit::fit(&target, &reference, &[3.0, 3.25, 3.5, 3.75, 4.0]);
-    let best = adapter_fit::best(&candidates).expect("a best σ");
-    for name in ["lenet5", "alexnet"] {
-        let text = std::fs::read_to_string(models().join(format!("{name}.export.json")))
-            .expect("export report");
-        let report: serde_json::Value = serde_json::from_str(&text).expect("export JSON");
-        let adapter = &report["input_adapter"];
-        let shipped_sigma = adapter["blur_sigma"].as_f64().expect("blur_sigma");
-        let shipped_contrast = adapter["contrast"].as_f64().expect("contrast");
-        assert_eq!(shipped_sigma as f32, best.blur_sigma, "{name}: {best:?}");
-        assert!(
-            (shipped_contrast - f64::from(best.contrast)).abs() < 0.005,
-            "{name}: shipped contrast {shipped_contrast}, fit {best:?}"
-        );
-    }
-    // The fit explains the training rows: blur plus 8-bit rounding noise (1/√12 ≈ 0.29 grey).
-    assert!(best.log_amplitude_error < 0.02, "{best:?}");
-    assert!((best.noise_grey_levels - 0.29).abs() < 0.05, "{best:?}");
-}
-
-#[test]
-fn alexnet_comparison_model_is_what_the_card_says() {
-    let faces = data::load(&fer2013())
-        .expect("FER-2013 loads")
-        .with_usage(Usage::PublicTest);
-    let int8 = evaluate(&models().join("alexnet-int8.onnx"), &faces, 64).unwrap();
-    let fp32 = evaluate(&models().join("alexnet-fp32.onnx"), &faces, 64).unwrap();
-    eprintln!(
-        "AlexNet-style PublicTest accuracy: int8 {:.4}, fp32 {:.4}",
-        int8.report.accuracy, fp32.report.accuracy
-    );
-    let stated = card_value("AlexNet PublicTest accuracy (int8):");
-    assert!(
-        (int8.report.accuracy - stated).abs() < 0.0005,
-        "the model card is out of date"
-    );
-    assert!((int8.report.accuracy - fp32.report.accuracy).abs() <= 0.01);
-}
-
 #[test]
 fn tract_runs_the_int8_model_with_integer_kernels_only() {
     let model = ExpressionModel::load(&models().join("lenet5-int8.onnx"), 1).unwrap();
