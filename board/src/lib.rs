@@ -6,11 +6,16 @@
 //!   any machine).
 //! - [`leds`]: the three status LEDs on GPIO via `rppal`, as embedded-hal `OutputPin`s.
 //! - [`platform`]: facts about the machine we run on, for the kiosk's self-test.
+//! - [`source`]: the camera as the firmware's frame source, reopening when it vanishes.
+//! - [`pi`]: all of that as the firmware's `Board`, which the `kiosk` binary (src/main.rs)
+//!   hands to the firmware's command line.
 //!
-//! The application (`firmware`) never calls `v4l` or `rppal` itself; it gets frames and
-//! pins from here and is generic over them, so it also runs on a laptop.
+//! The application (`firmware`) has no dependency on this crate, `v4l` or `rppal`; this
+//! crate depends on it and implements its traits, so the application also runs on a laptop.
 
 pub mod camera;
 pub mod leds;
+pub mod pi;
 pub mod pixels;
 pub mod platform;
+pub mod source;

@@ -11,10 +11,9 @@ use std::time::Duration;
 use ekspresi_common::model::ExpressionModel;
 use serde::Serialize;
 
+use crate::board::Board;
 use crate::config::KioskConfig;
 use crate::detect::Cascade;
-use crate::hal::FrameSource;
-use crate::source::CameraSource;
 
 /// One line of the self-test.
 #[derive(Debug, Serialize)]
@@ -31,7 +30,12 @@ pub struct CheckOptions {
 }
 
 /// Runs every check; never stops at the first failure.
-pub fn run_checks(config: &KioskConfig, model: &Path, options: &CheckOptions) -> Vec<CheckResult> {
+pub fn run_checks(
+    board: &impl Board,
+    config: &KioskConfig,
+    model: &Path,
+    options: &CheckOptions,
+) -> Vec<CheckResult> {
     let mut results = vec![
         result("config", config.validate().map(|_| "valid".to_owned())),
         result("model", check_model(model)),
@@ -44,13 +48,13 @@ pub fn run_checks(config: &KioskConfig, model: &Path, options: &CheckOptions) ->
     results.push(CheckResult {
         name: "platform",
         ok: true,
-        detail: platform_detail(),
+        detail: board.describe(),
     });
     if options.camera {
-        results.push(result("camera", check_camera(config)));
+        results.push(result("camera", check_camera(board, config)));
     }
     if options.gpio {
-        results.push(result("gpio", check_gpio(config)));
+        results.push(result("gpio", check_gpio(board, config)));
     }
     results
 }
@@ -98,18 +102,8 @@ fn check_storage(config: &KioskConfig) -> anyhow::Result<String> {
     ))
 }
 
-fn platform_detail() -> String {
-    let board = board::platform::board_model().unwrap_or_else(|| "not a Raspberry Pi".into());
-    let path = if board::platform::libcamera_compat_active() {
-        "camera through libcamera's V4L2 compatibility layer"
-    } else {
-        "camera through plain V4L2 (USB webcams; a Pi camera module needs libcamera_compat)"
-    };
-    format!("{board}; {path}")
-}
-
-fn check_camera(config: &KioskConfig) -> anyhow::Result<String> {
-    let mut source = CameraSource::open(&config.camera)?;
+fn check_camera(board: &impl Board, config: &KioskConfig) -> anyhow::Result<String> {
+    let mut source = board.open_camera(&config.camera)?;
     let frame = source
         .next_frame()?
         .ok_or_else(|| anyhow::anyhow!("no frame"))?;
@@ -121,10 +115,9 @@ fn check_camera(config: &KioskConfig) -> anyhow::Result<String> {
     ))
 }
 
-fn check_gpio(config: &KioskConfig) -> anyhow::Result<String> {
-    let map = config.gpio.pin_map();
-    let pins = board::leds::open(map)?;
-    let mut leds = crate::hal::StatusLeds::new(pins.good, pins.bad, pins.camera);
+fn check_gpio(board: &impl Board, config: &KioskConfig) -> anyhow::Result<String> {
+    let gpio = &config.gpio;
+    let mut leds = board.open_leds(gpio).map_err(|e| anyhow::anyhow!(e))?;
     // Light each LED for a moment so the technician can see the wiring is right.
     use crate::aggregate::Impression;
     for impression in [Impression::Good, Impression::Bad] {
@@ -137,13 +130,14 @@ fn check_gpio(config: &KioskConfig) -> anyhow::Result<String> {
     leds.off()?;
     Ok(format!(
         "GPIO {} (good), {} (bad), {} (camera) blinked",
-        map.good, map.bad, map.camera
+        gpio.good_led, gpio.bad_led, gpio.camera_led
     ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::board::NoBoard;
 
     #[test]
     fn checks_report_each_failure_without_stopping() {
@@ -157,6 +151,7 @@ mod tests {
         };
         let model = crate::models::resolve(None).unwrap();
         let results = run_checks(
+            &NoBoard,
             &config,
             &model,
             &CheckOptions {
@@ -171,12 +166,13 @@ mod tests {
         let camera = by_name("camera");
         assert!(!camera.ok);
         assert!(
-            camera.detail.contains("no such camera"),
+            camera.detail.contains("no camera or GPIO support"),
             "{}",
             camera.detail
         );
 
         let broken = run_checks(
+            &NoBoard,
             &config,
             Path::new("/nonexistent/model.onnx"),
             &CheckOptions {
@@ -191,6 +187,7 @@ mod tests {
         let truncated = config.data_dir.join("truncated.onnx");
         std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
         let results = run_checks(
+            &NoBoard,
             &config,
             &truncated,
             &CheckOptions {

@@ -54,17 +54,6 @@ impl Default for GpioConfig {
     }
 }
 
-impl GpioConfig {
-    /// The pins in the form the board crate takes.
-    pub fn pin_map(&self) -> board::leds::PinMap {
-        board::leds::PinMap {
-            good: self.good_led,
-            bad: self.bad_led,
-            camera: self.camera_led,
-        }
-    }
-}
-
 /// Everything the kiosk reads from `config.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

@@ -1,7 +1,7 @@
 //! The application's view of the hardware: a [`FrameSource`] for pictures and three
 //! embedded-hal [`OutputPin`]s for the LEDs. The `board` crate implements them on the Pi
-//! (V4L2 camera, rppal GPIO); [`SimPin`] and the file sources implement them on a laptop,
-//! so the whole pipeline runs — and is tested — without a Pi.
+//! (V4L2 camera, rppal GPIO; see [`crate::board::Board`]); [`SimPin`] and the file sources
+//! implement them on a laptop, so the whole pipeline runs — and is tested — without a Pi.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -35,10 +35,11 @@ impl Frame {
 pub enum SourceError {
     #[error("camera {device}: {reason}")]
     Camera { device: String, reason: String },
-    #[error(transparent)]
-    Board(#[from] board::camera::CameraError),
     #[error("cannot read {path}: {reason}")]
     File { path: String, reason: String },
+    /// A hardware error from the board crate, passed through with its own message.
+    #[error(transparent)]
+    Device(Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// Anything that yields frames: a camera, a recorded clip, a folder of images.

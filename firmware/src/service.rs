@@ -14,16 +14,17 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use embedded_hal::digital::OutputPin;
 
+use crate::board::Board;
 use crate::config::KioskConfig;
 use crate::hal::Fault;
 use crate::pipeline::Kiosk;
-use crate::source::CameraSource;
 
 /// How long to wait (blinking) before trying a missing camera again.
 const CAMERA_RETRY: Duration = Duration::from_secs(5);
 
-/// Runs lessons from the configured camera until `stop` is set.
+/// Runs lessons from `board`'s camera until `stop` is set.
 pub fn run<P: OutputPin>(
+    board: &impl Board,
     config: KioskConfig,
     model: PathBuf,
     leds: crate::hal::StatusLeds<P>,
@@ -36,10 +37,10 @@ pub fn run<P: OutputPin>(
     kiosk.on_frame(move || frame_watchdog.feed());
     notify(&[sd_notify::NotifyState::Ready]);
     while !stop.load(Ordering::Relaxed) {
-        match CameraSource::open(&camera_config) {
+        match board.open_camera(&camera_config) {
             Ok(source) => {
                 notify(&[sd_notify::NotifyState::Status("recording a lesson")]);
-                let reports = kiosk.run_lessons(Box::new(source), stop.clone())?;
+                let reports = kiosk.run_lessons(source, stop.clone())?;
                 for report in &reports {
                     tracing::info!(session = %report.session.display(), "session closed");
                 }

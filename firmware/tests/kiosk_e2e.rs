@@ -132,6 +132,29 @@ fn demo_clip_produces_video_and_summaries() {
         .any(|t| (t.pin == "good" || t.pin == "bad") && t.high));
     let manifest = std::fs::read_to_string(report.session.join(session::MANIFEST)).unwrap();
     assert!(manifest.contains("video.mp4") && manifest.contains("summary.json"));
+    // The technician's check after upload (board/README.md), with the real tool.
+    let check = Command::new("sha256sum")
+        .args(["-c", session::MANIFEST])
+        .current_dir(&report.session)
+        .output()
+        .expect("sha256sum runs");
+    assert!(
+        check.status.success(),
+        "sha256sum -c MANIFEST: {}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+    // And it notices a changed file.
+    std::fs::write(report.session.join(session::SUMMARY_TXT), b"edited").unwrap();
+    let tampered = Command::new("sha256sum")
+        .args(["-c", "--quiet", session::MANIFEST])
+        .current_dir(&report.session)
+        .output()
+        .expect("sha256sum runs");
+    assert!(
+        !tampered.status.success(),
+        "an edited summary passed the check"
+    );
 }
 
 /// With `lesson_minutes`, one source makes several complete sessions, and no frame is lost
@@ -274,7 +297,7 @@ fn emulation_slowdown() -> u32 {
 /// The kiosk binary as a command; under emulation (`EKSPRESI_KIOSK_RUNNER=qemu-aarch64`,
 /// set by board/scripts/cross.sh) it is started through the emulator like the tests are.
 fn kiosk_command() -> Command {
-    let kiosk = env!("CARGO_BIN_EXE_kiosk");
+    let kiosk = env!("CARGO_BIN_EXE_ekspresi");
     match std::env::var("EKSPRESI_KIOSK_RUNNER") {
         Ok(runner) if !runner.is_empty() => {
             let mut command = Command::new(runner);

@@ -1,10 +1,8 @@
-//! Frame sources: the live camera (through the `board` crate) and recorded clips for the
-//! demo, tests and re-analysis (folders of stills, and the H.264 MP4s the kiosk records).
+//! Recorded frame sources for the demo, tests and re-analysis: folders of stills, and the
+//! H.264 MP4s the kiosk records. The live camera is the `board` crate's (`Board::open_camera`).
 
-pub mod camera;
 pub mod folder;
 pub mod mp4;
 
-pub use camera::CameraSource;
 pub use folder::ImageFolderSource;
 pub use mp4::Mp4Source;

@@ -1,14 +1,14 @@
-//! The live camera as a [`FrameSource`]: wraps `board`'s V4L2 camera and reopens it when it
+//! The live camera as the firmware's [`FrameSource`]: wraps [`crate::camera`] and reopens it when it
 //! vanishes (a USB cable pulled, the driver reset), so a lesson survives a short outage.
 //! After `reopen_attempts` failures in a row the source gives up with the last error, and
 //! the kiosk ends the lesson with intact files.
 
 use std::time::{Duration, Instant};
 
-use board::camera::{Camera, CameraSettings, FormatChoice};
+use firmware::config::CameraConfig;
+use firmware::hal::{Frame, FrameSource, SourceError};
 
-use crate::config::CameraConfig;
-use crate::hal::{Frame, FrameSource, SourceError};
+use crate::camera::{Camera, CameraSettings, FormatChoice};
 
 /// A V4L2 camera that reopens itself.
 pub struct CameraSource {
@@ -36,7 +36,7 @@ impl CameraSource {
             fps: config.fps,
             format,
         };
-        let camera = Camera::open(&settings)?;
+        let camera = Camera::open(&settings).map_err(|e| SourceError::Device(e.into()))?;
         Ok(Self {
             settings,
             camera: Some(camera),

@@ -1,0 +1,352 @@
+//! The command line of both binaries: `ekspresi` (this crate, no hardware: demo, replay,
+//! detect, classify) and `kiosk` (the `board` crate, the same commands on the Pi's camera
+//! and GPIO). Each binary is one line, `cli::main(&its_board)`; this module is binary code
+//! kept in the library so the two cannot drift apart, hence `anyhow` here.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use crate::aggregate::top_expression;
+use crate::board::Board;
+use crate::check::{run_checks, CheckOptions};
+use crate::config::KioskConfig;
+use crate::detect::{Cascade, DetectParams, Detector};
+use crate::hal::{simulated_leds, FrameSource};
+use crate::pipeline::Kiosk;
+use crate::source::{ImageFolderSource, Mp4Source};
+use crate::{imageio, models, service};
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use ekspresi_common::model::ExpressionModel;
+use ekspresi_common::{prepare_face, GreyImage};
+use serde::Serialize;
+
+const RESPONSIBLE_USE: &str = "\
+RESPONSIBLE USE: emotion recognition on students is regulated. The EU AI Act prohibits \
+emotion recognition in education institutions (Art. 5(1)(f)); children's images are special \
+personal data almost everywhere; use it only where the law allows, with informed consent, and \
+never to judge an individual. The model is right on fewer than half of unseen faces (0.497 on FER-2013 PublicTest), weakest on \
+disgust, fear and angry (see firmware/models/MODEL_CARD.md). The camera-on LED is lit whenever frames \
+are captured.";
+
+#[derive(Parser)]
+#[command(version, about = "Ekspresi student-expression kiosk", after_help = RESPONSIBLE_USE)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the kiosk service: camera → LEDs and session files, until SIGTERM (systemd's unit).
+    Run(ServiceArgs),
+    /// Self-test for the technician: config, model, cascade, storage, camera, GPIO.
+    Check(CheckArgs),
+    /// Run the kiosk on the bundled demo clip (no camera needed), writing a session to --out.
+    Demo(DemoArgs),
+    /// Analyse a recorded clip: an H.264 MP4 the kiosk wrote, or a folder of PNG/JPEG frames
+    /// (with an optional clip.json giving its fps).
+    Replay(ReplayArgs),
+    /// Find faces in still images (PNG, JPEG) with the Haar cascade.
+    Detect(DetectArgs),
+    /// Classify the expression of face images (each image is taken as one face crop).
+    Classify(ClassifyArgs),
+}
+
+#[derive(Args)]
+struct ServiceArgs {
+    /// Config JSON (defaults for every field it leaves out).
+    #[arg(long, default_value = DEFAULT_CONFIG)]
+    config: PathBuf,
+    /// Drive simulated LEDs instead of GPIO (a laptop with a webcam).
+    #[arg(long)]
+    simulate_leds: bool,
+}
+
+#[derive(Args)]
+struct CheckArgs {
+    #[arg(long, default_value = DEFAULT_CONFIG)]
+    config: PathBuf,
+    /// Skip the camera check.
+    #[arg(long)]
+    no_camera: bool,
+    /// Skip the GPIO check (not on a Pi).
+    #[arg(long)]
+    no_gpio: bool,
+    /// Print the results as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Where the deploy kit installs the config.
+const DEFAULT_CONFIG: &str = "/etc/ekspresi/config.json";
+
+#[derive(Args)]
+struct DemoArgs {
+    /// Data directory; the session folder is created under it.
+    #[arg(long, default_value = "demo-out")]
+    out: PathBuf,
+    #[command(flatten)]
+    common: RunArgs,
+}
+
+#[derive(Args)]
+struct ReplayArgs {
+    /// MP4 file or folder of frames.
+    video: PathBuf,
+    #[arg(long)]
+    out: PathBuf,
+    #[command(flatten)]
+    common: RunArgs,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// Config JSON (defaults for every field it leaves out).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Expression model (default: the shipped int8 LeNet-5).
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Print the LED transitions of the simulated board.
+    #[arg(long)]
+    show_leds: bool,
+}
+
+#[derive(Args)]
+struct DetectArgs {
+    images: Vec<PathBuf>,
+    /// Print a JSON array, one object per image.
+    #[arg(long)]
+    json: bool,
+    #[arg(long, default_value_t = 1.1)]
+    scale_factor: f64,
+    #[arg(long, default_value_t = 5)]
+    min_neighbors: usize,
+    #[arg(long, default_value_t = 30)]
+    min_size: u32,
+    #[arg(long)]
+    max_size: Option<u32>,
+    /// Cascade XML (default: the bundled OpenCV frontal-face cascade).
+    #[arg(long)]
+    cascade: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct ClassifyArgs {
+    images: Vec<PathBuf>,
+    #[arg(long)]
+    model: Option<PathBuf>,
+    #[arg(long)]
+    json: bool,
+}
+
+/// Parses the command line and runs it on `board`.
+pub fn main<B: Board>(board: &B) -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Run(args) => run_service(board, args),
+        Command::Check(args) => check(board, args),
+        Command::Demo(args) => {
+            let clip = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo");
+            replay(&clip, &args.out, &args.common)
+        }
+        Command::Replay(args) => replay(&args.video, &args.out, &args.common),
+        Command::Detect(args) => detect(args),
+        Command::Classify(args) => classify(args),
+    }
+}
+
+fn load_config(path: Option<&Path>) -> Result<KioskConfig> {
+    Ok(match path {
+        Some(path) => KioskConfig::load(path)?,
+        None => KioskConfig::default(),
+    })
+}
+
+fn replay(clip: &Path, out: &Path, args: &RunArgs) -> Result<()> {
+    let mut config = load_config(args.config.as_deref())?;
+    config.data_dir = out.to_owned();
+    let model = models::resolve(args.model.as_deref().or(config.model.as_deref()))
+        .map_err(anyhow::Error::msg)?;
+    let source: Box<dyn FrameSource> = if clip.is_dir() {
+        Box::new(ImageFolderSource::open(clip, f64::from(config.camera.fps))?)
+    } else {
+        Box::new(Mp4Source::open(clip)?)
+    };
+    let (leds, transitions) = simulated_leds();
+    let mut kiosk = Kiosk::new(config, model, leds)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let reports = kiosk.run_lessons(source, stop)?;
+    if args.show_leds {
+        for t in transitions.lock().map(|t| t.clone()).unwrap_or_default() {
+            eprintln!("led {} {}", t.pin, if t.high { "on" } else { "off" });
+        }
+    }
+    for report in &reports {
+        println!("session: {}", report.session.display());
+        println!("{}", report.summary.to_text());
+    }
+    let failed = reports
+        .iter()
+        .find_map(|r| r.source_error.as_ref().map(|error| (r, error)));
+    if let Some((report, error)) = failed {
+        bail!(
+            "the source failed mid-lesson: {error} (files in {} are complete up to there)",
+            report.session.display()
+        );
+    }
+    Ok(())
+}
+
+fn run_service<B: Board>(board: &B, args: ServiceArgs) -> Result<()> {
+    let config = KioskConfig::load(&args.config)?;
+    reexec_under_libcamera_if_configured(board, &config)?;
+    let model = models::resolve(config.model.as_deref()).map_err(anyhow::Error::msg)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(signal, stop.clone())
+            .context("cannot install the signal handler")?;
+    }
+    if args.simulate_leds {
+        let (leds, _) = simulated_leds();
+        return service::run(board, config, model, leds, stop);
+    }
+    let leds = board
+        .open_leds(&config.gpio)
+        .map_err(|e| anyhow::anyhow!(e))?;
+    service::run(board, config, model, leds, stop)
+}
+
+/// When the config asks for libcamera's V4L2 compatibility layer and it is not loaded yet,
+/// restarts this process (same PID, so systemd's notify socket still matches) with it
+/// preloaded: what `libcamerify` does. Returns only when nothing needs doing.
+fn reexec_under_libcamera_if_configured(board: &impl Board, config: &KioskConfig) -> Result<()> {
+    use std::os::unix::process::CommandExt;
+    if !config.camera.libcamera_compat {
+        return Ok(());
+    }
+    let Some(library) = board
+        .libcamera_compat_to_load()
+        .map_err(|e| anyhow::anyhow!(e))?
+    else {
+        return Ok(());
+    };
+    let exe = std::env::current_exe().context("cannot find the kiosk binary to re-execute")?;
+    tracing::info!(library = %library.display(), "re-executing under libcamera's V4L2 compatibility layer");
+    let error = std::process::Command::new(exe)
+        .args(std::env::args_os().skip(1))
+        .env("LD_PRELOAD", library)
+        .exec();
+    Err(error).context("cannot re-execute under libcamera's compatibility layer")
+}
+
+fn check<B: Board>(board: &B, args: CheckArgs) -> Result<()> {
+    let config = KioskConfig::load(&args.config)?;
+    // Check the camera the way the service will use it.
+    reexec_under_libcamera_if_configured(board, &config)?;
+    let model = models::resolve(config.model.as_deref()).map_err(anyhow::Error::msg)?;
+    let options = CheckOptions {
+        camera: !args.no_camera,
+        gpio: !args.no_gpio,
+    };
+    let results = run_checks(board, &config, &model, &options);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&results)?);
+    } else {
+        for r in &results {
+            println!(
+                "{:<8} {:<4} {}",
+                r.name,
+                if r.ok { "ok" } else { "FAIL" },
+                r.detail
+            );
+        }
+    }
+    let failed = results.iter().filter(|r| !r.ok).count();
+    if failed > 0 {
+        bail!("{failed} check(s) failed");
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct ImageFaces {
+    image: String,
+    faces: Vec<[i32; 4]>,
+}
+
+fn detect(args: DetectArgs) -> Result<()> {
+    let cascade = match &args.cascade {
+        Some(path) => Cascade::load(path)?,
+        None => Cascade::frontal_face()?,
+    };
+    let params = DetectParams {
+        scale_factor: args.scale_factor,
+        min_neighbors: args.min_neighbors,
+        min_size: args.min_size,
+        max_size: args.max_size,
+    };
+    let mut detector = Detector::new(cascade, params)?;
+    let mut results = Vec::new();
+    for path in &args.images {
+        let grey = imageio::read_grey(path).context("detect needs PNG or JPEG images")?;
+        let faces = detector
+            .detect(grey.frame())
+            .iter()
+            .map(|r| [r.x, r.y, r.width, r.height])
+            .collect();
+        results.push(ImageFaces {
+            image: path.display().to_string(),
+            faces,
+        });
+    }
+    if args.json {
+        println!("{}", serde_json::to_string(&results)?);
+    } else {
+        for r in &results {
+            println!("{}: {} face(s) {:?}", r.image, r.faces.len(), r.faces);
+        }
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct Classified {
+    image: String,
+    expression: &'static str,
+    probabilities: Vec<(&'static str, f32)>,
+}
+
+fn classify(args: ClassifyArgs) -> Result<()> {
+    let model_path = models::resolve(args.model.as_deref()).map_err(anyhow::Error::msg)?;
+    let model = ExpressionModel::load(&model_path, 1)?;
+    let mut results = Vec::new();
+    for path in &args.images {
+        let grey = imageio::read_grey(path)?;
+        let face = GreyImage::new(grey.width, grey.height, &grey.pixels)?;
+        let probabilities = model.classify(&prepare_face(face))?[0];
+        results.push(Classified {
+            image: path.display().to_string(),
+            expression: top_expression(&probabilities).name(),
+            probabilities: ekspresi_common::Expression::ALL
+                .iter()
+                .map(|e| (e.name(), probabilities[e.label()]))
+                .collect(),
+        });
+    }
+    if args.json {
+        println!("{}", serde_json::to_string(&results)?);
+    } else {
+        for r in &results {
+            println!("{}: {}", r.image, r.expression);
+        }
+    }
+    Ok(())
+}
