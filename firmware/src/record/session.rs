@@ -72,7 +72,8 @@ impl SessionDir {
     }
 }
 
-/// `sha256  size  name` per regular file, sorted by name (MANIFEST and COMPLETE excluded).
+/// `sha256  name` per regular file, sorted by name (MANIFEST and COMPLETE excluded): the
+/// format of `sha256sum`, so `sha256sum -c MANIFEST` checks a session after upload.
 pub fn manifest(dir: &Path) -> std::io::Result<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)?
         .filter_map(|e| e.ok())
@@ -86,7 +87,7 @@ pub fn manifest(dir: &Path) -> std::io::Result<String> {
         let bytes = std::fs::read(dir.join(&name))?;
         let digest = Sha256::digest(&bytes);
         let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-        let _ = writeln!(out, "{hex}  {}  {name}", bytes.len());
+        let _ = writeln!(out, "{hex}  {name}");
     }
     Ok(out)
 }
@@ -152,7 +153,7 @@ mod tests {
         // SHA-256 of "abc".
         assert_eq!(
             manifest,
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad  3  summary.txt\n"
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad  summary.txt\n"
         );
         assert!(session.is_complete());
 
