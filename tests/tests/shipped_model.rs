@@ -65,15 +65,19 @@ fn tract_runs_the_int8_model_with_integer_kernels_only() {
         .filter(|(name, _)| name == "OptMatMul")
         .map(|(_, debug)| debug)
         .collect();
-    // One integer matmul per QLinearConv of the file: the input adapter, 3 convolutions and
-    // 2 fully-connected layers written as convolutions.
+    // One integer matmul per QLinearConv of the file: 3 convolutions and 2 fully-connected
+    // layers written as convolutions; nothing in front of the net (no Pad, no blur layer).
     let bytes = std::fs::read(models().join("lenet5-int8.onnx")).unwrap();
     // A node's op_type is protobuf field 4: tag 0x22, length 11, then the name.
     let qlinear_convs = bytes
         .windows(13)
         .filter(|w| w == b"\x22\x0bQLinearConv")
         .count();
-    assert_eq!(qlinear_convs, 6);
+    assert_eq!(qlinear_convs, 5);
+    assert!(
+        !bytes.windows(5).any(|w| w == b"\x22\x03Pad"),
+        "the int8 model has a Pad node"
+    );
     assert_eq!(matmuls.len(), qlinear_convs, "{ops:?}");
     for debug in &matmuls {
         assert!(
@@ -135,5 +139,30 @@ fn onnxruntime_agrees_with_tract_on_the_int8_model() {
         "tract vs onnxruntime on 500 faces: top-1 agreement {agree}/500, max |Δp| {max_diff:.2e}"
     );
     assert!(agree >= 495, "top-1 agreement {agree}/500");
-    assert!(max_diff < 0.01, "max probability difference {max_diff}");
+    // The two runtimes may round a requantized logit of the head to neighbouring steps of its
+    // u8 grid; moving logits by one step δ moves a softmax probability by at most δ/2.
+    let step = head_output_step();
+    eprintln!(
+        "head output step δ = {step:.4}, bound δ/2 = {:.4}",
+        step / 2.0
+    );
+    assert!(
+        max_diff <= step / 2.0,
+        "max probability difference {max_diff} exceeds half a head output step ({step})"
+    );
+}
+
+/// The head's int8 output step (its calibrated range over 255 levels), from the export report.
+fn head_output_step() -> f32 {
+    let text = std::fs::read_to_string(models().join("lenet5.export.json")).expect("export report");
+    let report: serde_json::Value = serde_json::from_str(&text).expect("export JSON");
+    let ranges = report["calibration_ranges"]
+        .as_array()
+        .expect("calibration ranges");
+    let head = ranges
+        .last()
+        .and_then(|r| r.as_array())
+        .expect("the head's range");
+    let bound = |i: usize| head[i].as_f64().expect("a number") as f32;
+    (bound(1) - bound(0)) / 255.0
 }

@@ -219,8 +219,8 @@ impl Summary {
         let _ = writeln!(t, "Model: {}", self.model);
         let _ = writeln!(
             t,
-            "Note: the expression model is right on fewer than half of test faces, weakest on \
-             disgust, fear and angry; read these numbers as a rough trend, never as a judgement of \
+            "Note: the expression model is right on about 3 in 5 test faces (0.59), weakest on \
+             disgust, fear and sad; read these numbers as a rough trend, never as a judgement of \
              one student."
         );
         t
