@@ -1,6 +1,7 @@
 //! Which burn backend trains the nets. `flex` (pure Rust) is the default and what CI uses;
 //! `libtorch` (cargo feature `tch`, libtorch CPU from `scripts/libtorch.sh`) trains the same
-//! nets about twice as fast on our 2-core machines. Weights and checkpoints are
+//! nets; whether it is fast enough to keep is measured by the `model_speed` bench (1.1–1.2×
+//! flex per epoch on 2 loaded cores so far, see MODEL_CARD.md). Weights and checkpoints are
 //! backend-independent, so a run may resume on the other backend.
 
 use burn::tensor::Device;
@@ -34,8 +35,8 @@ impl Backend {
     pub fn device(self) -> Device {
         match self {
             Backend::Flex => Device::flex(),
-            // burn marks burn-tch deprecated in favour of CubeCL backends, none of which has
-            // a CPU path as fast as libtorch's on these machines (measured in MODEL_CARD.md).
+            // burn marks burn-tch deprecated in favour of its CubeCL backends; it is kept
+            // here only while it measures faster than flex (MODEL_CARD.md, Training speed).
             #[cfg(feature = "tch")]
             #[allow(deprecated)]
             Backend::Libtorch => Device::libtorch(),
