@@ -67,11 +67,15 @@ impl CameraSource {
             };
             match camera.capture() {
                 Ok(captured) => {
-                    return Ok(Frame {
-                        width: captured.width,
-                        height: captured.height,
-                        rgb: captured.rgb.to_vec(),
-                        timestamp: self.started.elapsed(),
+                    return Frame::new(
+                        captured.width,
+                        captured.height,
+                        captured.rgb.to_vec(),
+                        self.started.elapsed(),
+                    )
+                    .map_err(|e| SourceError::Camera {
+                        device: self.settings.device.display().to_string(),
+                        reason: e.to_string(),
                     })
                 }
                 Err(error) => {

@@ -78,8 +78,8 @@ fn main() {
     )
     .expect("detector");
     let grey_frame = |i: usize| GreyFrame {
-        width: frames[i].width,
-        height: frames[i].height,
+        width: frames[i].width(),
+        height: frames[i].height(),
         pixels: &greys[i],
     };
     let mut faces = Vec::new();
@@ -131,14 +131,13 @@ fn main() {
     let overlay = Overlay::new();
     let annotation = |i: usize| Annotation {
         face: faces[i],
-        expression: Some((ekspresi_common::Expression::Happy, 0.8)),
-        percentages: [10.0, 0.0, 5.0, 50.0, 15.0, 10.0, 10.0],
-        impression: Some(firmware::aggregate::Impression::Good),
+        now: Some((ekspresi_common::Expression::Happy, 0.8)),
+        lesson_percentages: [10.0, 0.0, 5.0, 50.0, 15.0, 10.0, 10.0],
+        impression: firmware::aggregate::Impression::Good,
+        evidence: firmware::aggregate::Tally::default()
+            .evidence(firmware::aggregate::EvidenceFloor::default()),
     };
-    let mut images: Vec<RgbImage> = frames
-        .iter()
-        .map(|f| RgbImage::from_raw(f.width as u32, f.height as u32, f.rgb.clone()).expect("rgb"))
-        .collect();
+    let mut images: Vec<RgbImage> = frames.iter().map(|f| f.clone().into_image()).collect();
     let overlay_ms = per_frame(n, || {
         let started = Instant::now();
         for (i, image) in images.iter_mut().enumerate() {
@@ -162,10 +161,15 @@ fn main() {
 
     let video = dir.join("bench.mp4");
     let record_ms = per_frame(n, || {
-        let mut recorder = VideoRecorder::create(&video, 640, 480, 6.0, 12).expect("recorder");
+        let keyframes = Duration::from_secs(2);
+        let mut recorder =
+            VideoRecorder::create(&video, 640, 480, 6.0, keyframes).expect("recorder");
         let started = Instant::now();
-        for image in &images {
-            recorder.write_rgb(image.as_raw(), 640, 480).expect("write");
+        for (i, image) in images.iter().enumerate() {
+            let at = Duration::from_secs_f64(i as f64 / 6.0);
+            recorder
+                .write_rgb(image.as_raw(), 640, 480, at)
+                .expect("write");
         }
         recorder.finish().expect("finish");
         started.elapsed()

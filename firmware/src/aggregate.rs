@@ -1,13 +1,18 @@
 //! Turning per-frame expressions into what the teacher sees: percentages per expression,
 //! counts of positive / neutral / negative reactions, and the lesson's impression.
 //!
-//! The paper's rule: impression is **good** when positive % + neutral % > negative %, else
-//! **bad**. A tie (50 / 50) is therefore *bad*: the rule asks for a strict majority of
-//! non-negative reactions, and we keep it as written rather than lean optimistic. A lesson
-//! with no analysed face has no impression at all.
+//! **One rule, one place.** [`Tally::impression`] is the only verdict there is: the summary,
+//! the LEDs and the video overlay all show it, on the lesson's counts so far, so they can
+//! never contradict each other. The seed's rule: **good** when positive % + neutral % >
+//! negative %, else **bad**. A tie (50 / 50) is therefore *bad*: the rule asks for a strict
+//! majority of non-negative reactions, and we keep it as written rather than lean optimistic.
 //!
-//! Every analysed frame counts once (raw, unsmoothed); [`Smoother`] only steadies what the
-//! LEDs and the video overlay show.
+//! **An evidence floor.** Below [`EvidenceFloor`] — too few seconds with a face, or faces in
+//! too small a share of the frames — the verdict is [`Impression::Insufficient`]: a sign post
+//! taken for a face in 2 % of a street clip's frames says nothing about a lesson.
+//!
+//! Every analysed frame counts once (raw, unsmoothed); [`Smoother`] only steadies the
+//! momentary expression the overlay labels "now".
 
 use ekspresi_common::{Category, Expression};
 use serde::{Deserialize, Serialize};
@@ -18,6 +23,61 @@ use serde::{Deserialize, Serialize};
 pub enum Impression {
     Good,
     Bad,
+    /// Not enough face evidence for a verdict (see [`EvidenceFloor`]).
+    Insufficient,
+}
+
+impl Impression {
+    /// One word for screens and files.
+    pub fn word(self) -> &'static str {
+        match self {
+            Impression::Good => "good",
+            Impression::Bad => "bad",
+            Impression::Insufficient => "insufficient",
+        }
+    }
+}
+
+/// The least face evidence a verdict needs; both conditions must hold.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EvidenceFloor {
+    /// Seconds of the lesson in which a face was analysed.
+    pub min_face_seconds: u64,
+    /// Share of the analysed frames that had a face (0..1).
+    pub min_face_share: f64,
+}
+
+impl Default for EvidenceFloor {
+    /// 5 s of face: less is a glance, and one expression held that long would decide the
+    /// lesson. A fifth of the frames: a student at the desk is in view most of the time, so a
+    /// camera that sees a face in fewer frames is mostly seeing something else (the street
+    /// clip's stray detections were 1.6 %). The demo clip (8 s, a face in 42 of 48 frames)
+    /// clears both.
+    fn default() -> Self {
+        Self {
+            min_face_seconds: 5,
+            min_face_share: 0.2,
+        }
+    }
+}
+
+/// How much face the verdict rests on.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Evidence {
+    /// Seconds of the lesson with at least one analysed face.
+    pub face_seconds: u64,
+    /// Frames with a face over frames analysed (0 when nothing was analysed).
+    pub face_share: f64,
+    /// The floor it was held against.
+    pub floor: EvidenceFloor,
+}
+
+impl Evidence {
+    pub fn is_enough(&self) -> bool {
+        self.face_seconds >= self.floor.min_face_seconds
+            && self.face_share >= self.floor.min_face_share
+    }
 }
 
 /// Running counts over a lesson.
@@ -27,11 +87,20 @@ pub struct Tally {
     pub per_expression: [u64; 7],
     /// Frames analysed in which no face was found.
     pub frames_without_face: u64,
+    /// Seconds of the lesson with at least one face.
+    pub face_seconds: u64,
+    /// The last lesson second counted in `face_seconds`.
+    last_face_second: Option<u64>,
 }
 
 impl Tally {
-    pub fn record(&mut self, expression: Expression) {
+    /// Counts one classified face, `second` into the lesson.
+    pub fn record(&mut self, expression: Expression, second: u64) {
         self.per_expression[expression.label()] += 1;
+        if self.last_face_second != Some(second) {
+            self.last_face_second = Some(second);
+            self.face_seconds += 1;
+        }
     }
 
     pub fn record_no_face(&mut self) {
@@ -41,6 +110,11 @@ impl Tally {
     /// Frames with a classified face.
     pub fn faces(&self) -> u64 {
         self.per_expression.iter().sum()
+    }
+
+    /// Frames analysed, with or without a face.
+    pub fn frames(&self) -> u64 {
+        self.faces() + self.frames_without_face
     }
 
     /// Percent of classified frames per expression (all zero when there are none).
@@ -55,7 +129,7 @@ impl Tally {
         out
     }
 
-    /// Reactions per category (positive, neutral, negative).
+    /// Reactions per category (positive, neutral, negative): the one category sum.
     pub fn category_counts(&self) -> CategoryCounts {
         let mut counts = CategoryCounts::default();
         for expression in Expression::ALL {
@@ -69,8 +143,27 @@ impl Tally {
         counts
     }
 
-    pub fn impression(&self) -> Option<Impression> {
-        self.category_counts().impression()
+    /// The face evidence so far, against `floor`.
+    pub fn evidence(&self, floor: EvidenceFloor) -> Evidence {
+        let frames = self.frames();
+        Evidence {
+            face_seconds: self.face_seconds,
+            face_share: if frames == 0 {
+                0.0
+            } else {
+                self.faces() as f64 / frames as f64
+            },
+            floor,
+        }
+    }
+
+    /// **The** impression rule: insufficient below the evidence floor, else the seed's rule
+    /// on the lesson's counts so far.
+    pub fn impression(&self, floor: EvidenceFloor) -> Impression {
+        if !self.evidence(floor).is_enough() {
+            return Impression::Insufficient;
+        }
+        self.category_counts().majority()
     }
 }
 
@@ -97,17 +190,15 @@ impl CategoryCounts {
         )
     }
 
-    /// Good when positive + neutral outnumber negative; a tie is bad; nothing seen is none.
-    pub fn impression(&self) -> Option<Impression> {
-        if self.total() == 0 {
-            return None;
-        }
+    /// Good when positive + neutral outnumber negative; a tie (and nothing at all) is bad.
+    /// Only [`Tally::impression`] calls it, after the evidence floor.
+    fn majority(&self) -> Impression {
         // Comparing counts is comparing percentages of the same total, without rounding.
-        Some(if self.positive + self.neutral > self.negative {
+        if self.positive + self.neutral > self.negative {
             Impression::Good
         } else {
             Impression::Bad
-        })
+        }
     }
 }
 
@@ -143,6 +234,11 @@ impl Smoother {
         top_expression(&next)
     }
 
+    /// Forgets the history (the face has been gone for a while).
+    pub fn reset(&mut self) {
+        self.state = None;
+    }
+
     pub fn current(&self) -> Option<[f32; 7]> {
         self.state
     }
@@ -164,10 +260,37 @@ mod tests {
             neutral,
             negative,
         };
-        assert_eq!(counts(3, 2, 4).impression(), Some(Impression::Good));
-        assert_eq!(counts(0, 0, 1).impression(), Some(Impression::Bad));
-        assert_eq!(counts(1, 1, 2).impression(), Some(Impression::Bad), "tie");
-        assert_eq!(counts(0, 0, 0).impression(), None);
+        assert_eq!(counts(3, 2, 4).majority(), Impression::Good);
+        assert_eq!(counts(0, 0, 1).majority(), Impression::Bad);
+        assert_eq!(counts(1, 1, 2).majority(), Impression::Bad, "tie");
+    }
+
+    #[test]
+    fn below_the_evidence_floor_the_verdict_is_insufficient() {
+        let floor = EvidenceFloor::default();
+        let mut tally = Tally::default();
+        assert_eq!(
+            tally.impression(floor),
+            Impression::Insufficient,
+            "nothing seen"
+        );
+        // Happy faces for 4 seconds at 5 fps: a majority, but too short.
+        for frame in 0..20 {
+            tally.record(Expression::Happy, frame / 5);
+        }
+        assert_eq!(tally.face_seconds, 4);
+        assert_eq!(tally.impression(floor), Impression::Insufficient);
+        for frame in 20..25 {
+            tally.record(Expression::Happy, frame / 5);
+        }
+        assert_eq!(tally.impression(floor), Impression::Good, "5 s of face");
+        // Long enough, but faces in only a sixth of the frames: a stray detection.
+        for _ in 0..125 {
+            tally.record_no_face();
+        }
+        let evidence = tally.evidence(floor);
+        assert!((evidence.face_share - 25.0 / 150.0).abs() < 1e-12);
+        assert_eq!(tally.impression(floor), Impression::Insufficient);
     }
 
     #[test]
@@ -181,7 +304,7 @@ mod tests {
             Expression::Surprise,
             Expression::Fear,
         ] {
-            tally.record(e);
+            tally.record(e, 0);
         }
         tally.record_no_face();
         assert_eq!(tally.faces(), 6);
@@ -196,7 +319,11 @@ mod tests {
         );
         let sum: f64 = tally.percentages().iter().sum();
         assert!((sum - 100.0).abs() < 1e-9);
-        assert_eq!(tally.impression(), Some(Impression::Good));
+        let floor = EvidenceFloor {
+            min_face_seconds: 1,
+            min_face_share: 0.5,
+        };
+        assert_eq!(tally.impression(floor), Impression::Good);
     }
 
     #[test]

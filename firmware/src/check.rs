@@ -110,8 +110,8 @@ fn check_camera(board: &impl Board, config: &KioskConfig) -> anyhow::Result<Stri
     Ok(format!(
         "{}: got a {}×{} frame",
         source.describe(),
-        frame.width,
-        frame.height
+        frame.width(),
+        frame.height()
     ))
 }
 
@@ -121,10 +121,10 @@ fn check_gpio(board: &impl Board, config: &KioskConfig) -> anyhow::Result<String
     // Light each LED for a moment so the technician can see the wiring is right.
     use crate::aggregate::Impression;
     for impression in [Impression::Good, Impression::Bad] {
-        leds.show(Some(impression))?;
+        leds.show(impression)?;
         std::thread::sleep(Duration::from_millis(400));
     }
-    leds.show(None)?;
+    leds.show(Impression::Insufficient)?;
     leds.camera(true)?;
     std::thread::sleep(Duration::from_millis(400));
     leds.off()?;

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::aggregate::EvidenceFloor;
 use crate::detect::DetectParams;
 
 /// Camera settings.
@@ -73,8 +74,11 @@ pub struct KioskConfig {
     pub face_margin: f32,
     /// Weight of the newest frame in the display smoothing (1 = none).
     pub smoothing_alpha: f32,
-    /// Frames without a face after which the LEDs go dark.
+    /// Frames without a face after which the momentary ("now") expression is forgotten.
     pub no_face_reset_frames: u32,
+    /// The least face evidence for a good/bad verdict; below it the lesson is
+    /// `insufficient` (summary, LEDs and overlay alike).
+    pub evidence: EvidenceFloor,
     /// Record the annotated video (off: aggregates only).
     pub record_video: bool,
     /// Seconds between keyframes, i.e. the most video a power cut can lose.
@@ -103,6 +107,7 @@ impl Default for KioskConfig {
             face_margin: 0.0,
             smoothing_alpha: 0.3,
             no_face_reset_frames: 20,
+            evidence: EvidenceFloor::default(),
             record_video: true,
             keyframe_interval_s: 2,
             summary_refresh_s: 10,
@@ -197,6 +202,13 @@ impl KioskConfig {
                 "keyframe_interval_s/summary_refresh_s/queue_frames",
                 "must be positive",
             );
+        }
+        let floor = self.evidence;
+        if floor.min_face_seconds > 24 * 3600 {
+            return invalid("evidence.min_face_seconds", "must be 0..86400");
+        }
+        if !(0.0..=1.0).contains(&floor.min_face_share) {
+            return invalid("evidence.min_face_share", "must be between 0 and 1");
         }
         // Under a minute per lesson would fill the card with session folders; 24 h is a
         // sanity bound, not a product limit.

@@ -7,26 +7,103 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use embedded_hal::digital::{ErrorType, OutputPin};
+use image::RgbImage;
 
 use crate::aggregate::Impression;
 
-/// One captured picture, RGB 8-bit, row-major.
+/// One captured picture, RGB 8-bit, row-major, with the time it was captured.
+///
+/// The fields are private so that a frame always holds exactly `width × height × 3` bytes:
+/// [`Frame::new`] checks it once, and everything downstream (grey conversion, the overlay,
+/// the encoder) can rely on it without checking again.
 #[derive(Debug, Clone)]
 pub struct Frame {
+    image: RgbImage,
+    timestamp: Duration,
+}
+
+/// A frame buffer whose length is not `width × height × 3`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a {width}×{height} RGB frame needs {expected:?} bytes, the buffer has {got}")]
+pub struct FrameSizeError {
     pub width: usize,
     pub height: usize,
-    pub rgb: Vec<u8>,
-    /// Time since the source started.
-    pub timestamp: Duration,
+    /// `None` when `width × height × 3` overflows.
+    pub expected: Option<usize>,
+    pub got: usize,
 }
 
 impl Frame {
+    /// A frame of `width × height` pixels from `rgb` (exactly `width × height × 3` bytes),
+    /// captured `timestamp` after its source started.
+    pub fn new(
+        width: usize,
+        height: usize,
+        rgb: Vec<u8>,
+        timestamp: Duration,
+    ) -> Result<Self, FrameSizeError> {
+        let expected = width.checked_mul(height).and_then(|n| n.checked_mul(3));
+        let got = rgb.len();
+        let error = || FrameSizeError {
+            width,
+            height,
+            expected,
+            got,
+        };
+        if expected != Some(got) || width == 0 || height == 0 {
+            return Err(error());
+        }
+        let (w, h) = (
+            u32::try_from(width).map_err(|_| error())?,
+            u32::try_from(height).map_err(|_| error())?,
+        );
+        let image = RgbImage::from_raw(w, h, rgb).ok_or_else(error)?;
+        Ok(Self { image, timestamp })
+    }
+
+    /// A frame holding `image`, captured at `timestamp`.
+    pub fn from_image(image: RgbImage, timestamp: Duration) -> Self {
+        Self { image, timestamp }
+    }
+
+    pub fn width(&self) -> usize {
+        self.image.width() as usize
+    }
+
+    pub fn height(&self) -> usize {
+        self.image.height() as usize
+    }
+
+    /// Time since the source started.
+    pub fn timestamp(&self) -> Duration {
+        self.timestamp
+    }
+
+    /// The RGB bytes, row-major.
+    pub fn rgb(&self) -> &[u8] {
+        self.image.as_raw()
+    }
+
+    /// The picture, for drawing on and encoding.
+    pub fn into_image(self) -> RgbImage {
+        self.image
+    }
+
     /// Grey values with OpenCV's weights (what the detector and the model see).
     pub fn grey(&self) -> Vec<u8> {
-        self.rgb
-            .chunks_exact(3)
-            .map(|p| crate::imageio::rgb_to_grey(p[0], p[1], p[2]))
-            .collect()
+        let mut grey = Vec::new();
+        self.grey_into(&mut grey);
+        grey
+    }
+
+    /// [`Frame::grey`] into a reused buffer (no allocation once it has grown).
+    pub fn grey_into(&self, grey: &mut Vec<u8>) {
+        grey.clear();
+        grey.extend(
+            self.rgb()
+                .chunks_exact(3)
+                .map(|p| crate::imageio::rgb_to_grey(p[0], p[1], p[2])),
+        );
     }
 }
 
@@ -57,7 +134,8 @@ pub trait FrameSource: Send {
 ///
 /// What they show is state (impression, camera on, fault); [`StatusLeds::tick`] turns that
 /// state into levels, so a fault's blink pattern never fights the impression display:
-/// - good / bad: the impression of the smoothed expression; both dark without one;
+/// - good / bad: the lesson's impression so far ([`crate::aggregate::Tally::impression`],
+///   the rule the summary applies); both dark while it is `insufficient`;
 /// - camera: lit whenever frames are captured (a privacy promise: never blinks then);
 /// - no camera: the camera LED blinks (nothing is captured), impression LEDs dark;
 /// - storage full: the impression LED blinks (analysis goes on, the video has stopped).
@@ -65,7 +143,7 @@ pub struct StatusLeds<P: OutputPin> {
     good: P,
     bad: P,
     camera: P,
-    impression: Option<Impression>,
+    impression: Impression,
     camera_on: bool,
     fault: Option<Fault>,
     blink_phase: bool,
@@ -89,15 +167,15 @@ impl<P: OutputPin> StatusLeds<P> {
             good,
             bad,
             camera,
-            impression: None,
+            impression: Impression::Insufficient,
             camera_on: false,
             fault: None,
             blink_phase: true,
         }
     }
 
-    /// Shows `impression`; both impression LEDs dark when there is none.
-    pub fn show(&mut self, impression: Option<Impression>) -> Result<(), P::Error> {
+    /// Shows `impression`; both impression LEDs dark while it is insufficient.
+    pub fn show(&mut self, impression: Impression) -> Result<(), P::Error> {
         self.impression = impression;
         self.render()
     }
@@ -118,6 +196,11 @@ impl<P: OutputPin> StatusLeds<P> {
         self.fault
     }
 
+    /// What the impression LEDs show (while no fault hides it).
+    pub fn impression(&self) -> Impression {
+        self.impression
+    }
+
     /// Advances a fault's blink to the phase of `elapsed` (call it often, e.g. every frame).
     pub fn tick(&mut self, elapsed: Duration) -> Result<(), P::Error> {
         self.blink_phase = (elapsed.as_millis() / BLINK_HALF_PERIOD.as_millis()).is_multiple_of(2);
@@ -126,7 +209,7 @@ impl<P: OutputPin> StatusLeds<P> {
 
     /// All LEDs off and state cleared (shutdown).
     pub fn off(&mut self) -> Result<(), P::Error> {
-        self.impression = None;
+        self.impression = Impression::Insufficient;
         self.camera_on = false;
         self.fault = None;
         self.render()
@@ -138,7 +221,7 @@ impl<P: OutputPin> StatusLeds<P> {
             Some(Fault::StorageFull) => (self.blink_phase, self.camera_on),
             Some(Fault::NoCamera) => (false, self.blink_phase),
         };
-        let shown = self.impression.filter(|_| impression_lit);
+        let shown = Some(self.impression).filter(|_| impression_lit);
         set(&mut self.good, shown == Some(Impression::Good))?;
         set(&mut self.bad, shown == Some(Impression::Bad))?;
         set(&mut self.camera, camera_lit)
@@ -222,13 +305,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_frame_holds_exactly_width_by_height_by_three_bytes() {
+        let at = Duration::from_millis(40);
+        let frame = Frame::new(4, 2, vec![7; 24], at).unwrap();
+        assert_eq!(
+            (frame.width(), frame.height(), frame.timestamp()),
+            (4, 2, at)
+        );
+        assert_eq!(frame.grey().len(), 8);
+        let short = Frame::new(4, 2, vec![0; 23], at).unwrap_err();
+        assert_eq!((short.expected, short.got), (Some(24), 23));
+        assert!(Frame::new(4, 2, vec![0; 25], at).is_err(), "too long");
+        assert!(Frame::new(0, 0, Vec::new(), at).is_err(), "empty");
+        let huge = Frame::new(usize::MAX, 2, vec![0; 6], at).unwrap_err();
+        assert_eq!(huge.expected, None, "overflow is an error, not a wrap");
+        assert!(Frame::new(1 << 33, 1, Vec::new(), at).is_err());
+    }
+
+    #[test]
     fn leds_follow_the_impression_and_log_only_changes() {
         let (mut leds, log) = simulated_leds();
         leds.camera(true).unwrap();
-        leds.show(None).unwrap();
-        leds.show(Some(Impression::Good)).unwrap();
-        leds.show(Some(Impression::Good)).unwrap();
-        leds.show(Some(Impression::Bad)).unwrap();
+        leds.show(Impression::Insufficient).unwrap();
+        leds.show(Impression::Good).unwrap();
+        leds.show(Impression::Good).unwrap();
+        leds.show(Impression::Bad).unwrap();
         let log = log.lock().unwrap().clone();
         let t = |pin, high| Transition { pin, high };
         assert_eq!(
@@ -248,7 +349,7 @@ mod tests {
     fn faults_blink_without_hiding_what_must_stay_visible() {
         let (mut leds, log) = simulated_leds();
         leds.camera(true).unwrap();
-        leds.show(Some(Impression::Bad)).unwrap();
+        leds.show(Impression::Bad).unwrap();
         leds.set_fault(Some(Fault::StorageFull)).unwrap();
         log.lock().unwrap().clear();
         for step in 0..4 {

@@ -9,6 +9,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use firmware::aggregate::Impression;
 use firmware::config::KioskConfig;
 use firmware::hal::{simulated_leds, Frame, FrameSource, SourceError};
 use firmware::pipeline::{Kiosk, LessonReport};
@@ -122,14 +123,20 @@ fn demo_clip_produces_video_and_summaries() {
         summary["frames_without_face"].as_u64().unwrap() >= 6,
         "the coffee stretch has no face"
     );
-    assert!(summary["impression"].is_string());
-
-    // The camera LED was lit for the lesson and an impression LED came on.
+    // The demo clears the evidence floor: a verdict, and the LEDs end on the same one.
+    let impression = summary["impression"].as_str().unwrap().to_owned();
+    assert!(impression == "good" || impression == "bad", "{impression}");
     let log = transitions.lock().unwrap().clone();
     assert!(log.iter().any(|t| t.pin == "camera" && t.high));
-    assert!(log
-        .iter()
-        .any(|t| (t.pin == "good" || t.pin == "bad") && t.high));
+    let last_level = |pin| log.iter().rev().find(|t| t.pin == pin).map(|t| t.high);
+    assert_eq!(last_level("good"), Some(impression == "good"), "{log:?}");
+    assert_eq!(last_level("bad"), Some(impression == "bad"), "{log:?}");
+    // The verdict rests on at least the floor's 5 s of face.
+    let evidence = &summary["evidence"];
+    assert!(
+        evidence["face_seconds"].as_u64().unwrap() >= 5,
+        "{evidence}"
+    );
     let manifest = std::fs::read_to_string(report.session.join(session::MANIFEST)).unwrap();
     assert!(manifest.contains("video.mp4") && manifest.contains("summary.json"));
     // The technician's check after upload (board/README.md), with the real tool.
@@ -215,7 +222,7 @@ fn the_kiosk_replays_its_own_recording_and_a_cut_one() {
     assert!((mp4.frame_rate() - 6.0).abs() < 0.01, "{}", mp4.describe());
     let mut decoded = 0;
     while let Some(frame) = mp4.next_frame().unwrap() {
-        assert_eq!((frame.width, frame.height), (640, 480));
+        assert_eq!((frame.width(), frame.height()), (640, 480));
         decoded += 1;
     }
     assert_eq!(decoded, frames);
@@ -325,7 +332,7 @@ fn write_clip(dir: &Path, stills: &[&str], copies: usize) {
 }
 
 #[test]
-fn a_clip_without_faces_gives_no_impression_and_no_led_change() {
+fn a_clip_without_faces_is_insufficient_and_lights_no_verdict() {
     let out = scratch("e2e_no_face");
     let clip = out.join("clip");
     write_clip(&clip, &["coffee.png"], 12);
@@ -336,7 +343,12 @@ fn a_clip_without_faces_gives_no_impression_and_no_led_change() {
         .run_lessons(Box::new(source), Arc::new(AtomicBool::new(false)))
         .map(only_lesson)
         .unwrap();
-    assert_eq!(report.summary.impression, None);
+    assert_eq!(report.summary.impression, Impression::Insufficient);
+    assert!(
+        report.summary.to_text().contains("INSUFFICIENT"),
+        "{}",
+        report.summary.to_text()
+    );
     assert_eq!(report.summary.frames_with_face, 0);
     assert_eq!(report.summary.frames_without_face, 12);
     let log = transitions.lock().unwrap().clone();
@@ -344,6 +356,117 @@ fn a_clip_without_faces_gives_no_impression_and_no_led_change() {
         !log.iter()
             .any(|t| (t.pin == "good" || t.pin == "bad") && t.high),
         "an impression LED lit without a face: {log:?}"
+    );
+}
+
+/// A camera that drops frames: it delivers the demo clip's frames at their capture times
+/// but skips some, so the times it reports jump (as V4L2 sequence numbers do when the
+/// driver runs out of buffers).
+struct DroppingCamera {
+    inner: ImageFolderSource,
+    index: usize,
+    delivered: Arc<std::sync::Mutex<Vec<Duration>>>,
+}
+
+impl DroppingCamera {
+    /// Frames 10..22 and 30..31 never arrive: a 2 s gap and a one-frame gap.
+    fn dropped(index: usize) -> bool {
+        (10..22).contains(&index) || index == 30
+    }
+}
+
+impl FrameSource for DroppingCamera {
+    fn next_frame(&mut self) -> Result<Option<Frame>, SourceError> {
+        loop {
+            let Some(frame) = self.inner.next_frame()? else {
+                return Ok(None);
+            };
+            let index = self.index;
+            self.index += 1;
+            if !Self::dropped(index) {
+                self.delivered.lock().unwrap().push(frame.timestamp());
+                return Ok(Some(frame));
+            }
+        }
+    }
+    fn frame_rate(&self) -> f64 {
+        self.inner.frame_rate()
+    }
+    fn is_live(&self) -> bool {
+        true
+    }
+    fn describe(&self) -> String {
+        "dropping camera (simulated)".into()
+    }
+}
+
+/// Packet times of the first video stream, in seconds, and the container's duration.
+fn ffprobe_times(video: &Path) -> (Vec<f64>, f64) {
+    let output = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0"])
+        .args(["-show_entries", "packet=pts_time:format=duration"])
+        .args(["-of", "default=noprint_wrappers=1"])
+        .arg(video)
+        .output()
+        .expect("ffprobe is installed (scripts/test.sh installs ffmpeg)");
+    assert!(output.status.success(), "ffprobe failed");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let value = |line: &str, key: &str| line.strip_prefix(key).and_then(|v| v.parse().ok());
+    let times = text.lines().filter_map(|l| value(l, "pts_time=")).collect();
+    let duration = text
+        .lines()
+        .find_map(|l| value(l, "duration="))
+        .expect("a duration");
+    (times, duration)
+}
+
+/// Frames keep their capture time: the video of a camera that dropped frames has its
+/// samples at the capture times, so its duration matches `timeline.csv` (not the number
+/// of frames times the frame time, which would end 2.2 s early here).
+#[test]
+fn a_camera_that_drops_frames_gives_a_video_in_step_with_the_timeline() {
+    let out = scratch("e2e_dropped_frames");
+    let (leds, _) = simulated_leds();
+    let config = KioskConfig {
+        keyframe_interval_s: 1,
+        // Room for every frame, so the only drops are the camera's own.
+        queue_frames: 64,
+        ..config(&out)
+    };
+    let mut kiosk = Kiosk::new(config, model(), leds).unwrap();
+    let delivered = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let camera = DroppingCamera {
+        inner: ImageFolderSource::open(&demo_clip(), 6.0).unwrap(),
+        index: 0,
+        delivered: delivered.clone(),
+    };
+    let report = kiosk
+        .run_lessons(Box::new(camera), Arc::new(AtomicBool::new(false)))
+        .map(only_lesson)
+        .unwrap();
+    let delivered = delivered.lock().unwrap().clone();
+    assert_eq!(report.summary.frames_analysed, delivered.len() as u64);
+    assert_eq!(report.video_frames, delivered.len() as u64);
+
+    let (times, duration) = ffprobe_times(&report.session.join(session::VIDEO));
+    assert_eq!(times.len(), delivered.len());
+    let first = delivered[0];
+    for (time, captured) in times.iter().zip(&delivered) {
+        let expected = (*captured - first).as_secs_f64();
+        assert!(
+            (time - expected).abs() < 0.001,
+            "sample at {time:.4} s, captured at {expected:.4} s"
+        );
+    }
+    // The timeline has a row per lesson second up to the last frame's; the video lasts
+    // until one frame after the last frame's time.
+    let csv = std::fs::read_to_string(report.session.join(session::TIMELINE_CSV)).unwrap();
+    let seconds = csv.lines().skip(1).count() as f64;
+    let last = (*delivered.last().unwrap() - first).as_secs_f64();
+    assert_eq!(seconds, last.floor() + 1.0);
+    assert!(
+        (duration - (last + 1.0 / 6.0)).abs() < 0.05,
+        "video {duration:.3} s, last frame at {last:.3} s"
     );
 }
 

@@ -1,6 +1,8 @@
-//! Annotating a frame for the recording: the face box, the current (smoothed) expression
-//! with its probability, a bar per expression for the lesson's running distribution, and the
-//! impression. Text uses the embedded DejaVu Sans through ab_glyph.
+//! Annotating a frame for the recording. Two kinds of number, labelled so that nobody takes
+//! one for the other: on the face box the **momentary** expression ("now: happy 62%", the
+//! smoothed probability); in the panel the **lesson's** shares so far and the lesson's
+//! impression — the same [`crate::aggregate::Tally::impression`] the summary and the LEDs
+//! show. Text uses the embedded DejaVu Sans through ab_glyph.
 
 use ab_glyph::{FontRef, PxScale};
 use ekspresi_common::Expression;
@@ -8,7 +10,7 @@ use image::{Rgb, RgbImage};
 use imageproc::drawing::{draw_filled_rect_mut, draw_hollow_rect_mut, draw_text_mut};
 use imageproc::rect::Rect as DrawRect;
 
-use crate::aggregate::Impression;
+use crate::aggregate::{Evidence, EvidenceFloor, Impression, Tally};
 use crate::detect::Rect;
 
 const GREEN: Rgb<u8> = Rgb([40, 200, 60]);
@@ -20,11 +22,58 @@ const BAR: Rgb<u8> = Rgb([90, 160, 230]);
 /// What to draw on one frame.
 pub struct Annotation {
     pub face: Option<Rect>,
-    /// The displayed expression and its (smoothed) probability.
-    pub expression: Option<(Expression, f32)>,
-    /// Running percent per expression.
-    pub percentages: [f64; 7],
-    pub impression: Option<Impression>,
+    /// The momentary expression and its (smoothed) probability.
+    pub now: Option<(Expression, f32)>,
+    /// The lesson's percent per expression so far.
+    pub lesson_percentages: [f64; 7],
+    /// The lesson's impression so far, and the evidence it rests on.
+    pub impression: Impression,
+    pub evidence: Evidence,
+}
+
+impl Annotation {
+    /// What a frame shows `now`, with the lesson's shares and verdict from `tally`: the
+    /// verdict is [`Tally::impression`], the rule the summary applies.
+    pub fn of(
+        face: Option<Rect>,
+        now: Option<(Expression, f32)>,
+        tally: &Tally,
+        floor: EvidenceFloor,
+    ) -> Self {
+        Self {
+            face,
+            now,
+            lesson_percentages: tally.percentages(),
+            impression: tally.impression(floor),
+            evidence: tally.evidence(floor),
+        }
+    }
+
+    /// The panel's verdict line.
+    pub fn verdict_text(&self) -> String {
+        match self.impression {
+            Impression::Insufficient => format!(
+                "lesson: not enough face ({}/{} s)",
+                self.evidence.face_seconds, self.evidence.floor.min_face_seconds
+            ),
+            judged => format!("lesson: {}", judged.word()),
+        }
+    }
+
+    /// The face box's label.
+    pub fn now_text(&self) -> Option<String> {
+        self.now
+            .map(|(e, p)| format!("now: {} {:.0}%", e.name(), p * 100.0))
+    }
+
+    /// The colour of the verdict (and the face box): green good, red bad, white otherwise.
+    pub fn colour(&self) -> Rgb<u8> {
+        match self.impression {
+            Impression::Good => GREEN,
+            Impression::Bad => RED,
+            Impression::Insufficient => WHITE,
+        }
+    }
 }
 
 /// Draws annotations; holds the parsed font.
@@ -41,29 +90,19 @@ impl Overlay {
     }
 
     pub fn draw(&self, frame: &mut RgbImage, annotation: &Annotation) {
-        let colour = match annotation.impression {
-            Some(Impression::Good) => GREEN,
-            Some(Impression::Bad) => RED,
-            None => WHITE,
-        };
+        let colour = annotation.colour();
         if let Some(face) = annotation.face {
-            self.draw_face(frame, face, annotation.expression, colour);
+            self.draw_face(frame, face, annotation.now_text(), colour);
         }
         self.draw_panel(
             frame,
-            &annotation.percentages,
-            annotation.impression,
+            &annotation.lesson_percentages,
+            &annotation.verdict_text(),
             colour,
         );
     }
 
-    fn draw_face(
-        &self,
-        frame: &mut RgbImage,
-        face: Rect,
-        expression: Option<(Expression, f32)>,
-        colour: Rgb<u8>,
-    ) {
+    fn draw_face(&self, frame: &mut RgbImage, face: Rect, label: Option<String>, colour: Rgb<u8>) {
         for inset in 0..2 {
             let w = (face.width - 2 * inset).max(1) as u32;
             let h = (face.height - 2 * inset).max(1) as u32;
@@ -73,8 +112,7 @@ impl Overlay {
                 colour,
             );
         }
-        if let Some((expression, probability)) = expression {
-            let label = format!("{} {:.0}%", expression.name(), probability * 100.0);
+        if let Some(label) = label {
             let y = (face.y - 22).max(0);
             draw_filled_rect_mut(
                 frame,
@@ -97,18 +135,19 @@ impl Overlay {
         &self,
         frame: &mut RgbImage,
         percentages: &[f64; 7],
-        impression: Option<Impression>,
+        verdict: &str,
         colour: Rgb<u8>,
     ) {
         let (x0, y0, row) = (6, 6, 15);
         draw_filled_rect_mut(
             frame,
-            DrawRect::at(x0 - 4, y0 - 4).of_size(170, row as u32 * 8 + 8),
+            DrawRect::at(x0 - 4, y0 - 4).of_size(200, row as u32 * 9 + 8),
             PANEL,
         );
         let scale = PxScale::from(12.0);
+        draw_text_mut(frame, WHITE, x0, y0, scale, &self.font, "lesson so far");
         for (i, expression) in Expression::ALL.iter().enumerate() {
-            let y = y0 + i as i32 * row;
+            let y = y0 + (i as i32 + 1) * row;
             draw_text_mut(frame, WHITE, x0, y, scale, &self.font, expression.name());
             let width = (percentages[i] * 0.8).round() as u32;
             if width > 0 {
@@ -121,17 +160,94 @@ impl Overlay {
             let text = format!("{:.0}%", percentages[i]);
             draw_text_mut(frame, WHITE, x0 + 140, y, scale, &self.font, &text);
         }
-        let verdict = match impression {
-            Some(Impression::Good) => "impression: good",
-            Some(Impression::Bad) => "impression: bad",
-            None => "impression: -",
-        };
-        draw_text_mut(frame, colour, x0, y0 + 7 * row, scale, &self.font, verdict);
+        draw_text_mut(frame, colour, x0, y0 + 8 * row, scale, &self.font, verdict);
+    }
+
+    /// Where the verdict line is drawn (a test reads its colour back).
+    pub fn verdict_area() -> (u32, u32, u32, u32) {
+        (6, 6 + 8 * 15, 190, 14)
     }
 }
 
 impl Default for Overlay {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Counts of the lesson's faces (one per second, so the time floor is met) and no-face
+    /// frames.
+    fn tally(expressions: &[(Expression, u64)], without_face: u64) -> Tally {
+        let mut tally = Tally::default();
+        let mut second = 0;
+        for &(expression, n) in expressions {
+            for _ in 0..n {
+                tally.record(expression, second);
+                second += 1;
+            }
+        }
+        for _ in 0..without_face {
+            tally.record_no_face();
+        }
+        tally
+    }
+
+    /// How many pixels of the verdict line are close to `colour`.
+    fn pixels_near(image: &RgbImage, colour: Rgb<u8>) -> usize {
+        let (x, y, w, h) = Overlay::verdict_area();
+        let close = |p: &Rgb<u8>| (0..3).all(|c| p[c].abs_diff(colour[c]) < 40);
+        (y..y + h)
+            .flat_map(|y| (x..x + w).map(move |x| (x, y)))
+            .filter(|&(x, y)| close(image.get_pixel(x, y)))
+            .count()
+    }
+
+    #[test]
+    fn the_drawn_verdict_is_the_summary_rule_on_the_same_counts() {
+        use Expression::*;
+        let floor = EvidenceFloor::default();
+        let overlay = Overlay::new();
+        let cases = [
+            // The momentary expression says angry while the lesson is mostly happy: the
+            // verdict follows the lesson, the "now" label the moment.
+            (tally(&[(Happy, 8), (Angry, 3)], 2), Impression::Good, GREEN),
+            (
+                tally(&[(Happy, 4), (Sad, 3), (Fear, 3)], 0),
+                Impression::Bad,
+                RED,
+            ),
+            (tally(&[(Happy, 2)], 0), Impression::Insufficient, WHITE),
+            (tally(&[(Happy, 6)], 100), Impression::Insufficient, WHITE),
+        ];
+        for (tally, expected, colour) in cases {
+            let now = Some((Angry, 0.9));
+            let annotation = Annotation::of(None, now, &tally, floor);
+            assert_eq!(annotation.impression, tally.impression(floor));
+            assert_eq!(annotation.impression, expected);
+            let mut image = RgbImage::new(320, 240);
+            overlay.draw(&mut image, &annotation);
+            let others = [GREEN, RED, WHITE].into_iter().filter(|&c| c != colour);
+            assert!(
+                pixels_near(&image, colour) > 20,
+                "{expected:?} drawn in its colour"
+            );
+            for other in others {
+                assert_eq!(
+                    pixels_near(&image, other),
+                    0,
+                    "{expected:?}: no other verdict colour"
+                );
+            }
+            let text = annotation.verdict_text();
+            match expected {
+                Impression::Insufficient => assert!(text.contains("not enough face"), "{text}"),
+                judged => assert_eq!(text, format!("lesson: {}", judged.word())),
+            }
+            assert_eq!(annotation.now_text().as_deref(), Some("now: angry 90%"));
+        }
     }
 }

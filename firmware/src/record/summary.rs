@@ -11,10 +11,11 @@ use ekspresi_common::Expression;
 use plotters::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::aggregate::{CategoryCounts, Impression, Tally};
+use crate::aggregate::{CategoryCounts, Evidence, EvidenceFloor, Impression, Tally};
 
-/// Version of `summary.json`'s layout.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Version of `summary.json`'s layout (2: `impression` may be `insufficient`, never null,
+/// and `evidence` says what it rests on).
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Reactions seen in one second of the lesson.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -97,8 +98,11 @@ pub struct Summary {
     pub frames_dropped: u64,
     pub expressions: Vec<ExpressionShare>,
     pub reactions: Reactions,
-    /// `good` when positive % + neutral % > negative % (a tie is bad); null without faces.
-    pub impression: Option<Impression>,
+    /// `good` when positive % + neutral % > negative % (a tie is bad); `insufficient` below
+    /// the evidence floor ([`crate::aggregate::Tally::impression`], the one rule).
+    pub impression: Impression,
+    /// The face evidence the impression rests on, and the floor it was held against.
+    pub evidence: Evidence,
     pub model: String,
     /// Why the video stopped early, if it did (e.g. storage full).
     pub video_note: Option<String>,
@@ -110,6 +114,7 @@ pub struct SummaryInput<'a> {
     pub lesson_start: &'a str,
     pub lesson_end: Option<&'a str>,
     pub tally: &'a Tally,
+    pub floor: EvidenceFloor,
     pub frames_dropped: u64,
     pub model: &'a str,
     pub video_note: Option<&'a str>,
@@ -148,9 +153,33 @@ impl Summary {
                 neutral_percent,
                 negative_percent,
             },
-            impression: tally.impression(),
+            impression: tally.impression(input.floor),
+            evidence: tally.evidence(input.floor),
             model: input.model.to_owned(),
             video_note: input.video_note.map(str::to_owned),
+        }
+    }
+
+    /// The verdict with its reason, in words.
+    pub fn impression_text(&self) -> String {
+        match self.impression {
+            Impression::Good => {
+                "GOOD (positive + neutral reactions outweigh negative ones)".to_owned()
+            }
+            Impression::Bad => {
+                "BAD (negative reactions are at least as frequent as the others)".to_owned()
+            }
+            Impression::Insufficient => {
+                let e = &self.evidence;
+                format!(
+                    "INSUFFICIENT (not enough face to judge: a face in {} s of the lesson and \
+                     {:.1} % of its frames; a verdict needs {} s and {:.0} %)",
+                    e.face_seconds,
+                    100.0 * e.face_share,
+                    e.floor.min_face_seconds,
+                    100.0 * e.floor.min_face_share
+                )
+            }
         }
     }
 
@@ -167,14 +196,7 @@ impl Summary {
                 .unwrap_or("(in progress or interrupted)")
         );
         let _ = writeln!(t);
-        let impression = match self.impression {
-            Some(Impression::Good) => "GOOD (positive + neutral reactions outweigh negative ones)",
-            Some(Impression::Bad) => {
-                "BAD (negative reactions are at least as frequent as the others)"
-            }
-            None => "none (no face was analysed)",
-        };
-        let _ = writeln!(t, "Impression: {impression}");
+        let _ = writeln!(t, "Impression: {}", self.impression_text());
         let _ = writeln!(t);
         let _ = writeln!(t, "Reactions              count   percent");
         let r = &self.reactions;
@@ -304,7 +326,7 @@ mod tests {
             Expression::Sad,
             Expression::Neutral,
         ] {
-            tally.record(e);
+            tally.record(e, 0);
         }
         tally.record_no_face();
         let summary = Summary::build(&SummaryInput {
@@ -312,6 +334,10 @@ mod tests {
             lesson_start: "2026-11-28T09:00:00Z",
             lesson_end: None,
             tally: &tally,
+            floor: EvidenceFloor {
+                min_face_seconds: 1,
+                min_face_share: 0.5,
+            },
             frames_dropped: 0,
             model: "lenet5-int8",
             video_note: None,
@@ -327,13 +353,38 @@ mod tests {
                 negative: 1
             }
         );
-        assert_eq!(summary.impression, Some(Impression::Good));
+        assert_eq!(summary.impression, Impression::Good);
         let text = summary.to_text();
         assert!(text.contains("Impression: GOOD"), "{text}");
         assert!(text.contains("happy"));
         let json = serde_json::to_value(&summary).unwrap();
-        assert_eq!(json["schema_version"], 1);
+        assert_eq!(json["schema_version"], 2);
         assert_eq!(json["impression"], "good");
+        assert_eq!(json["evidence"]["face_seconds"], 1);
+
+        let strict = Summary::build(&SummaryInput {
+            floor: EvidenceFloor::default(),
+            ..input_of(&tally)
+        });
+        assert_eq!(strict.impression, Impression::Insufficient);
+        let text = strict.to_text();
+        assert!(
+            text.contains("INSUFFICIENT") && text.contains("1 s of the lesson and 80.0 %"),
+            "{text}"
+        );
+    }
+
+    fn input_of(tally: &Tally) -> SummaryInput<'_> {
+        SummaryInput {
+            desk_id: "desk-7",
+            lesson_start: "2026-11-28T09:00:00Z",
+            lesson_end: None,
+            tally,
+            floor: EvidenceFloor::default(),
+            frames_dropped: 0,
+            model: "lenet5-int8",
+            video_note: None,
+        }
     }
 
     #[test]

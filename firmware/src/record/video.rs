@@ -4,10 +4,17 @@
 //! Each fragment (`moof` + `mdat`) is appended and `fdatasync`'d before the next begins, so
 //! a power cut loses at most the fragment being built; [`repair`] cuts an interrupted file
 //! back to its last whole fragment, after which any MP4 player or ffprobe reads it.
+//!
+//! Sample times are the frames' capture times, not `frames × frame time`: a live source that
+//! drops frames leaves a gap in the video where the timeline has one. muxide derives sample
+//! durations from the times we give it, but starts each fragment (`tfdt`) where its estimate
+//! of the previous one ended; we overwrite that `tfdt` with the fragment's true first time
+//! ([`set_fragment_start`]), so a gap at a fragment boundary is kept too.
 
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use muxide::fragmented::{FragmentConfig, FragmentedMuxer};
 use openh264::encoder::{Encoder, EncoderConfig, FrameType};
@@ -43,21 +50,27 @@ pub struct VideoRecorder {
     encoder: Encoder,
     muxer: Option<FragmentedMuxer>,
     size: (usize, usize),
-    ticks_per_frame: u64,
-    keyframe_interval: u64,
+    keyframe_interval: Duration,
+    /// Capture time at which the next frame is forced to be a keyframe.
+    next_keyframe: Option<Duration>,
+    /// Decode time of the last sample written, in [`TIMESCALE`] ticks.
+    last_ticks: Option<u64>,
+    /// Decode time of the first sample of the fragment being built.
+    fragment_start: Option<u64>,
     frames: u64,
     yuv: YUVBuffer,
 }
 
 impl VideoRecorder {
-    /// Creates `path` for frames of `width × height` (even numbers) at `fps`, with a
-    /// keyframe (and so a fragment) every `keyframe_interval` frames.
+    /// Creates `path` for frames of `width × height` (even numbers) at a nominal `fps` (the
+    /// encoder's rate control), with a keyframe (and so a fragment) every
+    /// `keyframe_interval` of capture time.
     pub fn create(
         path: &Path,
         width: usize,
         height: usize,
         fps: f64,
-        keyframe_interval: u32,
+        keyframe_interval: Duration,
     ) -> Result<Self, VideoError> {
         let io = |source| VideoError::Io {
             path: path.to_owned(),
@@ -76,8 +89,10 @@ impl VideoRecorder {
             encoder,
             muxer: None,
             size: (width, height),
-            ticks_per_frame: (f64::from(TIMESCALE) / fps).round() as u64,
-            keyframe_interval: u64::from(keyframe_interval.max(1)),
+            keyframe_interval,
+            next_keyframe: None,
+            last_ticks: None,
+            fragment_start: None,
             frames: 0,
             yuv: YUVBuffer::new(width, height),
         })
@@ -92,16 +107,24 @@ impl VideoRecorder {
         self.frames
     }
 
-    /// Encodes one RGB frame; at each keyframe the previous fragment goes to disk first.
-    pub fn write_rgb(&mut self, rgb: &[u8], width: usize, height: usize) -> Result<(), VideoError> {
+    /// Encodes one RGB frame captured `at` (time since the recording's first frame); at
+    /// each keyframe the previous fragment goes to disk first.
+    pub fn write_rgb(
+        &mut self,
+        rgb: &[u8],
+        width: usize,
+        height: usize,
+        at: Duration,
+    ) -> Result<(), VideoError> {
         if (width, height) != self.size {
             return Err(VideoError::FrameSize {
                 expected: self.size,
                 got: (width, height),
             });
         }
-        if self.frames.is_multiple_of(self.keyframe_interval) {
+        if self.next_keyframe.is_none_or(|due| at >= due) {
             self.encoder.force_intra_frame();
+            self.next_keyframe = Some(at.saturating_add(self.keyframe_interval));
         }
         self.yuv.read_rgb8(RgbSliceU8::new(rgb, (width, height)));
         let bitstream = self
@@ -134,7 +157,9 @@ impl VideoRecorder {
         } else if is_keyframe {
             self.flush_fragment()?;
         }
-        let pts = self.frames * self.ticks_per_frame;
+        let pts = self.ticks_after(at);
+        self.last_ticks = Some(pts);
+        self.fragment_start.get_or_insert(pts);
         if let Some(muxer) = self.muxer.as_mut() {
             muxer
                 .write_video(pts, pts, &sample, is_keyframe)
@@ -142,6 +167,17 @@ impl VideoRecorder {
         }
         self.frames += 1;
         Ok(())
+    }
+
+    /// `at` in [`TIMESCALE`] ticks, always after the previous sample (a source's clock may
+    /// repeat a time; two samples at one time would give one a zero duration).
+    fn ticks_after(&self, at: Duration) -> u64 {
+        let ticks = at.as_nanos().saturating_mul(u128::from(TIMESCALE)) / 1_000_000_000;
+        let ticks = u64::try_from(ticks).unwrap_or(u64::MAX);
+        match self.last_ticks {
+            Some(last) if ticks <= last => last.saturating_add(1),
+            _ => ticks,
+        }
     }
 
     fn start(
@@ -165,7 +201,10 @@ impl VideoRecorder {
 
     fn flush_fragment(&mut self) -> Result<(), VideoError> {
         let segment = self.muxer.as_mut().and_then(FragmentedMuxer::flush_segment);
-        if let Some(segment) = segment {
+        if let Some(mut segment) = segment {
+            if let Some(start) = self.fragment_start.take() {
+                set_fragment_start(&mut segment, start)?;
+            }
             self.append(&segment)?;
         }
         Ok(())
@@ -185,6 +224,40 @@ impl VideoRecorder {
         self.flush_fragment()?;
         Ok(self.frames)
     }
+}
+
+/// Sets the decode time (`moof/traf/tfdt`, version 1) of a media segment to `ticks`.
+fn set_fragment_start(segment: &mut [u8], ticks: u64) -> Result<(), VideoError> {
+    let missing = || VideoError::Muxer("media segment without moof/traf/tfdt v1".into());
+    let moof = child_box(segment, b"moof").ok_or_else(missing)?;
+    let traf = child_box(&segment[moof.clone()], b"traf").ok_or_else(missing)?;
+    let traf = moof.start + traf.start..moof.start + traf.end;
+    let tfdt = child_box(&segment[traf.clone()], b"tfdt").ok_or_else(missing)?;
+    let payload = traf.start + tfdt.start..traf.start + tfdt.end;
+    let version_one = segment[payload.clone()].first() == Some(&1);
+    let time = segment
+        .get_mut(payload.start + 4..payload.start + 12)
+        .filter(|_| version_one)
+        .ok_or_else(missing)?;
+    time.copy_from_slice(&ticks.to_be_bytes());
+    Ok(())
+}
+
+/// The payload range of the first box of `kind` among the boxes laid end to end in `bytes`
+/// (32-bit sizes only: muxide writes nothing else into a fragment's header).
+fn child_box(bytes: &[u8], kind: &[u8; 4]) -> Option<std::ops::Range<usize>> {
+    let mut offset = 0usize;
+    while let Some(header) = bytes.get(offset..offset.checked_add(8)?) {
+        let size = u32::from_be_bytes(header[..4].try_into().ok()?) as usize;
+        let end = offset
+            .checked_add(size)
+            .filter(|&e| size >= 8 && e <= bytes.len())?;
+        if &header[4..8] == kind {
+            return Some(offset + 8..end);
+        }
+        offset = end;
+    }
+    None
 }
 
 fn strip_start_code(nal: &[u8]) -> &[u8] {

@@ -79,12 +79,7 @@ impl FrameSource for ImageFolderSource {
             .into_rgb8();
         let timestamp = Duration::from_secs_f64(self.next as f64 / self.fps);
         self.next += 1;
-        Ok(Some(Frame {
-            width: image.width() as usize,
-            height: image.height() as usize,
-            rgb: image.into_raw(),
-            timestamp,
-        }))
+        Ok(Some(Frame::from_image(image, timestamp)))
     }
 
     fn frame_rate(&self) -> f64 {

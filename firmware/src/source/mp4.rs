@@ -153,12 +153,8 @@ impl Mp4Source {
                 let (width, height) = yuv.dimensions();
                 let mut rgb = vec![0; width * height * 3];
                 yuv.write_rgb8(&mut rgb);
-                return Ok(Some(Frame {
-                    width,
-                    height,
-                    rgb,
-                    timestamp,
-                }));
+                let frame = Frame::new(width, height, rgb, timestamp).map_err(|e| self.error(e))?;
+                return Ok(Some(frame));
             }
         }
     }

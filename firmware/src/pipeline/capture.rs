@@ -1,0 +1,90 @@
+//! The capture side: the frame source runs on its own thread into a bounded queue, so a live
+//! camera never waits for analysis — when the queue is full the frame is dropped and counted.
+//! File sources are read without drops (the queue blocks), as fast as analysis goes.
+
+use std::any::Any;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, TrySendError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crate::hal::{Frame, FrameSource, SourceError};
+
+/// What the frame source is, for every lesson it feeds.
+pub(crate) struct Feed {
+    pub live: bool,
+    pub fps: f64,
+    pub description: String,
+    /// Frames a live source had to drop (queue full), over all lessons.
+    pub dropped: Arc<AtomicU64>,
+}
+
+impl Feed {
+    pub fn of(source: &dyn FrameSource) -> Self {
+        Self {
+            live: source.is_live(),
+            fps: source.frame_rate(),
+            description: source.describe(),
+            dropped: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    pub fn dropped_so_far(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+/// One message from the capture thread: a frame, or why the source stopped.
+pub(crate) type Captured = Result<Frame, SourceError>;
+
+/// Starts reading `source` on its own thread into a queue of `capacity` frames; it stops at
+/// the source's end or first error (which it sends on), or when `stop` is set.
+pub(crate) fn spawn_capture(
+    mut source: Box<dyn FrameSource>,
+    capacity: usize,
+    stop: Arc<AtomicBool>,
+    dropped: Arc<AtomicU64>,
+) -> (Receiver<Captured>, JoinHandle<()>) {
+    let (sender, receiver) = mpsc::sync_channel(capacity);
+    let live = source.is_live();
+    let handle = std::thread::spawn(move || {
+        while !stop.load(Ordering::Relaxed) {
+            // A panicking source ends the lesson as a failed one ("ended early"), never as
+            // a quiet end of stream that would mark it complete.
+            let message = match catch_unwind(AssertUnwindSafe(|| source.next_frame())) {
+                Ok(Ok(Some(frame))) => Ok(frame),
+                Ok(Ok(None)) => break,
+                Ok(Err(error)) => Err(error),
+                Err(panic) => Err(SourceError::Device(
+                    format!("the frame source panicked: {}", panic_text(panic.as_ref())).into(),
+                )),
+            };
+            let failed = message.is_err();
+            if live && !failed {
+                match sender.try_send(message) {
+                    Ok(()) => {}
+                    Err(TrySendError::Full(_)) => {
+                        dropped.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(TrySendError::Disconnected(_)) => break,
+                }
+            } else if sender.send(message).is_err() {
+                break;
+            }
+            if failed {
+                break;
+            }
+        }
+    });
+    (receiver, handle)
+}
+
+/// The message of a panic payload (a `&str` or `String`, as `panic!` makes them).
+fn panic_text(payload: &(dyn Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
+}

@@ -1,0 +1,261 @@
+//! One lesson: a session folder filled frame by frame — [`Lesson::open`], [`Lesson::step`]
+//! for every frame, [`Lesson::close`]. A step analyses the frame, counts it, shows the
+//! lesson's impression on the LEDs, annotates the frame and hands it to the encoder with
+//! its time, and refreshes the summaries when due.
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Context, Result};
+use ekspresi_common::Expression;
+use embedded_hal::digital::OutputPin;
+
+use super::analysis::Sighting;
+use super::capture::Feed;
+use super::encoder::{EncoderSettings, EncoderThread, TimedImage};
+use super::summaries::write_summaries;
+use super::Kiosk;
+use crate::aggregate::{top_expression, Smoother, Tally};
+use crate::detect::FaceTracker;
+use crate::hal::{Fault, Frame};
+use crate::record::overlay::{Annotation, Overlay};
+use crate::record::session::{self, SessionDir};
+use crate::record::summary::{Summary, SummaryInput, Timeline};
+
+/// What a finished lesson left behind.
+#[derive(Debug)]
+pub struct LessonReport {
+    pub session: PathBuf,
+    pub summary: Summary,
+    pub video_frames: u64,
+    /// Set when the source failed mid-lesson (the files are still complete).
+    pub source_error: Option<String>,
+}
+
+/// A lesson in progress.
+pub(crate) struct Lesson {
+    session: SessionDir,
+    start: String,
+    counts: LessonCounts,
+    tracker: FaceTracker,
+    video: Option<EncoderThread>,
+    overlay: Overlay,
+    first_timestamp: Option<Duration>,
+    next_refresh: Duration,
+    dropped_before: u64,
+}
+
+impl Lesson {
+    /// Creates the session folder (with a first, empty summary, so even an early power cut
+    /// leaves one) and starts the encoder.
+    pub fn open<P: OutputPin>(kiosk: &mut Kiosk<P>, feed: &Feed) -> Result<Self> {
+        let config = &kiosk.config;
+        let start = rfc3339_now();
+        let session =
+            SessionDir::create(&config.data_dir, &config.desk_id, &start).with_context(|| {
+                format!(
+                    "cannot create a session folder under {}",
+                    config.data_dir.display()
+                )
+            })?;
+        tracing::info!(session = %session.path.display(), source = %feed.description, "lesson starts");
+        let video = config.record_video.then(|| {
+            let settings = EncoderSettings {
+                fps: feed.fps,
+                keyframe_interval_s: config.keyframe_interval_s,
+                queue_frames: config.queue_frames,
+                live: feed.live,
+            };
+            EncoderThread::spawn(session.file(session::VIDEO), &settings)
+        });
+        let lesson = Self {
+            session,
+            start,
+            counts: LessonCounts::new(config.smoothing_alpha),
+            tracker: FaceTracker::default(),
+            video,
+            overlay: Overlay::new(),
+            first_timestamp: None,
+            next_refresh: refresh_period(kiosk),
+            dropped_before: feed.dropped_so_far(),
+        };
+        let _ = kiosk.leds.set_fault(None);
+        let _ = kiosk
+            .leds
+            .show(lesson.counts.tally.impression(kiosk.config.evidence));
+        let _ = kiosk.leds.camera(true);
+        lesson.write(kiosk, feed, None, None)?;
+        Ok(lesson)
+    }
+
+    /// True when a frame captured at `timestamp` belongs to the next lesson.
+    pub fn is_over_at(&self, timestamp: Duration, length: Option<Duration>) -> bool {
+        match (self.first_timestamp, length) {
+            (Some(first), Some(length)) => timestamp.saturating_sub(first) >= length,
+            _ => false,
+        }
+    }
+
+    /// Analyses, counts, shows and records one frame.
+    pub fn step<P: OutputPin>(
+        &mut self,
+        kiosk: &mut Kiosk<P>,
+        frame: Frame,
+        feed: &Feed,
+    ) -> Result<()> {
+        let first = *self.first_timestamp.get_or_insert(frame.timestamp());
+        let lesson_time = frame.timestamp().saturating_sub(first);
+        kiosk.beat();
+        let _ = kiosk.leds.tick(frame.timestamp());
+        let sighting = kiosk.analysis.analyse(&frame, &mut self.tracker)?;
+        let reset_after = kiosk.config.no_face_reset_frames;
+        let now = self
+            .counts
+            .record(sighting.as_ref(), lesson_time.as_secs(), reset_after);
+        let face = sighting.map(|s| s.face);
+        let annotation = Annotation::of(face, now, &self.counts.tally, kiosk.config.evidence);
+        let _ = kiosk.leds.show(annotation.impression);
+        self.record_video(kiosk, frame, &annotation, lesson_time);
+        if lesson_time >= self.next_refresh {
+            self.next_refresh += refresh_period(kiosk);
+            let note = self.video.as_ref().and_then(EncoderThread::note);
+            self.write(kiosk, feed, None, note.as_deref())?;
+        }
+        Ok(())
+    }
+
+    /// Annotates `frame` and queues it for the encoder, unless recording has stopped (or
+    /// stops now because the card is nearly full).
+    fn record_video<P: OutputPin>(
+        &mut self,
+        kiosk: &mut Kiosk<P>,
+        frame: Frame,
+        annotation: &Annotation,
+        lesson_time: Duration,
+    ) {
+        let Some(video) = self.video.as_mut() else {
+            return;
+        };
+        // statvfs every 16th frame is plenty: a frame adds tens of kB at most.
+        let low = self.counts.tally.frames() % 16 == 1 && kiosk.low_on_space(&self.session);
+        if video.is_running() && low {
+            video.stop_for("stopped: free space fell under the configured floor");
+            let _ = kiosk.leds.set_fault(Some(Fault::StorageFull));
+        }
+        if video.is_running() {
+            let mut image = frame.into_image();
+            self.overlay.draw(&mut image, annotation);
+            video.send(TimedImage {
+                image,
+                at: lesson_time,
+            });
+        }
+    }
+
+    /// Finishes the video and the summaries, then seals the folder (MANIFEST, COMPLETE).
+    /// `source_error` says why the source stopped early; `last` turns the camera LED off.
+    pub fn close<P: OutputPin>(
+        mut self,
+        kiosk: &mut Kiosk<P>,
+        feed: &Feed,
+        source_error: Option<String>,
+        last: bool,
+    ) -> Result<LessonReport> {
+        let (video_frames, note) = match self.video.take() {
+            Some(video) => video.finish(),
+            None => (0, Some("not recorded (record_video is off)".to_owned())),
+        };
+        let end = rfc3339_now();
+        let summary = self.write(kiosk, feed, Some(&end), note.as_deref())?;
+        let completion = match &source_error {
+            Some(e) => format!("ended early: {e}"),
+            None => "complete".to_owned(),
+        };
+        self.session
+            .complete(&completion)
+            .context("cannot write MANIFEST/COMPLETE")?;
+        if last {
+            let _ = kiosk.leds.camera(false);
+        }
+        tracing::info!(session = %self.session.path.display(), impression = ?summary.impression, "lesson ends");
+        Ok(LessonReport {
+            session: self.session.path,
+            summary,
+            video_frames,
+            source_error,
+        })
+    }
+
+    fn write<P: OutputPin>(
+        &self,
+        kiosk: &Kiosk<P>,
+        feed: &Feed,
+        end: Option<&str>,
+        video_note: Option<&str>,
+    ) -> Result<Summary> {
+        let input = SummaryInput {
+            desk_id: &kiosk.config.desk_id,
+            lesson_start: &self.start,
+            lesson_end: end,
+            tally: &self.counts.tally,
+            floor: kiosk.config.evidence,
+            frames_dropped: feed.dropped_so_far().saturating_sub(self.dropped_before),
+            model: &kiosk.model_name,
+            video_note,
+        };
+        write_summaries(&self.session, &input, &self.counts.timeline)
+    }
+}
+
+/// The lesson's counts and the momentary expression.
+struct LessonCounts {
+    tally: Tally,
+    timeline: Timeline,
+    smoother: Smoother,
+    frames_without_face_in_a_row: u32,
+}
+
+impl LessonCounts {
+    fn new(alpha: f32) -> Self {
+        Self {
+            tally: Tally::default(),
+            timeline: Timeline::default(),
+            smoother: Smoother::new(alpha),
+            frames_without_face_in_a_row: 0,
+        }
+    }
+
+    /// Counts one analysed frame, `second` into the lesson; returns the momentary (smoothed)
+    /// expression and its probability, forgotten after `reset_after` frames without a face.
+    fn record(
+        &mut self,
+        sighting: Option<&Sighting>,
+        second: u64,
+        reset_after: u32,
+    ) -> Option<(Expression, f32)> {
+        let Some(sighting) = sighting else {
+            self.tally.record_no_face();
+            self.timeline.record(second, None);
+            self.frames_without_face_in_a_row = self.frames_without_face_in_a_row.saturating_add(1);
+            if self.frames_without_face_in_a_row >= reset_after {
+                self.smoother.reset();
+            }
+            return None;
+        };
+        self.frames_without_face_in_a_row = 0;
+        let raw = top_expression(&sighting.probabilities);
+        self.tally.record(raw, second);
+        self.timeline.record(second, Some(raw.category()));
+        let shown = self.smoother.update(&sighting.probabilities);
+        let probability = self.smoother.current().map_or(0.0, |p| p[shown.label()]);
+        Some((shown, probability))
+    }
+}
+
+fn refresh_period<P: OutputPin>(kiosk: &Kiosk<P>) -> Duration {
+    Duration::from_secs(u64::from(kiosk.config.summary_refresh_s))
+}
+
+fn rfc3339_now() -> String {
+    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
+}

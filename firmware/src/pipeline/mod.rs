@@ -1,0 +1,163 @@
+//! The kiosk's frame path, generic over the LEDs' pin type and fed by any [`FrameSource`]:
+//!
+//! ```text
+//! source ─▶ capture thread ─▶ queue ─▶ Lesson::step ─▶ queue ─▶ encoder thread ─▶ video.mp4
+//!                                        │ analyse · count · LEDs · annotate
+//!                                        └─▶ summaries (refreshed, and at Lesson::close)
+//! ```
+//!
+//! - [`capture`]: the source on its own thread; a live camera never waits for analysis;
+//! - [`analysis`]: grey, detect, choose the student's face, classify;
+//! - [`lesson`]: one session folder, frame by frame (open, step, close);
+//! - [`encoder`]: the H.264/MP4 thread, fed pictures with their capture times;
+//! - [`summaries`]: the summary files.
+
+mod analysis;
+mod capture;
+mod encoder;
+mod lesson;
+mod summaries;
+
+use std::iter::Peekable;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::mpsc;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use embedded_hal::digital::OutputPin;
+
+use crate::config::KioskConfig;
+use crate::hal::{Fault, FrameSource, StatusLeds};
+use crate::record::session::{self, SessionDir};
+use analysis::FaceAnalysis;
+use capture::{spawn_capture, Captured, Feed};
+use lesson::Lesson;
+pub use lesson::LessonReport;
+
+/// The analysis side of the kiosk.
+pub struct Kiosk<P: OutputPin> {
+    config: KioskConfig,
+    analysis: FaceAnalysis,
+    leds: StatusLeds<P>,
+    model_name: String,
+    heartbeat: Option<Box<dyn FnMut() + Send>>,
+}
+
+/// Why a lesson closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LessonEnd {
+    /// The source ended, failed or was stopped: no more lessons.
+    SourceDone,
+    /// `lesson_minutes` passed; the next frame starts the next lesson.
+    TimeUp,
+}
+
+impl<P: OutputPin> Kiosk<P> {
+    pub fn new(config: KioskConfig, model: PathBuf, leds: StatusLeds<P>) -> Result<Self> {
+        config.validate()?;
+        let analysis = FaceAnalysis::new(&config, &model)?;
+        let model_name = model.file_name().map_or_else(
+            || model.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        Ok(Self {
+            config,
+            analysis,
+            leds,
+            model_name,
+            heartbeat: None,
+        })
+    }
+
+    /// Calls `heartbeat` for every frame analysed (the service feeds systemd's watchdog
+    /// with it, so a stuck pipeline gets restarted).
+    pub fn on_frame(&mut self, heartbeat: impl FnMut() + Send + 'static) {
+        self.heartbeat = Some(Box::new(heartbeat));
+    }
+
+    pub fn leds(&mut self) -> &mut StatusLeds<P> {
+        &mut self.leds
+    }
+
+    /// Runs lessons from `source` until it ends or `stop` is set: one session folder per
+    /// lesson. With `lesson_minutes` set, a lesson closes (its files complete) once that much
+    /// video time has passed and the next frame opens the next lesson, from the same source
+    /// without a gap; otherwise everything is one lesson.
+    pub fn run_lessons(
+        &mut self,
+        source: Box<dyn FrameSource>,
+        stop: Arc<AtomicBool>,
+    ) -> Result<Vec<LessonReport>> {
+        let recovered = session::recover_unfinished(&self.config.data_dir).with_context(|| {
+            format!(
+                "cannot check {} for unfinished sessions",
+                self.config.data_dir.display()
+            )
+        })?;
+        if !recovered.is_empty() {
+            tracing::info!(count = recovered.len(), "finished interrupted sessions");
+        }
+        let feed = Feed::of(source.as_ref());
+        let (receiver, capture) =
+            spawn_capture(source, self.config.queue_frames, stop, feed.dropped.clone());
+        let mut frames = receiver.iter().peekable();
+        let mut reports = Vec::new();
+        loop {
+            let (report, ended) = self.run_one_lesson(&mut frames, &feed)?;
+            reports.push(report);
+            if ended == LessonEnd::SourceDone {
+                break;
+            }
+        }
+        drop(frames);
+        drop(receiver);
+        let _ = capture.join();
+        Ok(reports)
+    }
+
+    /// One lesson from `frames`, until the source ends or fails, or the lesson's time is up
+    /// (the frame past it stays in `frames` for the next lesson).
+    fn run_one_lesson(
+        &mut self,
+        frames: &mut Peekable<mpsc::Iter<'_, Captured>>,
+        feed: &Feed,
+    ) -> Result<(LessonReport, LessonEnd)> {
+        let mut lesson = Lesson::open(self, feed)?;
+        let length = self.config.lesson_length();
+        let mut source_error = None;
+        let ended = loop {
+            if let Some(Ok(next)) = frames.peek() {
+                if lesson.is_over_at(next.timestamp(), length) {
+                    break LessonEnd::TimeUp;
+                }
+            }
+            match frames.next() {
+                None => break LessonEnd::SourceDone,
+                Some(Ok(frame)) => lesson.step(self, frame, feed)?,
+                Some(Err(error)) => {
+                    tracing::error!(%error, "frame source failed; ending the lesson with what was recorded");
+                    source_error = Some(error.to_string());
+                    let _ = self.leds.set_fault(Some(Fault::NoCamera));
+                    break LessonEnd::SourceDone;
+                }
+            }
+        };
+        let last = ended == LessonEnd::SourceDone;
+        let report = lesson.close(self, feed, source_error, last)?;
+        Ok((report, ended))
+    }
+
+    fn beat(&mut self) {
+        if let Some(heartbeat) = self.heartbeat.as_mut() {
+            heartbeat();
+        }
+    }
+
+    fn low_on_space(&self, session: &SessionDir) -> bool {
+        match fs4::available_space(&session.path) {
+            Ok(bytes) => bytes < self.config.min_free_mib.saturating_mul(1024 * 1024),
+            Err(_) => false,
+        }
+    }
+}
