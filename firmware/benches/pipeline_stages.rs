@@ -17,9 +17,9 @@ use firmware::classify::FaceClassifier;
 use firmware::config::KioskConfig;
 use firmware::detect::{Cascade, DetectParams, Detector, FaceTracker, GreyFrame};
 use firmware::hal::{simulated_leds, Frame, FrameSource};
+use firmware::mp4::VideoRecorder;
 use firmware::pipeline::Kiosk;
 use firmware::record::overlay::{Annotation, Overlay};
-use firmware::record::video::VideoRecorder;
 use firmware::source::{ImageFolderSource, Mp4Source};
 use image::RgbImage;
 

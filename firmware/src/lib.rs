@@ -19,6 +19,7 @@ pub mod detect;
 pub mod hal;
 pub mod imageio;
 pub mod models;
+pub mod mp4;
 pub mod pipeline;
 pub mod record;
 pub mod service;

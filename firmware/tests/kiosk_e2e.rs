@@ -245,18 +245,27 @@ fn the_kiosk_replays_its_own_recording_and_a_cut_one() {
         "faces: {replay_faces} in the replay vs {first_faces} live"
     );
 
-    // A file cut mid-fragment (an unrepaired power cut) plays its whole fragments, then ends.
+    // A file cut mid-fragment (an unrepaired power cut) plays its whole fragments, then
+    // says it ended early — never a quiet end that looks complete.
     let bytes = std::fs::read(&video).unwrap();
     let cut = out.join("cut.mp4");
     std::fs::write(&cut, &bytes[..bytes.len() * 2 / 3]).unwrap();
     let mut mp4 = Mp4Source::open(&cut).unwrap();
     let mut decoded_cut = 0;
-    while mp4.next_frame().unwrap().is_some() {
-        decoded_cut += 1;
-    }
+    let ended = loop {
+        match mp4.next_frame() {
+            Ok(Some(_)) => decoded_cut += 1,
+            Ok(None) => panic!("a cut file ended as if complete"),
+            Err(error) => break error.to_string(),
+        }
+    };
     assert!(
         decoded_cut > 0 && decoded_cut < frames,
         "{decoded_cut} frames"
+    );
+    assert!(
+        ended.contains(&format!("input ended early after frame {decoded_cut}")),
+        "{ended}"
     );
 
     // Not an MP4 at all: a clear error.

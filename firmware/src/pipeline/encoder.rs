@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use image::RgbImage;
 
-use crate::record::video::VideoRecorder;
+use crate::mp4::VideoRecorder;
 
 /// An annotated picture and its time since the lesson's first frame.
 pub(crate) struct TimedImage {

@@ -1,9 +1,7 @@
-//! What the kiosk leaves on the SD card: the annotated video ([`video`], drawn by
-//! [`overlay`]), the lesson summaries ([`summary`]) and the per-session folder with its
-//! manifest ([`session`]).
+//! What the kiosk leaves on the SD card: the annotated video (drawn by [`overlay`], written
+//! by [`crate::mp4`]), the lesson summaries ([`summary`]) and the per-session folder with
+//! its manifest ([`session`]).
 
-pub mod boxes;
 pub mod overlay;
 pub mod session;
 pub mod summary;
-pub mod video;

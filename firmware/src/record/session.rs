@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use super::summary::write_atomically;
-use super::video;
+use crate::mp4::repair;
 
 pub const VIDEO: &str = "video.mp4";
 pub const SUMMARY_TXT: &str = "summary.txt";
@@ -110,7 +110,7 @@ pub fn recover_unfinished(data_dir: &Path) -> std::io::Result<Vec<PathBuf>> {
             let video_path = dir.file(VIDEO);
             let mut note = String::from("interrupted (recovered at start-up)");
             if video_path.exists() {
-                match video::repair(&video_path) {
+                match repair(&video_path) {
                     Ok(repair) if repair.kept_len == 0 => {
                         let _ = std::fs::remove_file(&video_path);
                         note.push_str("; no whole video fragment had been written, video removed");

@@ -2,7 +2,6 @@
 //! H.264 MP4s the kiosk records. The live camera is the `board` crate's (`Board::open_camera`).
 
 pub mod folder;
-pub mod mp4;
 
+pub use crate::mp4::Mp4Source;
 pub use folder::ImageFolderSource;
-pub use mp4::Mp4Source;

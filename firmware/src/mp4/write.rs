@@ -2,7 +2,7 @@
 //! **fragmented MP4** (muxide's fragmented writer), one fragment per keyframe interval.
 //!
 //! Each fragment (`moof` + `mdat`) is appended and `fdatasync`'d before the next begins, so
-//! a power cut loses at most the fragment being built; [`repair`] cuts an interrupted file
+//! a power cut loses at most the fragment being built; [`super::repair`] cuts an interrupted file
 //! back to its last whole fragment, after which any MP4 player or ffprobe reads it.
 //!
 //! Sample times are the frames' capture times, not `frames × frame time`: a live source that
@@ -268,73 +268,4 @@ fn strip_start_code(nal: &[u8]) -> &[u8] {
     } else {
         nal
     }
-}
-
-/// What [`repair`] did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Repair {
-    pub original_len: u64,
-    pub kept_len: u64,
-    pub fragments: usize,
-}
-
-/// Cuts a fragmented MP4 back to its last whole fragment (a `moof` followed by a complete
-/// `mdat`). A file without a complete header (`ftyp` + `moov`) or without any whole
-/// fragment is cut to nothing.
-pub fn repair(path: &Path) -> Result<Repair, VideoError> {
-    let io = |source| VideoError::Io {
-        path: path.to_owned(),
-        source,
-    };
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .map_err(io)?;
-    let original_len = file.metadata().map_err(io)?.len();
-    let (kept_len, fragments) = last_whole_fragment(&mut file, original_len).map_err(io)?;
-    if kept_len != original_len {
-        file.set_len(kept_len).map_err(io)?;
-        file.sync_all().map_err(io)?;
-    }
-    Ok(Repair {
-        original_len,
-        kept_len,
-        fragments,
-    })
-}
-
-fn last_whole_fragment(file: &mut File, len: u64) -> std::io::Result<(u64, usize)> {
-    let mut offset = 0u64;
-    let mut good_end = 0u64;
-    let mut has_header = false;
-    let mut pending_moof = false;
-    let mut fragments = 0;
-    while let Some(top) = super::boxes::box_at(file, offset, len)? {
-        offset = top.start + top.len;
-        let kind = top.kind;
-        match &kind {
-            b"moov" => {
-                has_header = true;
-                good_end = offset;
-            }
-            b"moof" => pending_moof = true,
-            b"mdat" if pending_moof && has_header => {
-                pending_moof = false;
-                fragments += 1;
-                good_end = offset;
-            }
-            _ => {}
-        }
-    }
-    // A header without a single whole fragment holds no picture: players reject it, so the
-    // file is cut to nothing rather than left as an unreadable stub.
-    Ok((
-        if has_header && fragments > 0 {
-            good_end
-        } else {
-            0
-        },
-        fragments,
-    ))
 }

@@ -7,6 +7,11 @@
 //! need the few boxes our own writer emits (ftyp, moov → avcC + mdhd, moof → tfhd + trun,
 //! mdat), so a small reader that checks every length against the file is the safer choice.
 //! Samples are read one at a time with seeks, so a long lesson is never loaded whole.
+//!
+//! Frame times come from the file: each fragment starts at its `tfdt` decode time (the
+//! writer keeps gaps there) and samples follow by their durations. A file cut short plays
+//! its whole frames and then fails with "input ended early after frame N", so a truncated
+//! recording is never taken for a complete one.
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -17,15 +22,20 @@ use std::time::Duration;
 use openh264::decoder::Decoder;
 use openh264::formats::YUVSource;
 
+use super::boxes::{box_at, BoxError, TopBox};
 use crate::hal::{Frame, FrameSource, SourceError};
-use crate::record::boxes::{box_at, TopBox};
 
-/// One coded frame's place in the file.
+/// The most samples one fragment may list: 2^20 is over nine hours at 30 fps, far beyond
+/// any fragment a recorder writes, and keeps a hostile count from allocating gigabytes.
+const MAX_SAMPLES_PER_FRAGMENT: usize = 1 << 20;
+
+/// One coded frame's place in the file and its decode time (in the track's timescale).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Sample {
     offset: u64,
     size: u32,
     duration: u32,
+    time: u64,
 }
 
 /// Plays an H.264 MP4 as frames.
@@ -38,7 +48,11 @@ pub struct Mp4Source {
     pending: VecDeque<Sample>,
     timescale: u32,
     default_duration: u32,
-    elapsed_ticks: u64,
+    /// Decode time after the last sample listed so far (where a fragment without `tfdt`
+    /// starts).
+    next_time: u64,
+    /// Frames returned so far.
+    frames: u64,
     decoder: Decoder,
     /// SPS and PPS (Annex-B), fed before the first sample.
     parameter_sets: Option<Vec<u8>>,
@@ -55,7 +69,7 @@ impl Mp4Source {
         let mut file = File::open(path).map_err(|e| error(e.to_string()))?;
         let file_len = file.metadata().map_err(|e| error(e.to_string()))?.len();
         let (moov, after_moov) = find_top_box(&mut file, file_len, *b"moov")
-            .map_err(|e| error(e.to_string()))?
+            .map_err(|e| error(format!("no moov box: not an MP4 ({e})")))?
             .ok_or_else(|| error("no moov box: not an MP4 the kiosk wrote".into()))?;
         let track = TrackInfo::parse(&moov).map_err(error)?;
         let decoder = Decoder::new().map_err(|e| error(format!("H.264 decoder: {e}")))?;
@@ -68,7 +82,8 @@ impl Mp4Source {
             pending: VecDeque::new(),
             timescale: track.timescale,
             default_duration: track.default_duration,
-            elapsed_ticks: 0,
+            next_time: 0,
+            frames: 0,
             decoder,
             parameter_sets: Some(track.parameter_sets),
             annexb: Vec::new(),
@@ -89,30 +104,43 @@ impl Mp4Source {
         }
     }
 
+    fn ended_early(&self, reason: impl std::fmt::Display) -> SourceError {
+        self.error(format!(
+            "input ended early after frame {}: {reason}",
+            self.frames
+        ))
+    }
+
     /// Reads top-level boxes until a fragment gives samples; false at the end of the file.
     fn load_fragment(&mut self) -> Result<bool, SourceError> {
         while self.pending.is_empty() {
-            let Some(TopBox { kind, start, len }) =
-                box_at(&mut self.file, self.next_box, self.file_len).map_err(|e| self.error(e))?
-            else {
-                return Ok(false);
+            let top = match box_at(&mut self.file, self.next_box, self.file_len) {
+                Ok(Some(top)) => top,
+                Ok(None) => return Ok(false),
+                Err(BoxError::Io { source, .. }) => return Err(self.error(source)),
+                Err(error) => return Err(self.ended_early(error)),
             };
-            self.next_box = start + len;
+            let TopBox { kind, start, len } = top;
+            self.next_box = top.end();
             if kind == *b"moof" {
                 let mut moof = vec![0; usize::try_from(len).map_err(|e| self.error(e))?];
                 self.file
                     .seek(SeekFrom::Start(start))
                     .and_then(|_| self.file.read_exact(&mut moof))
                     .map_err(|e| self.error(e))?;
-                let samples =
-                    parse_moof(&moof, start, self.default_duration).map_err(|e| self.error(e))?;
-                if samples
-                    .iter()
-                    .any(|s| s.offset + u64::from(s.size) > self.file_len)
-                {
-                    // A fragment cut by a power cut (file not repaired yet): play up to it.
-                    tracing::warn!(path = %self.path.display(), "last fragment is cut short; stopping there");
-                    return Ok(false);
+                let clock = (self.default_duration, self.next_time);
+                let samples = parse_moof(&moof, start, clock).map_err(|e| self.error(e))?;
+                let past_end = |s: &Sample| {
+                    s.offset
+                        .checked_add(u64::from(s.size))
+                        .is_none_or(|end| end > self.file_len)
+                };
+                if samples.iter().any(past_end) {
+                    // A fragment cut by a power cut (file not repaired yet).
+                    return Err(self.ended_early("its last fragment's samples are cut short"));
+                }
+                if let Some(last) = samples.last() {
+                    self.next_time = last.time.saturating_add(u64::from(last.duration));
                 }
                 self.pending.extend(samples);
             }
@@ -138,9 +166,8 @@ impl Mp4Source {
                 self.annexb.extend_from_slice(&sets);
             }
             avcc_to_annexb(&avcc, &mut self.annexb).map_err(|e| self.error(e))?;
-            let timestamp =
-                Duration::from_secs_f64(self.elapsed_ticks as f64 / f64::from(self.timescale));
-            self.elapsed_ticks += u64::from(sample.duration);
+            // timescale > 0 (TrackInfo::parse), so this is finite and not negative.
+            let timestamp = Duration::from_secs_f64(sample.time as f64 / f64::from(self.timescale));
             let path = &self.path;
             let decoded = self
                 .decoder
@@ -154,6 +181,7 @@ impl Mp4Source {
                 let mut rgb = vec![0; width * height * 3];
                 yuv.write_rgb8(&mut rgb);
                 let frame = Frame::new(width, height, rgb, timestamp).map_err(|e| self.error(e))?;
+                self.frames += 1;
                 return Ok(Some(frame));
             }
         }
@@ -264,11 +292,22 @@ fn avcc_to_annexb(sample: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
     Ok(())
 }
 
-/// Samples of one `moof` (at file offset `moof_start`), from its first track fragment.
-fn parse_moof(moof: &[u8], moof_start: u64, trex_duration: u32) -> Result<Vec<Sample>, String> {
+/// Samples of one `moof` (at file offset `moof_start`), from its first track fragment;
+/// `clock` is the track's default sample duration and the decode time to start from when
+/// the fragment has no `tfdt`.
+fn parse_moof(moof: &[u8], moof_start: u64, clock: (u32, u64)) -> Result<Vec<Sample>, String> {
+    let (trex_duration, mut time) = clock;
     let body = moof.get(8..).ok_or("moof too short")?;
     let traf = child(body, b"traf").ok_or("moof has no traf")?;
     let tfhd = child(traf, b"tfhd").ok_or("traf has no tfhd")?;
+    if let Some(tfdt) = child(traf, b"tfdt") {
+        time = if tfdt.first() == Some(&1) {
+            read_u64(tfdt, 4)
+        } else {
+            read_u32(tfdt, 4).map(u64::from)
+        }
+        .ok_or("tfdt too short")?;
+    }
     let trun = child(traf, b"trun").ok_or("traf has no trun")?;
     let tfhd_flags = read_u32(tfhd, 0).ok_or("tfhd too short")? & 0xff_ffff;
     let mut at = 8; // version/flags, track id
@@ -291,6 +330,11 @@ fn parse_moof(moof: &[u8], moof_start: u64, trex_duration: u32) -> Result<Vec<Sa
 
     let trun_flags = read_u32(trun, 0).ok_or("trun too short")? & 0xff_ffff;
     let count = read_u32(trun, 4).ok_or("trun too short")? as usize;
+    if count > MAX_SAMPLES_PER_FRAGMENT {
+        return Err(format!(
+            "trun lists {count} samples (at most {MAX_SAMPLES_PER_FRAGMENT})"
+        ));
+    }
     let mut at = 8;
     let mut offset = base;
     if trun_flags & 0x1 != 0 {
@@ -323,8 +367,12 @@ fn parse_moof(moof: &[u8], moof_start: u64, trex_duration: u32) -> Result<Vec<Sa
             offset,
             size,
             duration,
+            time,
         });
-        offset += u64::from(size);
+        offset = offset
+            .checked_add(u64::from(size))
+            .ok_or("sample offsets overflow")?;
+        time = time.saturating_add(u64::from(duration));
     }
     Ok(samples)
 }
@@ -350,21 +398,23 @@ fn find_top_box(
     file: &mut File,
     file_len: u64,
     kind: [u8; 4],
-) -> std::io::Result<Option<(Vec<u8>, u64)>> {
+) -> Result<Option<(Vec<u8>, u64)>, BoxError> {
     let mut at = 0;
-    while let Some(TopBox {
-        kind: found,
-        start,
-        len,
-    }) = box_at(file, at, file_len)?
-    {
-        if found == kind {
-            let mut bytes = vec![0; usize::try_from(len - 8).map_err(std::io::Error::other)?];
-            file.seek(SeekFrom::Start(start + 8))?;
-            file.read_exact(&mut bytes)?;
-            return Ok(Some((bytes, start + len)));
+    while let Some(top) = box_at(file, at, file_len)? {
+        if top.kind == kind {
+            let io = |source| BoxError::Io { offset: at, source };
+            // len ≥ 8 and the box lies inside the file (box_at), so this is bounded by it.
+            let mut bytes = vec![
+                0;
+                usize::try_from(top.len - 8)
+                    .map_err(std::io::Error::other)
+                    .map_err(io)?
+            ];
+            file.seek(SeekFrom::Start(top.start + 8)).map_err(io)?;
+            file.read_exact(&mut bytes).map_err(io)?;
+            return Ok(Some((bytes, top.end())));
         }
-        at = start + len;
+        at = top.end();
     }
     Ok(None)
 }
@@ -409,23 +459,44 @@ mod tests {
             b"traf",
             &[boxed(b"tfhd", &tfhd), boxed(b"trun", &trun)].concat(),
         );
-        let moof = boxed(b"moof", &[boxed(b"mfhd", &[0; 8]), traf].concat());
-        let samples = parse_moof(&moof, 1000, 1).unwrap();
-        assert_eq!(
-            samples,
-            vec![
-                Sample {
-                    offset: 1100,
-                    size: 10,
-                    duration: 3000
-                },
-                Sample {
-                    offset: 1110,
-                    size: 20,
-                    duration: 3000
-                }
+        let moof = boxed(b"moof", &[boxed(b"mfhd", &[0; 8]), traf.clone()].concat());
+        let samples = parse_moof(&moof, 1000, (1, 500)).unwrap();
+        let sample = |offset, size, time| Sample {
+            offset,
+            size,
+            duration: 3000,
+            time,
+        };
+        // Without tfdt the fragment starts where the clock says.
+        assert_eq!(samples, vec![sample(1100, 10, 500), sample(1110, 20, 3500)]);
+        assert!(parse_moof(&moof[..moof.len() - 4], 0, (1, 0)).is_err());
+
+        // With tfdt (version 1) it starts at the fragment's own decode time.
+        let mut tfdt = vec![1, 0, 0, 0];
+        tfdt.extend_from_slice(&90_000u64.to_be_bytes());
+        let traf = boxed(
+            b"traf",
+            &[
+                boxed(b"tfhd", &tfhd),
+                boxed(b"tfdt", &tfdt),
+                boxed(b"trun", &trun),
             ]
+            .concat(),
         );
-        assert!(parse_moof(&moof[..moof.len() - 4], 0, 1).is_err());
+        let moof = boxed(b"moof", &[boxed(b"mfhd", &[0; 8]), traf].concat());
+        let samples = parse_moof(&moof, 1000, (1, 500)).unwrap();
+        assert_eq!(samples[0].time, 90_000);
+        assert_eq!(samples[1].time, 93_000);
+
+        // A hostile sample count is refused before anything is allocated.
+        let mut huge = trun.clone();
+        huge[4..8].copy_from_slice(&u32::MAX.to_be_bytes());
+        let traf = boxed(
+            b"traf",
+            &[boxed(b"tfhd", &tfhd), boxed(b"trun", &huge)].concat(),
+        );
+        let moof = boxed(b"moof", &[boxed(b"mfhd", &[0; 8]), traf].concat());
+        let error = parse_moof(&moof, 0, (1, 0)).unwrap_err();
+        assert!(error.contains("samples"), "{error}");
     }
 }
