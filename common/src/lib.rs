@@ -8,11 +8,15 @@
 pub mod contract;
 pub mod font;
 pub mod fsutil;
+pub mod grey;
 pub mod labels;
 pub mod model;
 pub mod preprocess;
+pub mod rect;
 
+pub use grey::{rgb_to_grey, GreyBuffer, GreyImage, PrepareError};
 pub use labels::{Category, Expression};
 pub use preprocess::{
-    face_pixels, prepare_face, prepare_face_into, GreyImage, PrepareError, FACE_SIDE,
+    crop_box, face_input, face_pixels, prepare_face, prepare_face_into, FACE_SIDE,
 };
+pub use rect::Rect;

@@ -29,6 +29,8 @@ pub enum ModelError {
     OutputShape { expected: usize, actual: usize },
     #[error("input has {actual} values, expected a multiple of {INPUT_LEN}")]
     InputShape { actual: usize },
+    #[error("face input: {0}")]
+    Input(#[from] crate::grey::PrepareError),
 }
 
 fn tract_error(context: impl Into<String>) -> impl FnOnce(TractError) -> ModelError {

@@ -25,8 +25,12 @@ fn frames(dir: &Path) -> Vec<(String, PathBuf)> {
     for name in ["astronaut.png", "grace_hopper.jpg", "coffee.png"] {
         let grey =
             read_grey(&workspace().join("tests/data/images").join(name)).expect("test image");
-        let image =
-            GrayImage::from_raw(grey.width as u32, grey.height as u32, grey.pixels).unwrap();
+        let image = GrayImage::from_raw(
+            grey.width() as u32,
+            grey.height() as u32,
+            grey.into_pixels(),
+        )
+        .unwrap();
         for (w, h) in [(640, 480), (320, 240)] {
             let frame = imageops::resize(&image, w, h, imageops::FilterType::Triangle);
             let path = dir.join(format!(
@@ -43,11 +47,11 @@ fn frames(dir: &Path) -> Vec<(String, PathBuf)> {
 fn ours(path: &Path, params: DetectParams) -> (f64, usize) {
     let grey = read_grey(path).expect("frame");
     let mut detector = Detector::new(Cascade::frontal_face().unwrap(), params).unwrap();
-    let faces = detector.detect(grey.frame()).len();
+    let faces = detector.detect(grey.image()).len();
     let mut times = Vec::with_capacity(REPEATS);
     for _ in 0..REPEATS {
         let started = Instant::now();
-        std::hint::black_box(detector.detect(grey.frame()));
+        std::hint::black_box(detector.detect(grey.image()));
         times.push(started.elapsed().as_secs_f64());
     }
     times.sort_by(f64::total_cmp);

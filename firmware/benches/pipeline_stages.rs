@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use firmware::classify::FaceClassifier;
 use firmware::config::KioskConfig;
-use firmware::detect::{Cascade, DetectParams, Detector, FaceTracker, GreyFrame};
+use firmware::detect::{Cascade, DetectParams, Detector, FaceTracker, GreyImage};
 use firmware::hal::{simulated_leds, Frame, FrameSource};
 use firmware::mp4::VideoRecorder;
 use firmware::pipeline::Kiosk;
@@ -77,10 +77,8 @@ fn main() {
         DetectParams::default(),
     )
     .expect("detector");
-    let grey_frame = |i: usize| GreyFrame {
-        width: frames[i].width(),
-        height: frames[i].height(),
-        pixels: &greys[i],
+    let grey_frame = |i: usize| {
+        GreyImage::new(frames[i].width(), frames[i].height(), &greys[i]).expect("grey frame")
     };
     let mut faces = Vec::new();
     let detect_ms = per_frame(n, || {

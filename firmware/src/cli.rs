@@ -14,12 +14,12 @@ use crate::config::KioskConfig;
 use crate::detect::{Cascade, DetectParams, Detector};
 use crate::hal::{simulated_leds, FrameSource};
 use crate::pipeline::Kiosk;
-use crate::source::{ImageFolderSource, Mp4Source};
+use crate::source::{DemoClip, ImageFolderSource, Mp4Source};
 use crate::{imageio, models, service};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use ekspresi_common::model::ExpressionModel;
-use ekspresi_common::{prepare_face, GreyImage};
+use ekspresi_common::prepare_face;
 use serde::Serialize;
 
 const RESPONSIBLE_USE: &str = "\
@@ -66,8 +66,10 @@ struct ServiceArgs {
 
 #[derive(Args)]
 struct CheckArgs {
-    #[arg(long, default_value = DEFAULT_CONFIG)]
-    config: PathBuf,
+    /// Config JSON to check [default: /etc/ekspresi/config.json if it exists, else the
+    /// built-in defaults, said so in the output].
+    #[arg(long)]
+    config: Option<PathBuf>,
     /// Skip the camera check.
     #[arg(long)]
     no_camera: bool,
@@ -95,6 +97,7 @@ struct DemoArgs {
 struct ReplayArgs {
     /// MP4 file or folder of frames.
     video: PathBuf,
+    /// Data directory; the session folder is created under it.
     #[arg(long)]
     out: PathBuf,
     #[command(flatten)]
@@ -116,16 +119,21 @@ struct RunArgs {
 
 #[derive(Args)]
 struct DetectArgs {
+    /// PNG or JPEG images to search.
     images: Vec<PathBuf>,
     /// Print a JSON array, one object per image.
     #[arg(long)]
     json: bool,
+    /// Pyramid step between scales, as OpenCV's `scaleFactor` (1.01..4).
     #[arg(long, default_value_t = 1.1)]
     scale_factor: f64,
+    /// Raw hits a face needs, as OpenCV's `minNeighbors`.
     #[arg(long, default_value_t = 5)]
     min_neighbors: usize,
+    /// Smallest face side searched, in pixels.
     #[arg(long, default_value_t = 30)]
     min_size: u32,
+    /// Largest face side searched, in pixels (default: the whole frame).
     #[arg(long)]
     max_size: Option<u32>,
     /// Cascade XML (default: the bundled OpenCV frontal-face cascade).
@@ -135,9 +143,12 @@ struct DetectArgs {
 
 #[derive(Args)]
 struct ClassifyArgs {
+    /// PNG or JPEG face crops, one face each.
     images: Vec<PathBuf>,
+    /// Expression model (default: the shipped int8 LeNet-5).
     #[arg(long)]
     model: Option<PathBuf>,
+    /// Print a JSON array, one object per image.
     #[arg(long)]
     json: bool,
 }
@@ -146,18 +157,17 @@ struct ClassifyArgs {
 pub fn main<B: Board>(board: &B) -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+            // Quiet by default (warnings and errors); RUST_LOG=info shows the lesson's
+            // progress, and tract's own chatter only when asked for by name.
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
         Command::Run(args) => run_service(board, args),
         Command::Check(args) => check(board, args),
-        Command::Demo(args) => {
-            let clip = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo");
-            replay(&clip, &args.out, &args.common)
-        }
-        Command::Replay(args) => replay(&args.video, &args.out, &args.common),
+        Command::Demo(args) => replay(Clip::BuiltInDemo, &args.out, &args.common),
+        Command::Replay(args) => replay(Clip::File(&args.video), &args.out, &args.common),
         Command::Detect(args) => detect(args),
         Command::Classify(args) => classify(args),
     }
@@ -170,15 +180,25 @@ fn load_config(path: Option<&Path>) -> Result<KioskConfig> {
     })
 }
 
-fn replay(clip: &Path, out: &Path, args: &RunArgs) -> Result<()> {
+/// What a run analyses.
+enum Clip<'a> {
+    /// The demo clip built into the binary.
+    BuiltInDemo,
+    /// An MP4 or a folder of frames.
+    File(&'a Path),
+}
+
+fn replay(clip: Clip<'_>, out: &Path, args: &RunArgs) -> Result<()> {
     let mut config = load_config(args.config.as_deref())?;
     config.data_dir = out.to_owned();
     let model = models::resolve(args.model.as_deref().or(config.model.as_deref()))
         .map_err(anyhow::Error::msg)?;
-    let source: Box<dyn FrameSource> = if clip.is_dir() {
-        Box::new(ImageFolderSource::open(clip, f64::from(config.camera.fps))?)
-    } else {
-        Box::new(Mp4Source::open(clip)?)
+    let source: Box<dyn FrameSource> = match clip {
+        Clip::BuiltInDemo => Box::new(DemoClip::new()?),
+        Clip::File(dir) if dir.is_dir() => {
+            Box::new(ImageFolderSource::open(dir, f64::from(config.camera.fps))?)
+        }
+        Clip::File(file) => Box::new(Mp4Source::open(file)?),
     };
     let (leds, transitions) = simulated_leds();
     let mut kiosk = Kiosk::new(config, model, leds)?;
@@ -248,7 +268,17 @@ fn reexec_under_libcamera_if_configured(board: &impl Board, config: &KioskConfig
 }
 
 fn check<B: Board>(board: &B, args: CheckArgs) -> Result<()> {
-    let config = KioskConfig::load(&args.config)?;
+    let installed = Path::new(DEFAULT_CONFIG);
+    let config = match &args.config {
+        Some(path) => KioskConfig::load(path)?,
+        None if installed.exists() => KioskConfig::load(installed)?,
+        None => {
+            println!(
+                "config   --   none given and no {DEFAULT_CONFIG}: checking the built-in defaults"
+            );
+            KioskConfig::default()
+        }
+    };
     // Check the camera the way the service will use it.
     reexec_under_libcamera_if_configured(board, &config)?;
     let model = models::resolve(config.model.as_deref()).map_err(anyhow::Error::msg)?;
@@ -298,7 +328,7 @@ fn detect(args: DetectArgs) -> Result<()> {
     for path in &args.images {
         let grey = imageio::read_grey(path).context("detect needs PNG or JPEG images")?;
         let faces = detector
-            .detect(grey.frame())
+            .detect(grey.image())
             .iter()
             .map(|r| [r.x, r.y, r.width, r.height])
             .collect();
@@ -330,8 +360,7 @@ fn classify(args: ClassifyArgs) -> Result<()> {
     let mut results = Vec::new();
     for path in &args.images {
         let grey = imageio::read_grey(path)?;
-        let face = GreyImage::new(grey.width, grey.height, &grey.pixels)?;
-        let probabilities = model.classify(&prepare_face(face))?[0];
+        let probabilities = model.classify(&prepare_face(grey.image()))?[0];
         results.push(Classified {
             image: path.display().to_string(),
             expression: top_expression(&probabilities).name(),

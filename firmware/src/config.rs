@@ -177,11 +177,16 @@ impl KioskConfig {
         if !(self.smoothing_alpha > 0.0 && self.smoothing_alpha <= 1.0) {
             return invalid("smoothing_alpha", "must be in (0, 1]");
         }
-        if !self.camera.width.is_multiple_of(2)
-            || !self.camera.height.is_multiple_of(2)
-            || self.camera.width < 64
+        let (width, height) = (self.camera.width, self.camera.height);
+        if !width.is_multiple_of(2)
+            || !height.is_multiple_of(2)
+            || !(64..=4096).contains(&width)
+            || !(48..=4096).contains(&height)
         {
-            return invalid("camera.width/height", "must be even and at least 64 wide");
+            return invalid(
+                "camera.width/height",
+                "must be even, 64..4096 wide and 48..4096 high",
+            );
         }
         if !(1..=60).contains(&self.camera.fps) {
             return invalid("camera.fps", "must be 1..60");
@@ -197,11 +202,32 @@ impl KioskConfig {
         {
             return invalid("gpio", "three different BCM pins 0..27");
         }
-        if self.keyframe_interval_s == 0 || self.summary_refresh_s == 0 || self.queue_frames == 0 {
+        // Each bound is what the field means, not a product limit: a power cut loses up to
+        // a keyframe interval of video; a queue holds whole frames in memory (a 640×480
+        // frame is 0.9 MB); summaries older than an hour would make a power cut costly.
+        if !(1..=10).contains(&self.keyframe_interval_s) {
             return invalid(
-                "keyframe_interval_s/summary_refresh_s/queue_frames",
-                "must be positive",
+                "keyframe_interval_s",
+                "must be 1..10 (seconds of video a power cut may lose)",
             );
+        }
+        if !(1..=3600).contains(&self.summary_refresh_s) {
+            return invalid("summary_refresh_s", "must be 1..3600");
+        }
+        if !(1..=64).contains(&self.queue_frames) {
+            return invalid("queue_frames", "must be 1..64 (frames held in memory)");
+        }
+        if self.track_face_frames > 300 {
+            return invalid(
+                "track_face_frames",
+                "must be 0..300 (frames between full scans)",
+            );
+        }
+        if !(1..=100_000).contains(&self.no_face_reset_frames) {
+            return invalid("no_face_reset_frames", "must be 1..100000");
+        }
+        if self.min_free_mib > 1 << 20 {
+            return invalid("min_free_mib", "must be 0..1048576 (1 TiB)");
         }
         let floor = self.evidence;
         if floor.min_face_seconds > 24 * 3600 {
@@ -260,6 +286,45 @@ mod tests {
         let bad: KioskConfig =
             serde_json::from_str(r#"{"detect": {"scale_factor": 0.9}}"#).unwrap();
         assert!(bad.validate().unwrap_err().to_string().contains("`detect`"));
+    }
+
+    /// The absurd values an audit fed the kiosk are refused at start, naming the field.
+    #[test]
+    fn absurd_values_are_refused_naming_the_field() {
+        for (json, field) in [
+            (r#"{"queue_frames": 18446744073709551615}"#, "queue_frames"),
+            (r#"{"queue_frames": 0}"#, "queue_frames"),
+            (r#"{"detect": {"scale_factor": 1.0000001}}"#, "detect"),
+            (r#"{"detect": {"min_size": 4294967295}}"#, "detect"),
+            (
+                r#"{"keyframe_interval_s": 4294967295}"#,
+                "keyframe_interval_s",
+            ),
+            (r#"{"summary_refresh_s": 0}"#, "summary_refresh_s"),
+            (r#"{"track_face_frames": 100000}"#, "track_face_frames"),
+            (
+                r#"{"camera": {"width": 100000, "height": 480}}"#,
+                "camera.width",
+            ),
+            (
+                r#"{"evidence": {"min_face_share": 1.5}}"#,
+                "evidence.min_face_share",
+            ),
+            (r#"{"min_free_mib": 18446744073709551615}"#, "min_free_mib"),
+        ] {
+            let config: KioskConfig = serde_json::from_str(json).unwrap();
+            let error = config.validate().unwrap_err().to_string();
+            assert!(error.contains(field), "{json}: {error}");
+        }
+        // NaN cannot be written in JSON; a NaN floor from code is refused too.
+        let nan = KioskConfig {
+            evidence: EvidenceFloor {
+                min_face_share: f64::NAN,
+                ..EvidenceFloor::default()
+            },
+            ..KioskConfig::default()
+        };
+        assert!(nan.validate().is_err());
     }
 
     #[test]

@@ -89,7 +89,8 @@ impl Frame {
         self.image
     }
 
-    /// Grey values with OpenCV's weights (what the detector and the model see).
+    /// Grey values by the one shared formula ([`ekspresi_common::rgb_to_grey`], BT.601):
+    /// what the detector and the model see.
     pub fn grey(&self) -> Vec<u8> {
         let mut grey = Vec::new();
         self.grey_into(&mut grey);
@@ -98,12 +99,7 @@ impl Frame {
 
     /// [`Frame::grey`] into a reused buffer (no allocation once it has grown).
     pub fn grey_into(&self, grey: &mut Vec<u8>) {
-        grey.clear();
-        grey.extend(
-            self.rgb()
-                .chunks_exact(3)
-                .map(|p| crate::imageio::rgb_to_grey(p[0], p[1], p[2])),
-        );
+        ekspresi_common::grey::rgb_to_grey_into(self.rgb(), grey);
     }
 }
 

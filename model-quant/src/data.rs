@@ -8,7 +8,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use ekspresi_common::{face_pixels, Expression, GreyImage, FACE_SIDE};
+use ekspresi_common::{face_pixels, Expression, GreyBuffer, FACE_SIDE};
 use flate2::read::MultiGzDecoder;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -330,20 +330,24 @@ fn sorted_images(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
     Ok(paths)
 }
 
+/// A photo as a 48×48 grey face, greyed by the one shared formula (BT.601, as the camera
+/// path greys frames; the `image` crate's `into_luma8` would use Rec. 709 weights).
 fn read_grey_face(path: &Path) -> Result<Vec<u8>, DataError> {
-    let image = image::open(path)
-        .map_err(|source| DataError::Image {
-            path: path.to_owned(),
-            source,
-        })?
-        .into_luma8();
+    let image = image::open(path).map_err(|source| DataError::Image {
+        path: path.to_owned(),
+        source,
+    })?;
     let (width, height) = (image.width() as usize, image.height() as usize);
-    let grey = GreyImage::new(width, height, image.as_raw()).map_err(|e| DataError::Malformed {
+    let grey = match image {
+        image::DynamicImage::ImageLuma8(grey) => GreyBuffer::new(width, height, grey.into_raw()),
+        other => GreyBuffer::from_rgb(width, height, other.into_rgb8().as_raw()),
+    }
+    .map_err(|e| DataError::Malformed {
         path: path.to_owned(),
         line: 0,
         reason: e.to_string(),
     })?;
-    Ok(face_pixels(grey))
+    Ok(face_pixels(grey.image()))
 }
 
 #[cfg(test)]

@@ -88,7 +88,7 @@ fn compare(images: &[PathBuf], params: DetectParams) -> Tally {
     };
     for reference in opencv(images, &params) {
         let grey = read_grey(Path::new(&reference.image)).unwrap();
-        let ours = detector.detect(grey.frame());
+        let ours = detector.detect(grey.image());
         let theirs: Vec<Rect> = reference.faces.iter().map(rect).collect();
         let matched = theirs
             .iter()

@@ -21,37 +21,12 @@ pub use cascade::{Cascade, CascadeError};
 pub use scan::Detector;
 pub use track::FaceTracker;
 
+/// Frames are searched as the shared grey image type.
+pub use ekspresi_common::GreyImage;
+/// Faces are boxes of the shared geometry type, so a detection feeds `face_input` as it is.
+pub use ekspresi_common::Rect;
+
 use serde::{Deserialize, Serialize};
-
-/// An axis-aligned box in pixels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Rect {
-    pub x: i32,
-    pub y: i32,
-    pub width: i32,
-    pub height: i32,
-}
-
-impl Rect {
-    pub fn area(&self) -> i64 {
-        i64::from(self.width.max(0)) * i64::from(self.height.max(0))
-    }
-
-    /// Intersection over union.
-    pub fn iou(&self, other: &Rect) -> f64 {
-        let x0 = self.x.max(other.x);
-        let y0 = self.y.max(other.y);
-        let x1 = (self.x + self.width).min(other.x + other.width);
-        let y1 = (self.y + self.height).min(other.y + other.height);
-        let inter = i64::from((x1 - x0).max(0)) * i64::from((y1 - y0).max(0));
-        let union = self.area() + other.area() - inter;
-        if union == 0 {
-            0.0
-        } else {
-            inter as f64 / union as f64
-        }
-    }
-}
 
 /// `detectMultiScale`'s parameters. Defaults as the paper's era of OpenCV examples.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -78,19 +53,32 @@ impl Default for DetectParams {
     }
 }
 
+/// The largest face side a configuration may name (an 8K frame's height).
+pub const MAX_FACE_SIDE: u32 = 4320;
+
 /// Why parameters are unusable.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum ParamsError {
-    #[error("scale_factor must be greater than 1 (got {0})")]
+    #[error("scale_factor must be in 1.01..=4 (got {0}): closer to 1 multiplies the scales searched without finding more faces")]
     ScaleFactor(f64),
+    #[error("min_size/max_size must be at most {MAX_FACE_SIDE} pixels")]
+    TooLarge,
+    #[error("min_neighbors must be at most 100 (got {0})")]
+    Neighbours(usize),
     #[error("max_size {max} is smaller than min_size {min}")]
     SizeOrder { min: u32, max: u32 },
 }
 
 impl DetectParams {
     pub fn validate(&self) -> Result<(), ParamsError> {
-        if !(self.scale_factor > 1.0 && self.scale_factor.is_finite()) {
+        if !(1.01..=4.0).contains(&self.scale_factor) {
             return Err(ParamsError::ScaleFactor(self.scale_factor));
+        }
+        if self.min_size > MAX_FACE_SIDE || self.max_size.is_some_and(|m| m > MAX_FACE_SIDE) {
+            return Err(ParamsError::TooLarge);
+        }
+        if self.min_neighbors > 100 {
+            return Err(ParamsError::Neighbours(self.min_neighbors));
         }
         if let Some(max) = self.max_size.filter(|&m| m < self.min_size) {
             return Err(ParamsError::SizeOrder {
@@ -100,12 +88,4 @@ impl DetectParams {
         }
         Ok(())
     }
-}
-
-/// A grey frame borrowed as row-major bytes.
-#[derive(Debug, Clone, Copy)]
-pub struct GreyFrame<'a> {
-    pub width: usize,
-    pub height: usize,
-    pub pixels: &'a [u8],
 }

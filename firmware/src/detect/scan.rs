@@ -9,7 +9,7 @@ use super::cascade::Cascade;
 use super::group::{group_rectangles, Group, GROUP_EPS};
 use super::integral::Integral;
 use super::resize::resize_bilinear;
-use super::{DetectParams, GreyFrame, ParamsError, Rect};
+use super::{DetectParams, GreyImage, ParamsError, Rect};
 
 /// A stump with its feature resolved to corner offsets for one stride.
 #[derive(Debug, Clone, Copy)]
@@ -82,7 +82,7 @@ impl Detector {
     }
 
     /// Detections after grouping, like `detectMultiScale`.
-    pub fn detect(&mut self, frame: GreyFrame<'_>) -> Vec<Rect> {
+    pub fn detect(&mut self, frame: GreyImage<'_>) -> Vec<Rect> {
         self.detect_groups(frame)
             .into_iter()
             .map(|g| g.rect)
@@ -90,15 +90,15 @@ impl Detector {
     }
 
     /// Detections with the number of raw hits behind each (a confidence).
-    pub fn detect_groups(&mut self, frame: GreyFrame<'_>) -> Vec<Group> {
+    pub fn detect_groups(&mut self, frame: GreyImage<'_>) -> Vec<Group> {
         let raw = self.detect_raw(frame);
         group_rectangles(&raw, self.params.min_neighbors, GROUP_EPS)
     }
 
     /// Every window the cascade accepts, before grouping, in original-image coordinates.
-    pub fn detect_raw(&mut self, frame: GreyFrame<'_>) -> Vec<Rect> {
+    pub fn detect_raw(&mut self, frame: GreyImage<'_>) -> Vec<Rect> {
         let mut hits = Vec::new();
-        for scale in self.scales(frame.width, frame.height) {
+        for scale in self.scales(frame.width(), frame.height()) {
             self.scan_scale(frame, scale, &mut hits);
         }
         hits
@@ -131,9 +131,9 @@ impl Detector {
         scales
     }
 
-    fn scan_scale(&mut self, frame: GreyFrame<'_>, scale: f32, hits: &mut Vec<Rect>) {
-        let scaled_w = (frame.width as f32 / scale).round_ties_even() as usize;
-        let scaled_h = (frame.height as f32 / scale).round_ties_even() as usize;
+    fn scan_scale(&mut self, frame: GreyImage<'_>, scale: f32, hits: &mut Vec<Rect>) {
+        let scaled_w = (frame.width() as f32 / scale).round_ties_even() as usize;
+        let scaled_h = (frame.height() as f32 / scale).round_ties_even() as usize;
         let (win_w, win_h) = (
             self.cascade.window_width as usize,
             self.cascade.window_height as usize,
@@ -142,9 +142,9 @@ impl Detector {
             return;
         }
         resize_bilinear(
-            frame.pixels,
-            frame.width,
-            frame.height,
+            frame.pixels(),
+            frame.width(),
+            frame.height(),
             &mut self.scaled,
             scaled_w,
             scaled_h,
@@ -293,11 +293,7 @@ mod tests {
     fn a_flat_image_has_no_faces_and_the_first_stage_rejects_it() {
         let mut d = detector(DetectParams::default());
         let pixels = vec![128u8; 160 * 120];
-        let frame = GreyFrame {
-            width: 160,
-            height: 120,
-            pixels: &pixels,
-        };
+        let frame = GreyImage::new(160, 120, &pixels).unwrap();
         assert!(d.detect_raw(frame).is_empty());
         d.integral.compute(&pixels, 160, 120);
         d.compile_for_stride(d.integral.stride);

@@ -7,7 +7,7 @@
 //! = 0 in the config), which keeps every frame's result identical to OpenCV's full scan.
 
 use super::group::Group;
-use super::{Detector, GreyFrame, Rect};
+use super::{Detector, GreyImage, Rect};
 
 /// How far around the last face to search, as a fraction of its side.
 const SEARCH_MARGIN: f32 = 0.5;
@@ -27,7 +27,7 @@ impl FaceTracker {
     pub fn detect(
         &mut self,
         detector: &mut Detector,
-        frame: GreyFrame<'_>,
+        frame: GreyImage<'_>,
         full_scan_every: u32,
     ) -> Vec<Group> {
         if let Some(last) = self
@@ -52,19 +52,19 @@ impl FaceTracker {
 
 impl Detector {
     /// Faces in the neighbourhood of `around`, at sizes near its size, in frame coordinates.
-    pub fn detect_near(&mut self, frame: GreyFrame<'_>, around: Rect) -> Vec<Group> {
+    pub fn detect_near(&mut self, frame: GreyImage<'_>, around: Rect) -> Vec<Group> {
         let side = around.width.max(around.height);
         let margin = (side as f32 * SEARCH_MARGIN).round() as i32;
         let x0 = (around.x - margin).max(0) as usize;
         let y0 = (around.y - margin).max(0) as usize;
-        let x1 = ((around.x + around.width + margin) as usize).min(frame.width);
-        let y1 = ((around.y + around.height + margin) as usize).min(frame.height);
+        let x1 = ((around.x + around.width + margin) as usize).min(frame.width());
+        let y1 = ((around.y + around.height + margin) as usize).min(frame.height());
         if x1 <= x0 || y1 <= y0 {
             return Vec::new();
         }
         let (width, height) = (x1 - x0, y1 - y0);
         let mut region = Vec::with_capacity(width * height);
-        for row in frame.pixels.chunks(frame.width).skip(y0).take(height) {
+        for row in frame.pixels().chunks(frame.width()).skip(y0).take(height) {
             region.extend_from_slice(&row[x0..x1]);
         }
         let full_params = *self.params();
@@ -81,11 +81,11 @@ impl Detector {
             ..full_params
         };
         self.set_params(local_params);
-        let groups = self.detect_groups(GreyFrame {
-            width,
-            height,
-            pixels: &region,
-        });
+        // The region is cut to exactly width × height above, so the image always exists.
+        let groups = match GreyImage::new(width, height, &region) {
+            Ok(region) => self.detect_groups(region),
+            Err(_) => Vec::new(),
+        };
         self.set_params(full_params);
         groups
             .into_iter()
@@ -112,7 +112,7 @@ mod tests {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../tests/data/images/astronaut.png");
         let grey = read_grey(&path).unwrap();
-        let frame = grey.frame();
+        let frame = grey.image();
         let mut detector =
             Detector::new(Cascade::frontal_face().unwrap(), DetectParams::default()).unwrap();
         let full = detector.detect(frame);

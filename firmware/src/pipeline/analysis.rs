@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use crate::classify::FaceClassifier;
 use crate::config::KioskConfig;
 use crate::detect::group::Group;
-use crate::detect::{Cascade, Detector, FaceTracker, GreyFrame, Rect};
+use crate::detect::{Cascade, Detector, FaceTracker, GreyImage, Rect};
 use crate::hal::Frame;
 
 /// The detector and the classifier, with a grey buffer reused frame after frame.
@@ -44,11 +44,8 @@ impl FaceAnalysis {
         tracker: &mut FaceTracker,
     ) -> Result<Option<Sighting>> {
         frame.grey_into(&mut self.grey);
-        let grey = GreyFrame {
-            width: frame.width(),
-            height: frame.height(),
-            pixels: &self.grey,
-        };
+        let grey =
+            GreyImage::new(frame.width(), frame.height(), &self.grey).context("grey frame")?;
         let groups = tracker.detect(&mut self.detector, grey, self.track_face_frames);
         let face = student_face(&groups);
         tracker.follow(face);

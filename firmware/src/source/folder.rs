@@ -44,10 +44,15 @@ impl ImageFolderSource {
                     .map_err(|e| error(format!("clip.json: {e}")))?
                     .fps
             }
-            Err(_) => default_fps,
+            Err(_) => {
+                tracing::warn!(folder = %dir.display(), fps = default_fps, "no clip.json: assuming this frame rate");
+                default_fps
+            }
         };
-        if !(fps > 0.0 && fps <= 120.0) {
-            return Err(error(format!("frame rate {fps} is not in (0, 120]")));
+        // 0.1 fps is one frame every 10 s; anything slower, or 1e-300, is not a video (and
+        // would overflow the frame times).
+        if !(0.1..=240.0).contains(&fps) {
+            return Err(error(format!("frame rate {fps} is not in 0.1..240")));
         }
         Ok(Self {
             dir: dir.to_owned(),

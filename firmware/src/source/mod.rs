@@ -1,7 +1,9 @@
 //! Recorded frame sources for the demo, tests and re-analysis: folders of stills, and the
 //! H.264 MP4s the kiosk records. The live camera is the `board` crate's (`Board::open_camera`).
 
+pub mod demo;
 pub mod folder;
 
 pub use crate::mp4::Mp4Source;
+pub use demo::DemoClip;
 pub use folder::ImageFolderSource;

@@ -6,10 +6,10 @@
 //! `cargo run --release -p ekspresi-tests --bin crop_margin [-- N_FACES]`
 
 use ekspresi_common::model::ExpressionModel;
+use ekspresi_common::preprocess::{crop, crop_box};
 use ekspresi_tests::{fer2013, workspace};
 use firmware::aggregate::top_expression;
-use firmware::classify::{crop, crop_box};
-use firmware::detect::{Cascade, DetectParams, Detector, GreyFrame};
+use firmware::detect::{Cascade, DetectParams, Detector, GreyImage};
 use image::{imageops, GrayImage, Luma};
 use model_quant::data::{self, Usage};
 use model_quant::export::prepared_input;
@@ -41,11 +41,7 @@ fn main() -> anyhow::Result<()> {
         let big = imageops::resize(&face, 144, 144, imageops::FilterType::Triangle);
         let mut frame = GrayImage::from_pixel(320, 240, Luma([110]));
         imageops::overlay(&mut frame, &big, 88, 48);
-        let grey = GreyFrame {
-            width: 320,
-            height: 240,
-            pixels: frame.as_raw(),
-        };
+        let grey = GreyImage::new(320, 240, frame.as_raw())?;
         let Some(best) = detector
             .detect_groups(grey)
             .into_iter()
@@ -60,7 +56,7 @@ fn main() -> anyhow::Result<()> {
         for (slot, &margin) in correct.iter_mut().zip(&margins) {
             let area = crop_box(best.rect, margin, 320, 240);
             let pixels = crop(grey, area);
-            let input = ekspresi_common::prepare_face(ekspresi_common::GreyImage::new(
+            let input = ekspresi_common::prepare_face(GreyImage::new(
                 area.width as usize,
                 area.height as usize,
                 &pixels,
