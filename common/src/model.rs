@@ -29,6 +29,8 @@ pub enum ModelError {
     OutputShape { expected: usize, actual: usize },
     #[error("input has {actual} values, expected a multiple of {INPUT_LEN}")]
     InputShape { actual: usize },
+    #[error("model breaks the contract: {0}")]
+    Contract(String),
     #[error("face input: {0}")]
     Input(#[from] crate::grey::PrepareError),
 }
@@ -63,12 +65,42 @@ impl ExpressionModel {
         })
     }
 
-    /// Loads ONNX bytes for batches of `batch` faces.
+    /// Loads ONNX bytes for batches of `batch` faces, and checks the contract at load (not at
+    /// the first face, after a session folder exists): one `N×1×48×48` input, an `N×7`
+    /// output, and finite probabilities summing to 1 on a probe face.
     pub fn from_bytes(bytes: &[u8], batch: usize) -> Result<Self, ModelError> {
         let model = tract_onnx::onnx()
             .model_for_read(&mut &bytes[..])
             .map_err(tract_error("not a loadable ONNX model"))?;
-        Self::from_inference_model(model, batch)
+        let (inputs, outputs) = (
+            model.input_outlets().map_or(0, |o| o.len()),
+            model.output_outlets().map_or(0, |o| o.len()),
+        );
+        if inputs != 1 || outputs == 0 {
+            return Err(ModelError::Contract(format!(
+                "{inputs} inputs and {outputs} outputs (one input and a probabilities output needed)"
+            )));
+        }
+        let model = Self::from_inference_model(model, batch)?;
+        model.probe()?;
+        Ok(model)
+    }
+
+    /// Runs a mid-grey face: every output row must be 7 finite probabilities summing to 1.
+    fn probe(&self) -> Result<(), ModelError> {
+        let probe = vec![0.5; self.batch * INPUT_LEN];
+        for row in self.run_batch(probe)? {
+            let sum: f32 = row.iter().sum();
+            let valid = row
+                .iter()
+                .all(|p| p.is_finite() && (-1e-4..=1.0001).contains(p));
+            if !valid || (sum - 1.0).abs() > 1e-2 {
+                return Err(ModelError::Contract(format!(
+                    "on a probe face it gives {row:?} (sum {sum}), not finite probabilities summing to 1"
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Optimises an already parsed model for batches of `batch` faces.
@@ -133,7 +165,9 @@ impl ExpressionModel {
 
     fn run_batch(&self, batch: Vec<f32>) -> Result<Vec<[f32; NUM_CLASSES]>, ModelError> {
         let outputs = self.all_outputs(&batch)?;
-        let values = &outputs[0];
+        let values = outputs
+            .first()
+            .ok_or_else(|| ModelError::Contract("the graph has no output".into()))?;
         if values.len() != self.batch * NUM_CLASSES {
             return Err(ModelError::OutputShape {
                 expected: self.batch * NUM_CLASSES,
@@ -157,4 +191,24 @@ fn optimised(model: InferenceModel, batch: usize) -> Result<TypedModel, ModelErr
         .map_err(tract_error("model does not take one N×1×48×48 input"))?
         .into_optimized()
         .map_err(tract_error("cannot optimise the model"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Bad models (no outputs, NaN outputs, 5 classes) are refused at load by
+    /// `tests/tests/model_pipeline.rs`, which can write ONNX graphs.
+    fn shipped(name: &str) -> Vec<u8> {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../firmware/models")
+            .join(name);
+        std::fs::read(path).expect("the shipped models are in the repository")
+    }
+
+    #[test]
+    fn the_shipped_model_passes_the_load_time_contract() {
+        let model = ExpressionModel::from_bytes(&shipped("lenet5-int8.onnx"), 2).unwrap();
+        assert_eq!(model.classify(&vec![0.3; 3 * INPUT_LEN]).unwrap().len(), 3);
+    }
 }

@@ -110,3 +110,49 @@ fn malformed_data_gives_a_clean_error_naming_file_and_line() {
     let truncated = ekspresi_common::model::ExpressionModel::from_bytes(&[8, 1, 18, 3], 1);
     assert!(truncated.is_err(), "a truncated model must not load");
 }
+
+/// A one-layer graph: a 48×48 convolution with `classes` outputs and the given weight, then
+/// softmax; `with_output` false leaves the graph without outputs.
+fn one_layer_model(classes: usize, weight: f32, with_output: bool) -> Vec<u8> {
+    use ekspresi_common::contract::{INPUT_NAME, OUTPUT_NAME};
+    use model_quant::onnx::{Attr, GraphBuilder};
+    let mut g = GraphBuilder::new("bad");
+    let w = g.f32s("w", &[classes, 1, 48, 48], &vec![weight; classes * 48 * 48]);
+    let b = g.f32s("b", &[classes], &vec![0.0; classes]);
+    let conv = g.node("Conv", &[INPUT_NAME, &w, &b], "conv", vec![]);
+    let flat = g.node("Flatten", &[&conv], "flat", vec![("axis", Attr::Int(1))]);
+    g.node(
+        "Softmax",
+        &[&flat],
+        OUTPUT_NAME,
+        vec![("axis", Attr::Int(1))],
+    );
+    let outputs = if with_output {
+        vec![(OUTPUT_NAME, vec![classes])]
+    } else {
+        Vec::new()
+    };
+    model_quant::onnx::to_bytes(&g.finish(&outputs, "a test model"))
+}
+
+/// The model contract is checked when a model loads, not at the first face: a graph with
+/// no output, NaN probabilities or 5 classes is refused with a clear error.
+#[test]
+fn models_that_break_the_contract_are_refused_at_load() {
+    use ekspresi_common::model::ExpressionModel;
+    let load = |bytes: Vec<u8>| match ExpressionModel::from_bytes(&bytes, 1) {
+        Ok(_) => None,
+        Err(error) => Some(error.to_string()),
+    };
+    assert_eq!(
+        load(one_layer_model(7, 0.001, true)),
+        None,
+        "a valid 7-class model"
+    );
+    let nan = load(one_layer_model(7, f32::NAN, true)).expect("NaN refused");
+    assert!(nan.contains("not finite probabilities"), "{nan}");
+    let five = load(one_layer_model(5, 0.001, true)).expect("5 classes refused");
+    assert!(five.contains("expected 7"), "{five}");
+    let none = load(one_layer_model(7, 0.001, false)).expect("no output refused");
+    assert!(none.contains("output"), "{none}");
+}
