@@ -5,10 +5,8 @@
 //! period.
 
 use std::fmt::Write as _;
-use std::path::Path;
 
 use ekspresi_common::Expression;
-use plotters::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::aggregate::{CategoryCounts, Evidence, EvidenceFloor, Impression, Tally};
@@ -251,67 +249,7 @@ impl Summary {
 
 pub use ekspresi_common::fsutil::write_atomically;
 
-/// Draws positive / neutral / negative share per second.
-pub fn timeline_chart(timeline: &Timeline, path: &Path) -> Result<(), Box<dyn std::error::Error>> {
-    plotters::style::register_font(
-        "sans-serif",
-        FontStyle::Normal,
-        ekspresi_common::font::DEJAVU_SANS,
-    )
-    .map_err(|_| "embedded font is invalid")?;
-    let temporary = path.with_extension("png.tmp.png");
-    {
-        let root = BitMapBackend::new(&temporary, (900, 360)).into_drawing_area();
-        root.fill(&WHITE)?;
-        let seconds = timeline.seconds();
-        let end = seconds.len().max(1) as f64;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(
-                "Reactions over the lesson (% of faces per second)",
-                ("sans-serif", 18),
-            )
-            .margin(10)
-            .x_label_area_size(35)
-            .y_label_area_size(45)
-            .build_cartesian_2d(0.0..end, 0.0..100.0)?;
-        chart
-            .configure_mesh()
-            .x_desc("second")
-            .y_desc("%")
-            .label_style(("sans-serif", 12))
-            .draw()?;
-        let share = |f: fn(&SecondCounts) -> u64| {
-            seconds
-                .iter()
-                .map(move |s| {
-                    let faces = (s.positive + s.neutral + s.negative).max(1);
-                    (s.second as f64, 100.0 * f(s) as f64 / faces as f64)
-                })
-                .collect::<Vec<_>>()
-        };
-        for (label, colour, values) in [
-            ("positive", GREEN, share(|s| s.positive)),
-            ("neutral", BLUE, share(|s| s.neutral)),
-            ("negative", RED, share(|s| s.negative)),
-        ] {
-            chart
-                .draw_series(LineSeries::new(values, colour.stroke_width(2)))?
-                .label(label)
-                .legend(move |(x, y)| {
-                    PathElement::new([(x, y), (x + 18, y)], colour.stroke_width(2))
-                });
-        }
-        chart
-            .configure_series_labels()
-            .label_font(("sans-serif", 12))
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()?;
-        root.present()?;
-    }
-    std::fs::rename(&temporary, path)?;
-    Ok(())
-}
+pub use super::chart::timeline_chart;
 
 #[cfg(test)]
 mod tests {
