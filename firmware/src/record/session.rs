@@ -72,20 +72,22 @@ impl SessionDir {
     }
 }
 
-/// `sha256  name` per regular file, sorted by name (MANIFEST and COMPLETE excluded): the
-/// format of `sha256sum`, so `sha256sum -c MANIFEST` checks a session after upload.
+/// `sha256  name` per regular file, sorted by name (MANIFEST, COMPLETE and temporary files
+/// excluded): the format of `sha256sum`, so `sha256sum -c MANIFEST` checks a session after
+/// upload. Files are hashed as streams, in constant memory (an all-day video is gigabytes).
 pub fn manifest(dir: &Path) -> std::io::Result<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)?
         .filter_map(|e| e.ok())
         .filter(|e| e.file_type().map(|t| t.is_file()).unwrap_or(false))
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n != MANIFEST && n != COMPLETE && !n.ends_with(".tmp"))
+        .filter(|n| n != MANIFEST && n != COMPLETE && !n.contains(".tmp"))
         .collect();
     names.sort();
     let mut out = String::new();
     for name in names {
-        let bytes = std::fs::read(dir.join(&name))?;
-        let digest = Sha256::digest(&bytes);
+        let mut hasher = Sha256::new();
+        std::io::copy(&mut std::fs::File::open(dir.join(&name))?, &mut hasher)?;
+        let digest = hasher.finalize();
         let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
         let _ = writeln!(out, "{hex}  {name}");
     }
