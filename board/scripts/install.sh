@@ -90,7 +90,12 @@ fi
 
 echo "installing into $root"
 install -D -m 0755 "$binary" "$root/usr/local/bin/kiosk"
-install -D -m 0644 "$repo/firmware/models/lenet5-int8.onnx" "$root/usr/share/ekspresi/models/lenet5-int8.onnx"
+# Every model models.json lists, and the manifest itself (the kiosk picks models by name).
+models_dir="$root/usr/share/ekspresi/models"
+install -D -m 0644 "$repo/firmware/models/models.json" "$models_dir/models.json"
+for file in $(grep -o '"file": *"[^"]*"' "$repo/firmware/models/models.json" | sed 's/.*"\([^"]*\)"$/\1/'); do
+  install -D -m 0644 "$repo/$file" "$models_dir/$(basename "$file")"
+done
 install -D -m 0644 "$repo/firmware/models/MODEL_CARD.md" "$root/usr/share/ekspresi/models/MODEL_CARD.md"
 install -D -m 0644 "$repo/board/README.md" "$root/usr/share/doc/ekspresi/README.md"
 install -D -m 0644 "$deploy/PINMAP.md" "$root/usr/share/doc/ekspresi/PINMAP.md"

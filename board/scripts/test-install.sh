@@ -103,12 +103,15 @@ expect_mode() { # path mode
 expect_mode /usr/local/bin/kiosk 755
 expect_mode /usr/share/ekspresi/models/lenet5-int8.onnx 644
 expect_mode /usr/share/ekspresi/models/MODEL_CARD.md 644
+expect_mode /usr/share/ekspresi/models/models.json 644
 expect_mode /etc/ekspresi/config.json 644
 expect_mode /etc/systemd/system/ekspresi-kiosk.service 644
 expect_mode /usr/lib/sysusers.d/ekspresi.conf 644
 cmp -s "$binary" "$root/usr/local/bin/kiosk" || fail "installed kiosk differs from $binary"
 cmp -s "$repo/firmware/models/lenet5-int8.onnx" "$root/usr/share/ekspresi/models/lenet5-int8.onnx" ||
     fail "installed model differs"
+cmp -s "$repo/firmware/models/models.json" "$root/usr/share/ekspresi/models/models.json" ||
+    fail "installed models.json differs"
 
 wants="$root/etc/systemd/system/multi-user.target.wants/ekspresi-kiosk.service"
 [[ -L "$wants" ]] || fail "ekspresi-kiosk.service is not enabled (no multi-user.target.wants link)"

@@ -17,7 +17,7 @@ fn main() -> Result<()> {
         .next()
         .context("usage: face_probs FER2013.csv[.gz] [N]")?;
     let count: usize = args.next().map_or(Ok(500), |n| n.parse())?;
-    let model_path = firmware::models::resolve(None).map_err(anyhow::Error::msg)?;
+    let model_path = firmware::models::resolve(None)?;
     let model = ExpressionModel::load(&model_path, 1)?;
     let file = std::fs::File::open(&data).with_context(|| format!("cannot open {data}"))?;
     let reader: Box<dyn BufRead> = if data.ends_with(".gz") {

@@ -39,6 +39,7 @@ pub fn run_checks(
     let mut results = vec![
         result("config", config.validate().map(|_| "valid".to_owned())),
         result("model", check_model(model)),
+        result("models", check_shipped_models()),
         result(
             "cascade",
             Cascade::frontal_face().map(|c| format!("{} stages", c.stages.len())),
@@ -82,6 +83,22 @@ fn check_model(path: &Path) -> anyhow::Result<String> {
     let sum: f32 = probabilities.iter().sum();
     anyhow::ensure!((sum - 1.0).abs() < 1e-3, "output does not sum to 1 ({sum})");
     Ok(format!("{} loads and classifies", path.display()))
+}
+
+/// Every model `models.json` lists must load and classify (a technician may switch to any).
+fn check_shipped_models() -> anyhow::Result<String> {
+    let installed = crate::models::Installed::find()?;
+    let mut probed = Vec::new();
+    for model in &installed.manifest.models {
+        let path = installed.path_of(model);
+        check_model(&path).map_err(|e| anyhow::anyhow!("{}: {e}", model.name))?;
+        probed.push(model.name.as_str());
+    }
+    Ok(format!(
+        "{} listed, all load and classify: {}",
+        probed.len(),
+        probed.join(", ")
+    ))
 }
 
 fn check_storage(config: &KioskConfig) -> anyhow::Result<String> {

@@ -26,7 +26,7 @@ const RESPONSIBLE_USE: &str = "\
 RESPONSIBLE USE: emotion recognition on students is regulated. The EU AI Act prohibits \
 emotion recognition in education institutions (Art. 5(1)(f)); children's images are special \
 personal data almost everywhere; use it only where the law allows, with informed consent, and \
-never to judge an individual. The model is right on about 3 in 5 unseen faces (0.587 on FER-2013 PublicTest), weakest on \
+never to judge an individual. The model is right on about 3 in 5 unseen faces (0.600 on FER-2013 PublicTest), weakest on \
 disgust, fear and sad (see firmware/models/MODEL_CARD.md). The camera-on LED is lit whenever frames \
 are captured.";
 
@@ -109,9 +109,10 @@ struct RunArgs {
     /// Config JSON (defaults for every field it leaves out).
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Expression model (default: the shipped int8 LeNet-5).
+    /// Expression model: a name from firmware/models/models.json or an ONNX path
+    /// [default: the manifest's default, the int8 LeNet-5].
     #[arg(long)]
-    model: Option<PathBuf>,
+    model: Option<String>,
     /// Print the LED transitions of the simulated board.
     #[arg(long)]
     show_leds: bool,
@@ -145,9 +146,10 @@ struct DetectArgs {
 struct ClassifyArgs {
     /// PNG or JPEG face crops, one face each.
     images: Vec<PathBuf>,
-    /// Expression model (default: the shipped int8 LeNet-5).
+    /// Expression model: a name from firmware/models/models.json or an ONNX path
+    /// [default: the manifest's default, the int8 LeNet-5].
     #[arg(long)]
-    model: Option<PathBuf>,
+    model: Option<String>,
     /// Print a JSON array, one object per image.
     #[arg(long)]
     json: bool,
@@ -191,8 +193,7 @@ enum Clip<'a> {
 fn replay(clip: Clip<'_>, out: &Path, args: &RunArgs) -> Result<()> {
     let mut config = load_config(args.config.as_deref())?;
     config.data_dir = out.to_owned();
-    let model = models::resolve(args.model.as_deref().or(config.model.as_deref()))
-        .map_err(anyhow::Error::msg)?;
+    let model = models::resolve(args.model.as_deref().or(config.model.as_deref()))?;
     let source: Box<dyn FrameSource> = match clip {
         Clip::BuiltInDemo => Box::new(DemoClip::new()?),
         Clip::File(dir) if dir.is_dir() => {
@@ -228,7 +229,7 @@ fn replay(clip: Clip<'_>, out: &Path, args: &RunArgs) -> Result<()> {
 fn run_service<B: Board>(board: &B, args: ServiceArgs) -> Result<()> {
     let config = KioskConfig::load(&args.config)?;
     reexec_under_libcamera_if_configured(board, &config)?;
-    let model = models::resolve(config.model.as_deref()).map_err(anyhow::Error::msg)?;
+    let model = models::resolve(config.model.as_deref())?;
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(signal, stop.clone())
@@ -281,7 +282,7 @@ fn check<B: Board>(board: &B, args: CheckArgs) -> Result<()> {
     };
     // Check the camera the way the service will use it.
     reexec_under_libcamera_if_configured(board, &config)?;
-    let model = models::resolve(config.model.as_deref()).map_err(anyhow::Error::msg)?;
+    let model = models::resolve(config.model.as_deref())?;
     let options = CheckOptions {
         camera: !args.no_camera,
         gpio: !args.no_gpio,
@@ -355,7 +356,7 @@ struct Classified {
 }
 
 fn classify(args: ClassifyArgs) -> Result<()> {
-    let model_path = models::resolve(args.model.as_deref()).map_err(anyhow::Error::msg)?;
+    let model_path = models::resolve(args.model.as_deref())?;
     let model = ExpressionModel::load(&model_path, 1)?;
     let mut results = Vec::new();
     for path in &args.images {

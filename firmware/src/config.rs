@@ -55,6 +55,31 @@ impl Default for GpioConfig {
     }
 }
 
+/// Which detected face counts as the student at this desk.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StudentRule {
+    /// Smallest face width, as a fraction of the frame width.
+    pub min_face_fraction: f64,
+    /// Frames in a row a face must be held before it counts.
+    pub min_track_frames: u32,
+}
+
+impl Default for StudentRule {
+    /// 0.1 of the frame width, from desk geometry: a face is about 15 cm wide; a camera of
+    /// 66° horizontal field of view (Raspberry Pi Camera Module 3; the v2 module has 62°)
+    /// has a focal length of 0.77 frame widths, so a face 1.15 m away is 0.1 frame widths
+    /// wide. A student at the desk sits 40–80 cm from the camera (0.14–0.29 widths); a face
+    /// further than about 1.15 m is someone behind them. 3 frames: a third of a second at
+    /// 10 fps, enough to drop one- and two-frame false detections.
+    fn default() -> Self {
+        Self {
+            min_face_fraction: 0.1,
+            min_track_frames: 3,
+        }
+    }
+}
+
 /// Everything the kiosk reads from `config.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -62,14 +87,17 @@ pub struct KioskConfig {
     pub desk_id: String,
     /// Where session folders go (the SD card's data partition).
     pub data_dir: PathBuf,
-    /// ONNX model; `None` uses the installed int8 LeNet-5 (see `models::resolve`).
-    pub model: Option<PathBuf>,
+    /// Expression model: a name from `models.json` or a path to an ONNX file; `None` uses
+    /// the manifest's default, the int8 LeNet-5 (see `models::resolve`).
+    pub model: Option<String>,
     pub camera: CameraConfig,
     pub gpio: GpioConfig,
     pub detect: DetectParams,
     /// Between full scans, search only near the last face for up to this many frames
     /// (0: scan the whole frame every time, exactly like OpenCV's `detectMultiScale`).
     pub track_face_frames: u32,
+    /// Which face is the student's (size relative to the frame, frames held).
+    pub student: StudentRule,
     /// Margin added around the detected face before the 48×48 crop, as a fraction of its size.
     pub face_margin: f32,
     /// Weight of the newest frame in the display smoothing (1 = none).
@@ -104,6 +132,7 @@ impl Default for KioskConfig {
             gpio: GpioConfig::default(),
             detect: DetectParams::default(),
             track_face_frames: 0,
+            student: StudentRule::default(),
             face_margin: 0.0,
             smoothing_alpha: 0.3,
             no_face_reset_frames: 20,
@@ -228,6 +257,12 @@ impl KioskConfig {
         }
         if self.min_free_mib > 1 << 20 {
             return invalid("min_free_mib", "must be 0..1048576 (1 TiB)");
+        }
+        if !(0.0..=1.0).contains(&self.student.min_face_fraction) {
+            return invalid("student.min_face_fraction", "must be between 0 and 1");
+        }
+        if !(1..=300).contains(&self.student.min_track_frames) {
+            return invalid("student.min_track_frames", "must be 1..300");
         }
         let floor = self.evidence;
         if floor.min_face_seconds > 24 * 3600 {

@@ -1,41 +1,192 @@
-//! Where the kiosk finds its expression model when the config names none: the installed
-//! location on the Pi, beside the binary, or the repository's `firmware/models/`.
+//! The shipped expression models and how the kiosk picks one.
+//!
+//! `firmware/models/models.json` lists every shipped model (name, file, architecture, size,
+//! measured accuracy and speed) and names the default, the int8 LeNet-5 of the design card.
+//! The config's `"model"` is either a name from that list or a path to an ONNX file; without
+//! one the kiosk takes the default. The manifest is looked for where the deploy kit installs
+//! it (`/usr/share/ekspresi/models/`), beside the binary, then in the repository.
 
 use std::path::{Path, PathBuf};
 
-/// File name of the default (int8 LeNet-5) model.
-pub const DEFAULT_MODEL_FILE: &str = "lenet5-int8.onnx";
+use serde::{Deserialize, Serialize};
 
-/// Candidate locations, in the order they are tried.
-pub fn default_model_candidates() -> Vec<PathBuf> {
-    let mut candidates = vec![PathBuf::from("/usr/share/ekspresi/models").join(DEFAULT_MODEL_FILE)];
+/// File name of the manifest, in every models folder.
+pub const MANIFEST_FILE: &str = "models.json";
+
+/// `models.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// Name of the model used when the config names none.
+    pub default: String,
+    pub models: Vec<ShippedModel>,
+}
+
+/// One shipped model, with what was measured of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShippedModel {
+    pub name: String,
+    /// The int8 ONNX file, relative to the repository root (installed: its file name, in
+    /// the manifest's folder).
+    pub file: String,
+    pub arch: String,
+    pub parameters: u64,
+    pub int8_bytes: u64,
+    /// Accuracy on FER-2013 `PublicTest`, scored once after selection on validation.
+    pub public_test_int8: f64,
+    pub public_test_fp32: f64,
+    /// tract, batch 1, one face, µs (model_speed bench, this machine).
+    pub tract_us_per_face: f64,
+}
+
+/// Why no model could be chosen.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelsError {
+    #[error("no {MANIFEST_FILE} found (tried {0})")]
+    NoManifest(String),
+    #[error("{path}: {reason}")]
+    BadManifest { path: PathBuf, reason: String },
+    #[error("no model named `{name}` in {path} (it lists {listed})")]
+    UnknownName {
+        name: String,
+        path: PathBuf,
+        listed: String,
+    },
+}
+
+/// A manifest and the folder it was read from.
+#[derive(Debug, Clone)]
+pub struct Installed {
+    pub manifest: Manifest,
+    pub dir: PathBuf,
+}
+
+impl Installed {
+    /// The first manifest found in the usual places.
+    pub fn find() -> Result<Self, ModelsError> {
+        let candidates = manifest_dirs();
+        let dir = candidates
+            .iter()
+            .find(|dir| dir.join(MANIFEST_FILE).is_file())
+            .ok_or_else(|| {
+                let tried: Vec<String> = candidates
+                    .iter()
+                    .map(|d| d.join(MANIFEST_FILE).display().to_string())
+                    .collect();
+                ModelsError::NoManifest(tried.join(", "))
+            })?;
+        Self::read(dir)
+    }
+
+    /// The manifest in `dir`.
+    pub fn read(dir: &Path) -> Result<Self, ModelsError> {
+        let path = dir.join(MANIFEST_FILE);
+        let bad = |reason: String| ModelsError::BadManifest {
+            path: path.clone(),
+            reason,
+        };
+        let text = std::fs::read_to_string(&path).map_err(|e| bad(e.to_string()))?;
+        let manifest: Manifest = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        if !manifest.models.iter().any(|m| m.name == manifest.default) {
+            return Err(bad(format!(
+                "the default `{}` is not listed",
+                manifest.default
+            )));
+        }
+        Ok(Self {
+            manifest,
+            dir: dir.to_owned(),
+        })
+    }
+
+    /// Where `model`'s file is: its file name in the manifest's folder.
+    pub fn path_of(&self, model: &ShippedModel) -> PathBuf {
+        let name = Path::new(&model.file)
+            .file_name()
+            .map_or_else(|| PathBuf::from(&model.file), PathBuf::from);
+        self.dir.join(name)
+    }
+
+    /// The model called `name`.
+    pub fn named(&self, name: &str) -> Result<&ShippedModel, ModelsError> {
+        self.manifest
+            .models
+            .iter()
+            .find(|m| m.name == name)
+            .ok_or_else(|| ModelsError::UnknownName {
+                name: name.to_owned(),
+                path: self.dir.join(MANIFEST_FILE),
+                listed: self.names().join(", "),
+            })
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.manifest
+            .models
+            .iter()
+            .map(|m| m.name.clone())
+            .collect()
+    }
+}
+
+/// Folders that may hold `models.json`, in the order they are tried.
+fn manifest_dirs() -> Vec<PathBuf> {
+    let mut dirs = vec![PathBuf::from("/usr/share/ekspresi/models")];
     if let Some(dir) = std::env::current_exe()
         .ok()
         .as_deref()
         .and_then(Path::parent)
     {
-        candidates.push(dir.join("models").join(DEFAULT_MODEL_FILE));
+        dirs.push(dir.join("models"));
     }
-    candidates.push(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("models")
-            .join(DEFAULT_MODEL_FILE),
-    );
-    candidates
+    dirs.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("models"));
+    dirs
 }
 
-/// The configured model, or the first default candidate that exists.
-pub fn resolve(configured: Option<&Path>) -> Result<PathBuf, String> {
-    if let Some(path) = configured {
-        return Ok(path.to_owned());
+/// True when the config's `model` is a path rather than a name.
+fn is_path(model: &str) -> bool {
+    model.contains('/') || model.ends_with(".onnx")
+}
+
+/// The ONNX file for the configured `model` (a name from the manifest, or a path), or the
+/// manifest's default.
+pub fn resolve(configured: Option<&str>) -> Result<PathBuf, ModelsError> {
+    match configured {
+        Some(path) if is_path(path) => Ok(PathBuf::from(path)),
+        Some(name) => {
+            let installed = Installed::find()?;
+            let model = installed.named(name)?;
+            Ok(installed.path_of(model))
+        }
+        None => {
+            let installed = Installed::find()?;
+            let model = installed.named(&installed.manifest.default)?;
+            Ok(installed.path_of(model))
+        }
     }
-    let candidates = default_model_candidates();
-    candidates
-        .iter()
-        .find(|p| p.exists())
-        .cloned()
-        .ok_or_else(|| {
-            let tried: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
-            format!("no expression model found (tried {})", tried.join(", "))
-        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_paths_and_the_default_resolve() {
+        let installed = Installed::find().unwrap();
+        let default = resolve(None).unwrap();
+        assert!(default.is_file(), "{}", default.display());
+        let by_name = resolve(Some(&installed.manifest.default)).unwrap();
+        assert_eq!(by_name, default);
+        assert_eq!(
+            resolve(Some("some/where/else.onnx")).unwrap(),
+            PathBuf::from("some/where/else.onnx")
+        );
+        let unknown = resolve(Some("no-such-model")).unwrap_err().to_string();
+        assert!(
+            unknown.contains("no model named `no-such-model`"),
+            "{unknown}"
+        );
+        assert!(unknown.contains(&installed.manifest.default), "{unknown}");
+    }
 }

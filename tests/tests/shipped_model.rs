@@ -2,8 +2,11 @@
 //! selection): its accuracy is what the model card claims, int8 stays within one point of its
 //! fp32 twin, and tract runs every layer of the int8 model with integer kernels.
 
+use std::path::{Path, PathBuf};
+
 use ekspresi_common::model::ExpressionModel;
 use ekspresi_tests::{fer2013, workspace};
+use firmware::models::Installed;
 use model_quant::data::{self, Usage};
 use model_quant::evaluate::evaluate;
 
@@ -25,30 +28,99 @@ fn card_value(label: &str) -> f64 {
         .expect("the model card states `PublicTest accuracy (int8): <value>`")
 }
 
+/// `models.json` as the firmware reads it.
+fn manifest() -> Installed {
+    Installed::read(&models()).expect("firmware/models/models.json reads")
+}
+
+/// Every shipped model's `PublicTest` accuracy, int8 and fp32, is what `models.json` says,
+/// int8 within a point of fp32; the default (the LeNet-5) is also what the model card says.
 #[test]
-fn int8_model_reaches_its_stated_accuracy_and_tracks_fp32() {
+fn every_listed_model_reaches_its_stated_accuracy_and_tracks_fp32() {
     let faces = data::load(&fer2013())
         .expect("FER-2013 loads")
         .with_usage(Usage::PublicTest);
     assert_eq!(faces.len(), 3589);
-    let int8 = evaluate(&models().join("lenet5-int8.onnx"), &faces, 64).unwrap();
-    let fp32 = evaluate(&models().join("lenet5-fp32.onnx"), &faces, 64).unwrap();
-    eprintln!(
-        "PublicTest accuracy: int8 {:.4}, fp32 {:.4}",
-        int8.report.accuracy, fp32.report.accuracy
+    let installed = manifest();
+    for model in &installed.manifest.models {
+        let int8_path = installed.path_of(model);
+        let fp32_path = fp32_twin(&int8_path);
+        let int8 = evaluate(&int8_path, &faces, 64).unwrap();
+        let fp32 = evaluate(&fp32_path, &faces, 64).unwrap();
+        let (int8, fp32) = (int8.report, fp32.report);
+        eprintln!(
+            "{}: PublicTest int8 {:.4}, fp32 {:.4}",
+            model.name, int8.accuracy, fp32.accuracy
+        );
+        assert!(
+            (int8.accuracy - model.public_test_int8).abs() < 0.0005
+                && (fp32.accuracy - model.public_test_fp32).abs() < 0.0005,
+            "models.json is out of date for {}",
+            model.name
+        );
+        assert!((int8.accuracy - fp32.accuracy).abs() <= 0.01);
+        // Every class is predicted sometimes: the model is not collapsing onto the big classes.
+        assert!(int8
+            .per_class
+            .iter()
+            .filter(|c| c.class != "disgust")
+            .all(|c| c.recall > 0.1));
+        if model.name == installed.manifest.default {
+            assert!(
+                (int8.accuracy - card_accuracy()).abs() < 0.0005,
+                "the model card is out of date"
+            );
+        }
+    }
+}
+
+/// The manifest's other facts: files exist, sizes and parameter counts are the export's,
+/// and the default is the design card's LeNet-5.
+#[test]
+fn models_json_lists_files_that_exist_with_their_true_sizes() {
+    let installed = manifest();
+    assert!(!installed.manifest.models.is_empty());
+    for model in &installed.manifest.models {
+        assert!(workspace().join(&model.file).is_file(), "{}", model.file);
+        let path = installed.path_of(model);
+        let bytes = std::fs::metadata(&path).unwrap().len();
+        assert_eq!(bytes, model.int8_bytes, "{}: int8_bytes", model.name);
+        let export = export_json(&path);
+        assert_eq!(export["int8_bytes"].as_u64(), Some(bytes), "{}", model.name);
+        assert_eq!(
+            export["parameters"].as_u64(),
+            Some(model.parameters),
+            "{}",
+            model.name
+        );
+        assert_eq!(
+            export["arch"].as_str(),
+            Some(model.arch.as_str()),
+            "{}",
+            model.name
+        );
+        assert!(model.tract_us_per_face > 0.0);
+    }
+    let default = installed.named(&installed.manifest.default).unwrap();
+    assert!(default.arch.starts_with("lenet5"), "{}", default.arch);
+    let same = |p: PathBuf| p.canonicalize().unwrap();
+    assert_eq!(
+        same(firmware::models::resolve(None).unwrap()),
+        same(installed.path_of(default))
     );
-    assert!(
-        (int8.report.accuracy - card_accuracy()).abs() < 0.0005,
-        "the model card is out of date"
-    );
-    assert!((int8.report.accuracy - fp32.report.accuracy).abs() <= 0.01);
-    // Every class is predicted sometimes: the model is not collapsing onto the big classes.
-    assert!(int8
-        .report
-        .per_class
-        .iter()
-        .filter(|c| c.class != "disgust")
-        .all(|c| c.recall > 0.1));
+}
+
+/// `x-int8.onnx` → `x-fp32.onnx`.
+fn fp32_twin(int8: &Path) -> PathBuf {
+    let name = int8.file_name().unwrap().to_string_lossy();
+    int8.with_file_name(name.replace("-int8.onnx", "-fp32.onnx"))
+}
+
+/// `x-int8.onnx` → what the export wrote to `x.export.json`.
+fn export_json(int8: &Path) -> serde_json::Value {
+    let name = int8.file_name().unwrap().to_string_lossy();
+    let path = int8.with_file_name(name.replace("-int8.onnx", ".export.json"));
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
 }
 
 #[test]

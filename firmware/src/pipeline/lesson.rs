@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use ekspresi_common::Expression;
 use embedded_hal::digital::OutputPin;
 
-use super::analysis::Sighting;
+use super::analysis::{Sighting, StudentTrack};
 use super::capture::Feed;
 use super::encoder::{EncoderSettings, EncoderThread, TimedImage};
 use super::summaries::write_summaries;
@@ -38,6 +38,7 @@ pub(crate) struct Lesson {
     start: String,
     counts: LessonCounts,
     tracker: FaceTracker,
+    student: StudentTrack,
     video: Option<EncoderThread>,
     overlay: Overlay,
     first_timestamp: Option<Duration>,
@@ -73,6 +74,7 @@ impl Lesson {
             start,
             counts: LessonCounts::new(config.smoothing_alpha),
             tracker: FaceTracker::default(),
+            student: StudentTrack::default(),
             video,
             overlay: Overlay::new(),
             first_timestamp: None,
@@ -107,7 +109,9 @@ impl Lesson {
         let lesson_time = frame.timestamp().saturating_sub(first);
         kiosk.beat();
         let _ = kiosk.leds.tick(frame.timestamp());
-        let sighting = kiosk.analysis.analyse(&frame, &mut self.tracker)?;
+        let sighting = kiosk
+            .analysis
+            .analyse(&frame, &mut self.tracker, &mut self.student)?;
         let reset_after = kiosk.config.no_face_reset_frames;
         let now = self
             .counts
