@@ -19,7 +19,9 @@ use ekspresi_common::{prepare_face, GreyImage};
 use model_quant::backend::Backend;
 use model_quant::data::{self, Faces, Usage};
 use model_quant::nets::Arch;
-use model_quant::train::{train, RunDir, TrainConfig};
+use model_quant::recipe::TrainConfig;
+use model_quant::run::RunDir;
+use model_quant::train::train;
 
 const FULL_EPOCH_FACES: f64 = 25_836.0;
 const ROUNDS: usize = 5;

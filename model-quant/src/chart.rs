@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::{anyhow, Result};
 use plotters::prelude::*;
 
-use crate::train::EpochLog;
+use crate::run::EpochLog;
 
 const FONT: &str = "sans-serif";
 

@@ -13,8 +13,9 @@ use serde::Serialize;
 use crate::data::{Faces, FACE_LEN};
 use crate::fsutil::write_atomically;
 use crate::metrics::argmax;
+use crate::predict;
 use crate::quantize::{self, WeightGranularity};
-use crate::train::{self, RunDir};
+use crate::run::{self, RunDir};
 use crate::{onnx, plain};
 
 /// What an export measured; written beside the models as `<stem>.export.json`.
@@ -65,13 +66,13 @@ pub fn export(
     granularity: WeightGranularity,
 ) -> Result<ExportReport> {
     let config = run.load_config()?;
-    let net = train::load_model(&config.arch, &run.best_model())?;
+    let net = run::load_model(&config.arch, &run.best_model())?;
     let plain = plain::lower(&config.arch, &net)?;
 
     // The exported network must match burn's own forward pass.
     let check_input = prepared_input(check);
     let fp32 = onnx::to_bytes(&onnx::fp32_model(&plain, false));
-    let burn_probabilities = train::predict(&net, check);
+    let burn_probabilities = predict::predict(&net, check);
     let fp32_probabilities: Vec<f32> = ExpressionModel::from_bytes(&fp32, 100)?
         .classify(&check_input)?
         .concat();

@@ -18,5 +18,8 @@ pub mod metrics;
 pub mod nets;
 pub mod onnx;
 pub mod plain;
+pub mod predict;
 pub mod quantize;
+pub mod recipe;
+pub mod run;
 pub mod train;

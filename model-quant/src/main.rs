@@ -9,8 +9,10 @@ use model_quant::backend::Backend;
 use model_quant::data::{self, Usage};
 use model_quant::nets::Arch;
 use model_quant::quantize::WeightGranularity;
-use model_quant::train::{self, RunDir, SplitConfig, TrainConfig};
+use model_quant::recipe::{SplitConfig, TrainConfig};
+use model_quant::run::{self, RunDir};
 use model_quant::{evaluate, export};
+use model_quant::{predict, train};
 
 #[derive(Parser)]
 #[command(
@@ -180,15 +182,15 @@ fn run_validate(args: ValidateArgs) -> Result<()> {
     let config = run.load_config()?;
     let training = data::load(&args.data)?.with_usage(Usage::Training);
     let (_, validation) = config.split_faces(&training);
-    let model = train::load_model(&config.arch, &run.best_model())?;
-    let plain = train::predict(&model, &validation);
-    let mirrored = train::predict(&model, &validation.mirrored());
+    let model = run::load_model(&config.arch, &run.best_model())?;
+    let plain = predict::predict(&model, &validation);
+    let mirrored = predict::predict(&model, &validation.mirrored());
     let averaged: Vec<f32> = plain
         .iter()
         .zip(&mirrored)
         .map(|(a, b)| 0.5 * (a + b))
         .collect();
-    let accuracy = |probabilities: &[f32]| train::accuracy(probabilities, &validation);
+    let accuracy = |probabilities: &[f32]| predict::accuracy(probabilities, &validation);
     let report = serde_json::json!({
         "run": args.run,
         "validation_faces": validation.len(),

@@ -9,7 +9,9 @@ use model_quant::data::{self, Usage};
 use model_quant::export::{self, prepared_input};
 use model_quant::nets::Arch;
 use model_quant::quantize::WeightGranularity;
-use model_quant::train::{self, RunDir, SplitConfig, TrainConfig};
+use model_quant::recipe::{SplitConfig, TrainConfig};
+use model_quant::run::{self, RunDir};
+use model_quant::{predict, train};
 
 #[test]
 fn small_training_learns_and_exports_to_matching_fp32_and_int8() {
@@ -37,7 +39,7 @@ fn small_training_learns_and_exports_to_matching_fp32_and_int8() {
     let run = RunDir::new(&dir.join("run"));
 
     let untrained = model_quant::nets::Net::new(&config.arch, &burn::tensor::Device::flex());
-    let (loss_before, _) = train::evaluate(&untrained, &train_set);
+    let (loss_before, _) = predict::evaluate(&untrained, &train_set);
     let log = train::train(
         &config,
         &train_set,
@@ -48,8 +50,8 @@ fn small_training_learns_and_exports_to_matching_fp32_and_int8() {
     )
     .expect("training runs");
     assert_eq!(log.len(), 3);
-    let trained = train::load_model(&config.arch, &run.best_model()).expect("best model reloads");
-    let (loss_after, _) = train::evaluate(&trained, &train_set);
+    let trained = run::load_model(&config.arch, &run.best_model()).expect("best model reloads");
+    let (loss_after, _) = predict::evaluate(&trained, &train_set);
     assert!(
         loss_after < loss_before,
         "training loss did not fall: {loss_before} → {loss_after}"
