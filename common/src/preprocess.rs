@@ -203,22 +203,4 @@ mod tests {
         assert_eq!(input.len(), FACE_SIDE * FACE_SIDE);
         assert!(input.iter().all(|v| (v - 0.2).abs() < 1e-6));
     }
-
-    #[test]
-    fn a_short_buffer_is_rejected() {
-        let pixels = vec![0u8; 10];
-        assert_eq!(
-            GreyImage::new(4, 4, &pixels).unwrap_err(),
-            PrepareError::WrongLength {
-                width: 4,
-                height: 4,
-                expected: Some(16),
-                actual: 10
-            }
-        );
-        assert!(matches!(
-            GreyImage::new(0, 4, &pixels),
-            Err(PrepareError::Empty { .. })
-        ));
-    }
 }

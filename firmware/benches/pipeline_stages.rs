@@ -66,7 +66,14 @@ fn main() {
     let n = frames.len();
 
     let started = Instant::now();
-    let greys: Vec<Vec<u8>> = frames.iter().map(Frame::grey).collect();
+    let greys: Vec<Vec<u8>> = frames
+        .iter()
+        .map(|frame| {
+            let mut grey = Vec::new();
+            frame.grey_into(&mut grey);
+            grey
+        })
+        .collect();
     rows.push((
         "grey conversion",
         started.elapsed().as_secs_f64() * 1e3 / n as f64,

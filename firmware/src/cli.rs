@@ -14,7 +14,7 @@ use crate::config::KioskConfig;
 use crate::detect::{Cascade, DetectParams, Detector};
 use crate::hal::{simulated_leds, FrameSource};
 use crate::pipeline::Kiosk;
-use crate::source::{DemoClip, ImageFolderSource, Mp4Source};
+use crate::source::{demo_clip, ImageFolderSource, Mp4Source};
 use crate::{imageio, models, service};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -195,7 +195,7 @@ fn replay(clip: Clip<'_>, out: &Path, args: &RunArgs) -> Result<()> {
     config.data_dir = out.to_owned();
     let model = models::resolve(args.model.as_deref().or(config.model.as_deref()))?;
     let source: Box<dyn FrameSource> = match clip {
-        Clip::BuiltInDemo => Box::new(DemoClip::new()?),
+        Clip::BuiltInDemo => Box::new(demo_clip()?),
         Clip::File(dir) if dir.is_dir() => {
             Box::new(ImageFolderSource::open(dir, f64::from(config.camera.fps))?)
         }

@@ -89,15 +89,9 @@ impl Frame {
         self.image
     }
 
-    /// Grey values by the one shared formula ([`ekspresi_common::rgb_to_grey`], BT.601):
-    /// what the detector and the model see.
-    pub fn grey(&self) -> Vec<u8> {
-        let mut grey = Vec::new();
-        self.grey_into(&mut grey);
-        grey
-    }
-
-    /// [`Frame::grey`] into a reused buffer (no allocation once it has grown).
+    /// Grey values by the one shared formula ([`ekspresi_common::rgb_to_grey`], BT.601) —
+    /// what the detector and the model see — into a reused buffer (no allocation once it
+    /// has grown).
     pub fn grey_into(&self, grey: &mut Vec<u8>) {
         ekspresi_common::grey::rgb_to_grey_into(self.rgb(), grey);
     }
@@ -190,11 +184,6 @@ impl<P: OutputPin> StatusLeds<P> {
 
     pub fn fault(&self) -> Option<Fault> {
         self.fault
-    }
-
-    /// What the impression LEDs show (while no fault hides it).
-    pub fn impression(&self) -> Impression {
-        self.impression
     }
 
     /// Advances a fault's blink to the phase of `elapsed` (call it often, e.g. every frame).
@@ -308,7 +297,9 @@ mod tests {
             (frame.width(), frame.height(), frame.timestamp()),
             (4, 2, at)
         );
-        assert_eq!(frame.grey().len(), 8);
+        let mut grey = Vec::new();
+        frame.grey_into(&mut grey);
+        assert_eq!(grey.len(), 8);
         let short = Frame::new(4, 2, vec![0; 23], at).unwrap_err();
         assert_eq!((short.expected, short.got), (Some(24), 23));
         assert!(Frame::new(4, 2, vec![0; 25], at).is_err(), "too long");

@@ -152,19 +152,12 @@ fn is_path(model: &str) -> bool {
 /// The ONNX file for the configured `model` (a name from the manifest, or a path), or the
 /// manifest's default.
 pub fn resolve(configured: Option<&str>) -> Result<PathBuf, ModelsError> {
-    match configured {
-        Some(path) if is_path(path) => Ok(PathBuf::from(path)),
-        Some(name) => {
-            let installed = Installed::find()?;
-            let model = installed.named(name)?;
-            Ok(installed.path_of(model))
-        }
-        None => {
-            let installed = Installed::find()?;
-            let model = installed.named(&installed.manifest.default)?;
-            Ok(installed.path_of(model))
-        }
+    if let Some(path) = configured.filter(|m| is_path(m)) {
+        return Ok(PathBuf::from(path));
     }
+    let installed = Installed::find()?;
+    let name = configured.unwrap_or(&installed.manifest.default);
+    Ok(installed.path_of(installed.named(name)?))
 }
 
 #[cfg(test)]

@@ -47,6 +47,7 @@ struct ExportArgs {
     /// Output stem: writes STEM-fp32.onnx, STEM-int8.onnx and STEM.export.json.
     #[arg(long)]
     out: PathBuf,
+    /// How int8 weight scales are shared.
     #[arg(long, value_enum, default_value = "per-tensor")]
     granularity: WeightGranularity,
     /// Training faces (random, seeded) used to calibrate activation ranges.
@@ -81,6 +82,7 @@ struct EvaluateArgs {
     /// Use only the first N faces of each class.
     #[arg(long)]
     limit_per_class: Option<usize>,
+    /// Faces per tract run (the score does not depend on it).
     #[arg(long, default_value_t = 64)]
     batch: usize,
     /// Print one JSON object instead of a table.
@@ -100,16 +102,22 @@ struct TrainArgs {
     /// alexnet (the paper's second net) or vgg (the stronger Pi-budget candidate).
     #[arg(long, default_value = "lenet5-wide")]
     arch: String,
+    /// Epochs of the cosine schedule (with --resume: the new total).
     #[arg(long, default_value_t = 50)]
     epochs: usize,
+    /// Faces per optimiser step.
     #[arg(long, default_value_t = 64)]
     batch_size: usize,
+    /// Adam's learning rate at the start of the cosine schedule.
     #[arg(long, default_value_t = 1e-3)]
     learning_rate: f64,
+    /// Learning rate at the end of the cosine schedule.
     #[arg(long, default_value_t = 1e-5)]
     min_learning_rate: f64,
+    /// L2 weight decay added to Adam (off by default).
     #[arg(long)]
     weight_decay: Option<f32>,
+    /// Label smoothing of the cross-entropy loss (0: none).
     #[arg(long, default_value_t = 0.0)]
     label_smoothing: f32,
     /// Weight the loss by inverse class frequency.
@@ -133,6 +141,7 @@ struct TrainArgs {
     /// Stop after this many epochs without validation improvement.
     #[arg(long)]
     patience: Option<usize>,
+    /// Seed of the validation split, the shuffling and the augmentation.
     #[arg(long, default_value_t = 42)]
     seed: u64,
     /// Continue from the run's last checkpoint.

@@ -3,9 +3,8 @@
 //! recipe in `examples/make_demo_clip.rs`), 2 MB, at the frame rate of its `clip.json`.
 //! A test checks that this list and the folder agree.
 
-use std::time::Duration;
-
-use crate::hal::{Frame, FrameSource, SourceError};
+use super::ImageFolderSource;
+use crate::hal::SourceError;
 
 /// The clip's frames, in play order.
 const FRAMES: [&[u8]; 48] = [
@@ -62,80 +61,21 @@ const FRAMES: [&[u8]; 48] = [
 /// The clip's `clip.json`.
 const CLIP_JSON: &str = include_str!("../../assets/demo/clip.json");
 
-/// Plays the built-in demo clip.
-pub struct DemoClip {
-    next: usize,
-    fps: f64,
-}
-
-impl DemoClip {
-    pub fn new() -> Result<Self, SourceError> {
-        #[derive(serde::Deserialize)]
-        struct ClipInfo {
-            fps: f64,
-        }
-        let info: ClipInfo = serde_json::from_str(CLIP_JSON).map_err(|e| SourceError::File {
-            path: "built-in demo clip.json".into(),
-            reason: e.to_string(),
-        })?;
-        Ok(Self {
-            next: 0,
-            fps: info.fps,
-        })
-    }
-
-    /// Frames in the clip.
-    pub fn len(&self) -> usize {
-        FRAMES.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        FRAMES.is_empty()
-    }
-}
-
-impl FrameSource for DemoClip {
-    fn next_frame(&mut self) -> Result<Option<Frame>, SourceError> {
-        let Some(bytes) = FRAMES.get(self.next) else {
-            return Ok(None);
-        };
-        let image = image::load_from_memory(bytes)
-            .map_err(|e| SourceError::File {
-                path: format!("built-in demo frame {}", self.next),
-                reason: e.to_string(),
-            })?
-            .into_rgb8();
-        let timestamp = Duration::from_secs_f64(self.next as f64 / self.fps);
-        self.next += 1;
-        Ok(Some(Frame::from_image(image, timestamp)))
-    }
-
-    fn frame_rate(&self) -> f64 {
-        self.fps
-    }
-
-    fn is_live(&self) -> bool {
-        false
-    }
-
-    fn describe(&self) -> String {
-        format!(
-            "built-in demo clip ({} frames at {} fps)",
-            FRAMES.len(),
-            self.fps
-        )
-    }
+/// The built-in demo clip, played like the folder it was made from.
+pub fn demo_clip() -> Result<ImageFolderSource, SourceError> {
+    ImageFolderSource::embedded("built-in demo clip", &FRAMES, CLIP_JSON)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hal::FrameSource;
 
     #[test]
     fn the_built_in_clip_is_the_assets_folder_frame_for_frame() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo");
         let mut folder = crate::source::ImageFolderSource::open(&dir, 1.0).unwrap();
-        let mut built_in = DemoClip::new().unwrap();
+        let mut built_in = demo_clip().unwrap();
         assert_eq!(built_in.len(), folder.len());
         assert_eq!(built_in.frame_rate(), folder.frame_rate());
         while let Some(expected) = folder.next_frame().unwrap() {

@@ -1,22 +1,49 @@
-//! File frame sources for the demo, tests and re-analysis: a folder of still frames
-//! (PNG/JPEG, played in name order) with an optional `clip.json` giving its frame rate.
+//! Still-image frame sources for the demo, tests and re-analysis: a folder of frames
+//! (PNG/JPEG, played in name order) with an optional `clip.json` giving its frame rate, or the
+//! same held in memory (the built-in demo clip, [`super::demo`]).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::hal::{Frame, FrameSource, SourceError};
 
-/// Plays a folder of images as a clip.
+/// Plays still images as a clip, one frame per image at a fixed rate.
 pub struct ImageFolderSource {
-    dir: PathBuf,
-    files: Vec<PathBuf>,
+    /// What `describe` calls the clip.
+    name: String,
+    stills: Stills,
     next: usize,
     fps: f64,
+}
+
+/// Where the stills come from.
+enum Stills {
+    /// Image files, in name order.
+    Files(Vec<PathBuf>),
+    /// Encoded images held in the binary (the built-in demo clip).
+    Embedded(&'static [&'static [u8]]),
 }
 
 #[derive(serde::Deserialize)]
 struct ClipInfo {
     fps: f64,
+}
+
+/// The frame rate a `clip.json` gives, checked: 0.1 fps is one frame every 10 s; anything
+/// slower, or 1e-300, is not a video (and would overflow the frame times).
+fn clip_fps(clip_json: &str) -> Result<f64, String> {
+    let fps = serde_json::from_str::<ClipInfo>(clip_json)
+        .map_err(|e| format!("clip.json: {e}"))?
+        .fps;
+    check_fps(fps)
+}
+
+fn check_fps(fps: f64) -> Result<f64, String> {
+    if (0.1..=240.0).contains(&fps) {
+        Ok(fps)
+    } else {
+        Err(format!("frame rate {fps} is not in 0.1..240"))
+    }
 }
 
 impl ImageFolderSource {
@@ -39,49 +66,72 @@ impl ImageFolderSource {
             return Err(error("no PNG or JPEG frames in the folder".into()));
         }
         let fps = match std::fs::read_to_string(dir.join("clip.json")) {
-            Ok(text) => {
-                serde_json::from_str::<ClipInfo>(&text)
-                    .map_err(|e| error(format!("clip.json: {e}")))?
-                    .fps
-            }
+            Ok(text) => clip_fps(&text).map_err(error)?,
             Err(_) => {
                 tracing::warn!(folder = %dir.display(), fps = default_fps, "no clip.json: assuming this frame rate");
-                default_fps
+                check_fps(default_fps).map_err(error)?
             }
         };
-        // 0.1 fps is one frame every 10 s; anything slower, or 1e-300, is not a video (and
-        // would overflow the frame times).
-        if !(0.1..=240.0).contains(&fps) {
-            return Err(error(format!("frame rate {fps} is not in 0.1..240")));
-        }
         Ok(Self {
-            dir: dir.to_owned(),
-            files,
+            name: dir.display().to_string(),
+            stills: Stills::Files(files),
+            next: 0,
+            fps,
+        })
+    }
+
+    /// Encoded images held in memory, at the rate their `clip_json` gives.
+    pub fn embedded(
+        name: &str,
+        images: &'static [&'static [u8]],
+        clip_json: &str,
+    ) -> Result<Self, SourceError> {
+        let fps = clip_fps(clip_json).map_err(|reason| SourceError::File {
+            path: name.to_owned(),
+            reason,
+        })?;
+        Ok(Self {
+            name: name.to_owned(),
+            stills: Stills::Embedded(images),
             next: 0,
             fps,
         })
     }
 
     pub fn len(&self) -> usize {
-        self.files.len()
+        match &self.stills {
+            Stills::Files(files) => files.len(),
+            Stills::Embedded(images) => images.len(),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.files.is_empty()
+        self.len() == 0
+    }
+
+    /// Decodes still `index`; `None` past the last.
+    fn decode(&self, index: usize) -> Option<Result<image::RgbImage, SourceError>> {
+        let error = |path: String, e: image::ImageError| SourceError::File {
+            path,
+            reason: e.to_string(),
+        };
+        let decoded = match &self.stills {
+            Stills::Files(files) => {
+                let path = files.get(index)?;
+                image::open(path).map_err(|e| error(path.display().to_string(), e))
+            }
+            Stills::Embedded(images) => image::load_from_memory(images.get(index)?)
+                .map_err(|e| error(format!("{} frame {index}", self.name), e)),
+        };
+        Some(decoded.map(|image| image.into_rgb8()))
     }
 }
 
 impl FrameSource for ImageFolderSource {
     fn next_frame(&mut self) -> Result<Option<Frame>, SourceError> {
-        let Some(path) = self.files.get(self.next) else {
+        let Some(image) = self.decode(self.next).transpose()? else {
             return Ok(None);
         };
-        let image = image::open(path)
-            .map_err(|e| SourceError::File {
-                path: path.display().to_string(),
-                reason: e.to_string(),
-            })?
-            .into_rgb8();
         let timestamp = Duration::from_secs_f64(self.next as f64 / self.fps);
         self.next += 1;
         Ok(Some(Frame::from_image(image, timestamp)))
@@ -96,11 +146,6 @@ impl FrameSource for ImageFolderSource {
     }
 
     fn describe(&self) -> String {
-        format!(
-            "{} ({} frames at {} fps)",
-            self.dir.display(),
-            self.files.len(),
-            self.fps
-        )
+        format!("{} ({} frames at {} fps)", self.name, self.len(), self.fps)
     }
 }

@@ -5,5 +5,5 @@ pub mod demo;
 pub mod folder;
 
 pub use crate::mp4::Mp4Source;
-pub use demo::DemoClip;
+pub use demo::demo_clip;
 pub use folder::ImageFolderSource;
