@@ -5,7 +5,7 @@
 //! into integer matrix-multiply kernels; the model is optimised once for a fixed batch size.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Once};
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::plan::SimplePlan;
@@ -69,7 +69,7 @@ impl ExpressionModel {
     /// the first face, after a session folder exists): one `N×1×48×48` input, an `N×7`
     /// output, and finite probabilities summing to 1 on a probe face.
     pub fn from_bytes(bytes: &[u8], batch: usize) -> Result<Self, ModelError> {
-        let model = tract_onnx::onnx()
+        let model = onnx()
             .model_for_read(&mut &bytes[..])
             .map_err(tract_error("not a loadable ONNX model"))?;
         let (inputs, outputs) = (
@@ -185,7 +185,38 @@ impl ExpressionModel {
     }
 }
 
+/// tract's ONNX loader, with the kernel pool made safe first (see [`avoid_amx_overread`]).
+/// Everything that builds a tract model here goes through this, or through
+/// [`ExpressionModel::from_inference_model`], which makes the same call.
+pub fn onnx() -> tract_onnx::Onnx {
+    avoid_amx_overread();
+    tract_onnx::onnx()
+}
+
+/// Takes tract's Intel AMX int8 kernels out of its kernel pool, unless `TRACT_CPU_ISA` says
+/// otherwise.
+///
+/// Why: tract 0.23.9's `avx512amx_mmm_i32_16x16` loads a whole 1 KiB B tile
+/// (`tileloaddt1`, 16 rows × 64 bytes) even for the last, shorter panel, so it reads past
+/// the end of its packed buffer. Usually that is harmless heap; when the buffer ends at the
+/// edge of a mapping the process dies with SIGSEGV. CI did (the kiosk end-to-end tests, exit
+/// 101, signal 11); under gdb one run in four crashed, the faulting load starting 176 bytes
+/// before the end of the mapping. The Raspberry Pi has no AMX, so this only concerns x86
+/// hosts (trainer, tests, laptop demo). The AVX-512 VNNI / AVX2 kernels that take over give
+/// the same integer accumulators, so no accuracy figure changes. The setting is read once,
+/// before tract probes the CPU, hence the `Once`.
+fn avoid_amx_overread() {
+    static DISABLE_AMX: Once = Once::new();
+    DISABLE_AMX.call_once(|| {
+        let isa = &tract_onnx::tract_core::tract_linalg::knobs::TRACT_CPU_ISA;
+        if std::env::var_os(isa.name).is_none() {
+            isa.set(Some("-amx-int8".to_string()));
+        }
+    });
+}
+
 fn optimised(model: InferenceModel, batch: usize) -> Result<TypedModel, ModelError> {
+    avoid_amx_overread();
     model
         .with_input_fact(0, f32::fact([batch, 1, FACE_SIDE, FACE_SIDE]).into())
         .map_err(tract_error("model does not take one N×1×48×48 input"))?

@@ -42,7 +42,7 @@ pub struct Calibration {
 pub fn calibrate(net: &PlainNet, faces: &[f32]) -> Result<Calibration> {
     const BATCH: usize = 50;
     let model = onnx::fp32_model(net, true);
-    let parsed = tract_onnx::onnx().model_for_proto_model(&model)?;
+    let parsed = ekspresi_common::model::onnx().model_for_proto_model(&model)?;
     let runner = ExpressionModel::from_inference_model(parsed, BATCH)?;
     let n_convs = net.convs().count();
     let mut ranges = vec![(f32::INFINITY, f32::NEG_INFINITY); n_convs];
