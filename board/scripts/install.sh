@@ -4,10 +4,12 @@
 # file system (--root) or a whole Raspberry Pi OS image file (--image; needs root, mounts
 # its root partition through a loop device and edits its FAT boot partition with mtools).
 #
-#   board/scripts/install.sh --image raspios.img --binary target/cross/aarch64-unknown-linux-gnu/release/kiosk --desk-id desk-07
-#   board/scripts/install.sh --root /media/$USER/rootfs --boot /media/$USER/bootfs --binary kiosk --desk-id desk-07
+#   board/scripts/install.sh --image raspios.img --binary target/cross/dist/kiosk --desk-id desk-07 --encrypt-to age1...
+#   board/scripts/install.sh --root /media/$USER/rootfs --boot /media/$USER/bootfs --binary kiosk --desk-id desk-07 --encrypt-to age1...
 #
-# An existing /etc/ekspresi/config.json is kept (only desk_id is set when given), so a
+# The video is encrypted to the school's age public key(s) (--encrypt-to, repeatable; asked
+# for on a terminal); it is written in the clear only with --plaintext-video. An existing
+# /etc/ekspresi/config.json is kept (only desk_id and recipients are set when given), so a
 # re-install never loses a desk's settings.
 set -euo pipefail
 
@@ -16,11 +18,12 @@ repo="$(cd "$here/../.." && pwd)"
 deploy="$repo/board/deploy"
 
 usage() {
-    sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
 }
 
-root="" boot="" image="" binary="" desk_id="" config=""
+root="" boot="" image="" binary="" desk_id="" config="" plaintext_video=""
+recipients=()
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --root) root="$2"; shift 2 ;;
@@ -29,6 +32,8 @@ while [[ $# -gt 0 ]]; do
         --binary) binary="$2"; shift 2 ;;
         --desk-id) desk_id="$2"; shift 2 ;;
         --config) config="$2"; shift 2 ;;
+        --encrypt-to) recipients+=("$2"); shift 2 ;;
+        --plaintext-video) plaintext_video=1; shift ;;
         -h|--help) usage ;;
         *) echo "install.sh: unknown argument $1" >&2; usage ;;
     esac
@@ -42,6 +47,11 @@ die() { echo "install.sh: $*" >&2; exit 1; }
 if [[ -n "$desk_id" && ! "$desk_id" =~ ^[A-Za-z0-9_-]+$ ]]; then
     die "--desk-id: use letters, digits, - or _ (it names a folder)"
 fi
+for recipient in "${recipients[@]}"; do
+    [[ "$recipient" =~ ^age1[02-9ac-hj-np-z]{58}$ ]] ||
+        die "--encrypt-to: $recipient is not an age X25519 public key (age1 and 58 more characters; age-keygen -y KEY prints it)"
+done
+[[ -z "$plaintext_video" || ${#recipients[@]} -eq 0 ]] || die "--plaintext-video and --encrypt-to contradict each other"
 if command -v file >/dev/null && ! file -b "$binary" | grep -q "ARM aarch64"; then
     echo "install.sh: warning: $binary is not an aarch64 binary: $(file -b "$binary")" >&2
 fi
@@ -88,6 +98,28 @@ if [[ -n "$image" ]]; then
 fi
 [[ -d "$root/etc" ]] || die "$root does not look like a root file system (no etc/)"
 
+# Video at rest: encrypted to the school's recipients, or in the clear only when told so.
+# Decided before anything is installed, so a refusal leaves the card as it was.
+recipients_in() { # config.json -> how many encrypt_to recipients it has
+    python3 -c 'import json, sys; print(len(json.load(open(sys.argv[1])).get("encrypt_to", [])))' "$1"
+}
+config_file="$root/etc/ekspresi/config.json"
+config_source="${config:-$config_file}"
+existing_recipients=0
+[[ -f "$config_source" ]] && existing_recipients="$(recipients_in "$config_source")"
+if [[ ${#recipients[@]} -eq 0 && -z "$plaintext_video" && "$existing_recipients" == 0 ]]; then
+    if [[ -t 0 ]]; then
+        read -r -p "The school's age public key for the video (age1..., or 'plaintext'): " answer
+        case "$answer" in
+            plaintext) plaintext_video=1 ;;
+            age1*) [[ "$answer" =~ ^age1[02-9ac-hj-np-z]{58}$ ]] || die "$answer is not an age public key"
+                recipients+=("$answer") ;;
+            *) die "no recipient given; nothing installed for the video's key" ;;
+        esac
+    else
+        die "the video would be written in the clear: give --encrypt-to age1... (the school's age public key) or, knowingly, --plaintext-video"
+    fi
+fi
 echo "installing into $root"
 install -D -m 0755 "$binary" "$root/usr/local/bin/kiosk"
 # Every model models.json lists, and the manifest itself (the kiosk picks models by name).
@@ -102,7 +134,6 @@ install -D -m 0644 "$deploy/PINMAP.md" "$root/usr/share/doc/ekspresi/PINMAP.md"
 install -D -m 0644 "$deploy/ekspresi-kiosk.service" "$root/etc/systemd/system/ekspresi-kiosk.service"
 install -D -m 0644 "$deploy/ekspresi.sysusers" "$root/usr/lib/sysusers.d/ekspresi.conf"
 
-config_file="$root/etc/ekspresi/config.json"
 if [[ -n "$config" ]]; then
     install -D -m 0644 "$config" "$config_file"
 elif [[ ! -f "$config_file" ]]; then
@@ -110,19 +141,24 @@ elif [[ ! -f "$config_file" ]]; then
 else
     echo "keeping the existing $config_file"
 fi
-if [[ -n "$desk_id" ]]; then
-    python3 - "$config_file" "$desk_id" <<'PY'
-import json, sys
-path, desk = sys.argv[1], sys.argv[2]
+python3 - "$config_file" "$desk_id" "${recipients[@]}" <<'PY'
+import json, os, sys
+path, desk, recipients = sys.argv[1], sys.argv[2], sys.argv[3:]
 with open(path) as f:
     config = json.load(f)
-config["desk_id"] = desk
+if desk:
+    config["desk_id"] = desk
+if recipients:
+    config["encrypt_to"] = recipients
 with open(path + ".tmp", "w") as f:
     json.dump(config, f, indent=2)
     f.write("\n")
-import os
 os.replace(path + ".tmp", path)
 PY
+if [[ -n "$plaintext_video" ]]; then
+    echo "install.sh: warning: --plaintext-video: this desk's video is written unencrypted" >&2
+else
+    echo "video encrypted to $(recipients_in "$config_file") age recipient(s)"
 fi
 
 # The kiosk user now (systemd-sysusers also creates it at first boot if this step is skipped).

@@ -14,7 +14,7 @@ binary="${1:-$repo/target/cross/dist/kiosk}"
 
 # Tools: sfdisk, mkfs.vfat, mkfs.ext4, mtools, systemd (sysusers, systemctl, analyze), file.
 tools=(sfdisk:fdisk mkfs.vfat:dosfstools mkfs.ext4:e2fsprogs mcopy:mtools
-    systemd-analyze:systemd file:file python3:python3)
+    systemd-analyze:systemd file:file python3:python3 age-keygen:age)
 missing=()
 for pair in "${tools[@]}"; do
     command -v "${pair%%:*}" >/dev/null || missing+=("${pair#*:}")
@@ -85,7 +85,17 @@ losetup -d "$root_loop"
 loops=()
 
 # --- install ------------------------------------------------------------------------
-"$repo/board/scripts/install.sh" --image "$image" --binary "$binary" --desk-id desk-07
+# Without a recipient (and not on a terminal) the installer refuses, before touching the card.
+if "$repo/board/scripts/install.sh" --image "$image" --binary "$binary" --desk-id desk-07 \
+    </dev/null 2>"$work/refused.log"; then
+    fail "install.sh installed a plaintext-video kiosk without --plaintext-video"
+fi
+grep -q -- "--encrypt-to" "$work/refused.log" || fail "the refusal does not say what to give: $(cat "$work/refused.log")"
+echo "ok  no recipient, no install: $(tail -1 "$work/refused.log")"
+age-keygen -o "$work/school-key.txt" 2>/dev/null
+recipient="$(age-keygen -y "$work/school-key.txt")"
+"$repo/board/scripts/install.sh" --image "$image" --binary "$binary" --desk-id desk-07 \
+    --encrypt-to "$recipient"
 
 # --- check --------------------------------------------------------------------------
 root="$work/root"
@@ -119,12 +129,13 @@ wants="$root/etc/systemd/system/multi-user.target.wants/ekspresi-kiosk.service"
     fail "enable link points to $(readlink "$wants")"
 echo "ok  unit enabled (multi-user.target.wants)"
 
-python3 - "$root/etc/ekspresi/config.json" <<'PY' || fail "config.json"
+python3 - "$root/etc/ekspresi/config.json" "$recipient" <<'PY' || fail "config.json"
 import json, sys
 config = json.load(open(sys.argv[1]))
 assert config["desk_id"] == "desk-07", config["desk_id"]
 assert config["data_dir"] == "/var/lib/ekspresi"
-print("ok  config.json: desk_id desk-07, data_dir /var/lib/ekspresi")
+assert config["encrypt_to"] == [sys.argv[2]], config.get("encrypt_to")
+print("ok  config.json: desk_id desk-07, data_dir /var/lib/ekspresi, video encrypted to the school's key")
 PY
 
 grep -q '^ekspresi:' "$root/etc/passwd" || fail "no ekspresi user in /etc/passwd"

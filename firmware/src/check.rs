@@ -2,7 +2,8 @@
 //! ok / FAIL with a reason, so one command tells what works on a freshly flashed desk:
 //! config, model (loads, and gives probabilities summing to 1), cascade, storage (writable,
 //! free space over the floor), camera (opens and delivers a frame, and through which path:
-//! plain V4L2 or libcamera's compatibility layer), and GPIO (claims the three LED pins and
+//! plain V4L2 or libcamera's compatibility layer), video (off, in the clear, or encrypted
+//! to how many recipients), and GPIO (claims the three LED pins and
 //! blinks them once).
 
 use std::path::Path;
@@ -45,6 +46,7 @@ pub fn run_checks(
             Cascade::frontal_face().map(|c| format!("{} stages", c.stages.len())),
         ),
         result("storage", check_storage(config)),
+        result("video", check_video(config)),
     ];
     results.push(CheckResult {
         name: "platform",
@@ -99,6 +101,18 @@ fn check_shipped_models() -> anyhow::Result<String> {
         probed.len(),
         probed.join(", ")
     ))
+}
+
+/// Whether the video is recorded, and whether it is encrypted at rest.
+fn check_video(config: &KioskConfig) -> Result<String, crate::seal::SealError> {
+    let recipients = crate::seal::parse_recipients(&config.encrypt_to)?;
+    Ok(match (config.record_video, recipients.len()) {
+        (false, _) => "off: aggregates only".to_owned(),
+        (true, 0) => {
+            "recorded IN THE CLEAR (set encrypt_to to the school's age public key)".to_owned()
+        }
+        (true, n) => format!("encrypted at rest to {n} age recipient(s)"),
+    })
 }
 
 fn check_storage(config: &KioskConfig) -> anyhow::Result<String> {
@@ -180,6 +194,7 @@ mod tests {
         assert!(by_name("model").ok, "{:?}", by_name("model"));
         assert!(by_name("cascade").ok);
         assert!(by_name("storage").ok, "{:?}", by_name("storage"));
+        assert!(by_name("video").detail.contains("IN THE CLEAR"));
         let camera = by_name("camera");
         assert!(!camera.ok);
         assert!(

@@ -52,6 +52,21 @@ enum Command {
     Detect(DetectArgs),
     /// Classify the expression of face images (each image is taken as one face crop).
     Classify(ClassifyArgs),
+    /// Decrypt a session's encrypted video (config `encrypt_to`) into one playable MP4, with
+    /// the school's age identity. Run it where the identity is kept, never on a kiosk.
+    Decrypt(DecryptArgs),
+}
+
+#[derive(Args)]
+struct DecryptArgs {
+    /// Session folder holding the video-NNNNNN.mp4.age segments.
+    session: PathBuf,
+    /// age identity file (as written by age-keygen) of one of the recipients.
+    #[arg(long)]
+    identity: PathBuf,
+    /// The MP4 to write; an existing file is never overwritten.
+    #[arg(long, default_value = "video.mp4")]
+    out: PathBuf,
 }
 
 #[derive(Args)]
@@ -172,6 +187,7 @@ pub fn main<B: Board>(board: &B) -> Result<()> {
         Command::Replay(args) => replay(Clip::File(&args.video), &args.out, &args.common),
         Command::Detect(args) => detect(args),
         Command::Classify(args) => classify(args),
+        Command::Decrypt(args) => decrypt(args),
     }
 }
 
@@ -379,4 +395,38 @@ fn classify(args: ClassifyArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+fn decrypt(args: DecryptArgs) -> Result<()> {
+    let identities = crate::seal::read_identities(&args.identity)?;
+    if args.out.exists() {
+        bail!("{} exists; choose another --out", args.out.display());
+    }
+    let mut partial_name = args.out.as_os_str().to_owned();
+    partial_name.push(".partial");
+    let partial = PathBuf::from(partial_name);
+    let written = std::fs::File::create_new(&partial)
+        .with_context(|| format!("cannot create {}", partial.display()))
+        .and_then(|mut file| {
+            let segments = crate::seal::decrypt_session(&args.session, &identities, &mut file)?;
+            file.sync_all()?;
+            Ok(segments)
+        });
+    match written {
+        Ok(segments) => {
+            std::fs::rename(&partial, &args.out).with_context(|| {
+                format!(
+                    "cannot rename {} to {}",
+                    partial.display(),
+                    args.out.display()
+                )
+            })?;
+            println!("{}: {segments} segments decrypted", args.out.display());
+            Ok(())
+        }
+        Err(error) => {
+            let _ = std::fs::remove_file(&partial);
+            Err(error)
+        }
+    }
 }

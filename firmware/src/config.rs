@@ -109,6 +109,9 @@ pub struct KioskConfig {
     pub evidence: EvidenceFloor,
     /// Record the annotated video (off: aggregates only).
     pub record_video: bool,
+    /// age X25519 recipients (`age1…`, the school's public keys) the video is encrypted to
+    /// as it is written (see `seal`); empty: the video is written in the clear.
+    pub encrypt_to: Vec<String>,
     /// Seconds between keyframes, i.e. the most video a power cut can lose.
     pub keyframe_interval_s: u32,
     /// Seconds of lesson between summary refreshes.
@@ -138,6 +141,7 @@ impl Default for KioskConfig {
             no_face_reset_frames: 20,
             evidence: EvidenceFloor::default(),
             record_video: true,
+            encrypt_to: Vec::new(),
             keyframe_interval_s: 2,
             summary_refresh_s: 10,
             lesson_minutes: 0.0,
@@ -234,6 +238,9 @@ impl KioskConfig {
         // Each bound is what the field means, not a product limit: a power cut loses up to
         // a keyframe interval of video; a queue holds whole frames in memory (a 640×480
         // frame is 0.9 MB); summaries older than an hour would make a power cut costly.
+        if let Err(e) = crate::seal::parse_recipients(&self.encrypt_to) {
+            return invalid("encrypt_to", &e.to_string());
+        }
         if !(1..=10).contains(&self.keyframe_interval_s) {
             return invalid(
                 "keyframe_interval_s",
@@ -331,6 +338,7 @@ mod tests {
             (r#"{"queue_frames": 0}"#, "queue_frames"),
             (r#"{"detect": {"scale_factor": 1.0000001}}"#, "detect"),
             (r#"{"detect": {"min_size": 4294967295}}"#, "detect"),
+            (r#"{"encrypt_to": ["age1qqqq"]}"#, "encrypt_to"),
             (
                 r#"{"keyframe_interval_s": 4294967295}"#,
                 "keyframe_interval_s",

@@ -5,7 +5,7 @@
 //! pins, [`board::Board`] for opening them), so the whole pipeline runs on a laptop against
 //! recorded frames and simulated LEDs; [`cli`] is the command line both binaries share. Modules: [`detect`] finds
 //! faces, [`classify`] reads their expression, [`aggregate`] counts and judges, [`pipeline`]
-//! runs a lesson, [`record`] writes the video and summaries, [`config`] reads settings,
+//! runs a lesson, [`record`] writes the video and summaries, [`seal`] encrypts the video at rest, [`config`] reads settings,
 //! [`source`] gives frames (camera, recorded clips), [`imageio`] reads stills, [`service`]
 //! is the all-day `kiosk run` loop and [`check`] the technician's self-test.
 
@@ -22,5 +22,6 @@ pub mod models;
 pub mod mp4;
 pub mod pipeline;
 pub mod record;
+pub mod seal;
 pub mod service;
 pub mod source;

@@ -1,9 +1,10 @@
 //! Crash-safe recording: annotated frames encoded to H.264 with OpenH264 and muxed into a
 //! **fragmented MP4** (muxide's fragmented writer), one fragment per keyframe interval.
 //!
-//! Each fragment (`moof` + `mdat`) is appended and `fdatasync`'d before the next begins, so
-//! a power cut loses at most the fragment being built; [`super::repair`] cuts an interrupted file
-//! back to its last whole fragment, after which any MP4 player or ffprobe reads it.
+//! Each fragment (`moof` + `mdat`) goes to a [`FragmentSink`] — a plain file, or age-encrypted
+//! segments — and is stored durably before the next begins, so a power cut loses at most the
+//! fragment being built. The MP4 header is held back and stored with the first fragment: a
+//! header alone holds no picture, and an encrypted segment should decrypt to a playable file.
 //!
 //! Sample times are the frames' capture times, not `frames × frame time`: a live source that
 //! drops frames leaves a gap in the video where the timeline has one. muxide derives sample
@@ -11,15 +12,15 @@
 //! of the previous one ended; we overwrite that `tfdt` with the fragment's true first time
 //! ([`set_fragment_start`]), so a gap at a fragment boundary is kept too.
 
-use std::fs::File;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use muxide::fragmented::{FragmentConfig, FragmentedMuxer};
 use openh264::encoder::{Encoder, EncoderConfig, FrameType};
 use openh264::formats::{RgbSliceU8, YUVBuffer};
 use openh264::OpenH264API;
+
+use super::sink::FragmentSink;
 
 /// MP4 media timescale (ticks per second).
 const TIMESCALE: u32 = 90_000;
@@ -32,6 +33,8 @@ pub enum VideoError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("video encryption: {0}")]
+    Seal(String),
     #[error("H.264 encoder: {0}")]
     Encoder(String),
     #[error("MP4 muxer: {0}")]
@@ -45,8 +48,9 @@ pub enum VideoError {
 
 /// Writes an H.264 fragmented MP4, fragment by fragment.
 pub struct VideoRecorder {
-    path: PathBuf,
-    file: File,
+    sink: Box<dyn FragmentSink>,
+    /// The MP4 header (`ftyp` + `moov`), until it is stored with the first fragment.
+    header: Option<Vec<u8>>,
     encoder: Encoder,
     muxer: Option<FragmentedMuxer>,
     size: (usize, usize),
@@ -62,21 +66,16 @@ pub struct VideoRecorder {
 }
 
 impl VideoRecorder {
-    /// Creates `path` for frames of `width × height` (even numbers) at a nominal `fps` (the
-    /// encoder's rate control), with a keyframe (and so a fragment) every
+    /// Records frames of `width × height` (even numbers) at a nominal `fps` (the encoder's
+    /// rate control) into `sink`, with a keyframe (and so a fragment) every
     /// `keyframe_interval` of capture time.
     pub fn create(
-        path: &Path,
+        sink: Box<dyn FragmentSink>,
         width: usize,
         height: usize,
         fps: f64,
         keyframe_interval: Duration,
     ) -> Result<Self, VideoError> {
-        let io = |source| VideoError::Io {
-            path: path.to_owned(),
-            source,
-        };
-        let file = File::create(path).map_err(io)?;
         let config = EncoderConfig::new()
             .max_frame_rate(openh264::encoder::FrameRate::from_hz(fps as f32))
             .bitrate(openh264::encoder::BitRate::from_bps(600_000))
@@ -84,8 +83,8 @@ impl VideoRecorder {
         let encoder = Encoder::with_api_config(OpenH264API::from_source(), config)
             .map_err(|e| VideoError::Encoder(e.to_string()))?;
         Ok(Self {
-            path: path.to_owned(),
-            file,
+            sink,
+            header: None,
             encoder,
             muxer: None,
             size: (width, height),
@@ -96,10 +95,6 @@ impl VideoRecorder {
             frames: 0,
             yuv: YUVBuffer::new(width, height),
         })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// Frames written so far.
@@ -193,8 +188,7 @@ impl VideoRecorder {
         config.pps = pps;
         let mut muxer =
             FragmentedMuxer::new(config).map_err(|e| VideoError::Muxer(e.to_string()))?;
-        let init = muxer.init_segment();
-        self.append(&init)?;
+        self.header = Some(muxer.init_segment());
         self.muxer = Some(muxer);
         Ok(())
     }
@@ -205,21 +199,19 @@ impl VideoRecorder {
             if let Some(start) = self.fragment_start.take() {
                 set_fragment_start(&mut segment, start)?;
             }
-            self.append(&segment)?;
+            let piece = match self.header.take() {
+                Some(mut header) => {
+                    header.extend_from_slice(&segment);
+                    header
+                }
+                None => segment,
+            };
+            self.sink.store(&piece)?;
         }
         Ok(())
     }
 
-    fn append(&mut self, bytes: &[u8]) -> Result<(), VideoError> {
-        let io = |source| VideoError::Io {
-            path: self.path.clone(),
-            source,
-        };
-        self.file.write_all(bytes).map_err(io)?;
-        self.file.sync_data().map_err(io)
-    }
-
-    /// Writes the last fragment and closes the file.
+    /// Stores the last fragment.
     pub fn finish(mut self) -> Result<u64, VideoError> {
         self.flush_fragment()?;
         Ok(self.frames)

@@ -3,7 +3,7 @@
 //! video stays in step with `timeline.csv` even when a live source drops frames. For live
 //! sources a full queue drops the video frame, never the analysis.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -11,7 +11,27 @@ use std::time::Duration;
 
 use image::RgbImage;
 
-use crate::mp4::VideoRecorder;
+use crate::mp4::{FragmentSink, PlainFile, VideoError, VideoRecorder};
+use crate::seal::SealedSegments;
+
+/// Where the recording goes: `video.mp4` in the clear, or age-encrypted segments in the
+/// session folder (no plaintext video on the card).
+pub(crate) enum VideoTarget {
+    Plain(PathBuf),
+    Sealed {
+        dir: PathBuf,
+        recipients: Vec<age::x25519::Recipient>,
+    },
+}
+
+impl VideoTarget {
+    fn open(self) -> Result<Box<dyn FragmentSink>, VideoError> {
+        Ok(match self {
+            Self::Plain(path) => Box::new(PlainFile::create(&path)?),
+            Self::Sealed { dir, recipients } => Box::new(SealedSegments::new(&dir, recipients)?),
+        })
+    }
+}
 
 /// An annotated picture and its time since the lesson's first frame.
 pub(crate) struct TimedImage {
@@ -36,14 +56,14 @@ pub(crate) struct EncoderSettings {
 }
 
 impl EncoderThread {
-    pub fn spawn(path: PathBuf, settings: &EncoderSettings) -> Self {
+    pub fn spawn(target: VideoTarget, settings: &EncoderSettings) -> Self {
         let (sender, receiver) = mpsc::sync_channel::<TimedImage>(settings.queue_frames);
         let note = Arc::new(Mutex::new(None));
         let thread_note = note.clone();
         let fps = settings.fps;
         let keyframe_interval = Duration::from_secs(u64::from(settings.keyframe_interval_s));
         let handle = std::thread::spawn(move || {
-            encode_all(&path, fps, keyframe_interval, &receiver, &thread_note)
+            encode_all(target, fps, keyframe_interval, &receiver, &thread_note)
         });
         Self {
             sender: Some(sender),
@@ -102,7 +122,7 @@ impl EncoderThread {
 }
 
 fn encode_all(
-    path: &Path,
+    target: VideoTarget,
     fps: f64,
     keyframe_interval: Duration,
     pictures: &Receiver<TimedImage>,
@@ -114,12 +134,16 @@ fn encode_all(
             note.get_or_insert(message);
         }
     };
+    let mut target = Some(target);
     let mut recorder: Option<VideoRecorder> = None;
     for TimedImage { image, at } in pictures.iter() {
         // H.264 needs even dimensions: drop a last odd row/column.
         let (w, h) = (image.width() as usize & !1, image.height() as usize & !1);
-        if recorder.is_none() {
-            match VideoRecorder::create(path, w, h, fps, keyframe_interval) {
+        if let Some(target) = target.take() {
+            let created = target
+                .open()
+                .and_then(|sink| VideoRecorder::create(sink, w, h, fps, keyframe_interval));
+            match created {
                 Ok(r) => recorder = Some(r),
                 Err(e) => {
                     fail(format!("stopped: {e}"));

@@ -12,7 +12,7 @@ use embedded_hal::digital::OutputPin;
 
 use super::analysis::{Sighting, StudentTrack};
 use super::capture::Feed;
-use super::encoder::{EncoderSettings, EncoderThread, TimedImage};
+use super::encoder::{EncoderSettings, EncoderThread, TimedImage, VideoTarget};
 use super::summaries::write_summaries;
 use super::Kiosk;
 use crate::aggregate::{top_expression, Smoother, Tally};
@@ -60,14 +60,24 @@ impl Lesson {
                 )
             })?;
         tracing::info!(session = %session.path.display(), source = %feed.description, "lesson starts");
+        let recipients = crate::seal::parse_recipients(&config.encrypt_to)
+            .context("config field `encrypt_to`")?;
         let video = config.record_video.then(|| {
+            let target = if recipients.is_empty() {
+                VideoTarget::Plain(session.file(session::VIDEO))
+            } else {
+                VideoTarget::Sealed {
+                    dir: session.path.clone(),
+                    recipients: recipients.clone(),
+                }
+            };
             let settings = EncoderSettings {
                 fps: feed.fps,
                 keyframe_interval_s: config.keyframe_interval_s,
                 queue_frames: config.queue_frames,
                 live: feed.live,
             };
-            EncoderThread::spawn(session.file(session::VIDEO), &settings)
+            EncoderThread::spawn(target, &settings)
         });
         let lesson = Self {
             session,

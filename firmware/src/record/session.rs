@@ -4,7 +4,8 @@
 //! uploader takes only folders with `COMPLETE`.
 //!
 //! At start-up [`recover_unfinished`] finishes folders a power cut left behind: it cuts the
-//! video back to its last whole fragment and completes the folder, marked as interrupted.
+//! video back to its last whole fragment (or, for encrypted video, drops the one segment
+//! left unfinished) and completes the folder, marked as interrupted.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -127,6 +128,19 @@ pub fn recover_unfinished(data_dir: &Path) -> std::io::Result<Vec<PathBuf>> {
                     Err(error) => {
                         let _ = write!(note, "; video could not be repaired: {error}");
                     }
+                }
+            }
+            match crate::seal::remove_unfinished(&dir.path) {
+                Ok(0) => {}
+                Ok(removed) => {
+                    let kept = crate::seal::segments(&dir.path).map_or(0, |s| s.len());
+                    let _ = write!(
+                        note,
+                        "; encrypted video: {kept} segments kept, {removed} unfinished removed"
+                    );
+                }
+                Err(error) => {
+                    let _ = write!(note, "; unfinished encrypted segment not removed: {error}");
                 }
             }
             tracing::warn!(session = %dir.path.display(), %note, "recovered an unfinished session");
