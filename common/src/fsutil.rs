@@ -1,9 +1,44 @@
 //! Crash-safe file replacement shared by the trainer (checkpoints, logs) and the kiosk
 //! (summaries, manifests): write a temporary file beside the target, fsync it, rename it over
 //! the target, fsync the folder — a reader sees the old or the new content, never half.
+//! Files are created 0640 and folders 0750 by the code itself (lesson data is about
+//! children: never world-readable, whatever the umask of whoever starts the process).
 
+use std::fs::File;
 use std::io::Write;
 use std::path::Path;
+
+/// Owner read-write, group read, others nothing.
+pub const FILE_MODE: u32 = 0o640;
+/// Owner all, group read and enter, others nothing.
+pub const DIR_MODE: u32 = 0o750;
+
+/// Creates (or truncates) `path` with [`FILE_MODE`].
+pub fn create_private(path: &Path) -> std::io::Result<File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, FILE_MODE);
+    options.open(path)
+}
+
+/// Creates `path` and its missing parents with [`DIR_MODE`].
+pub fn create_private_dir_all(path: &Path) -> std::io::Result<()> {
+    private_dir_builder(true).create(path)
+}
+
+/// Creates the folder `path` (which must not exist yet) with [`DIR_MODE`].
+pub fn create_private_dir(path: &Path) -> std::io::Result<()> {
+    private_dir_builder(false).create(path)
+}
+
+fn private_dir_builder(recursive: bool) -> std::fs::DirBuilder {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(recursive);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, DIR_MODE);
+    builder
+}
 
 /// Replaces `path` with `bytes` atomically.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -11,7 +46,7 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     name.push(".tmp");
     let temporary = path.with_file_name(name);
     {
-        let mut file = std::fs::File::create(&temporary)?;
+        let mut file = create_private(&temporary)?;
         file.write_all(bytes)?;
         file.sync_all()?;
     }
@@ -35,6 +70,14 @@ mod tests {
         super::write_atomically(&path, b"new").unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"new");
         assert!(!dir.join("summary.json.tmp").exists());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            // Whatever the umask: never readable by others, always by the owner.
+            assert_eq!(mode & 0o007, 0, "{mode:o}");
+            assert_eq!(mode & 0o600, 0o600, "{mode:o}");
+        }
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

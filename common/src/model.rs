@@ -5,7 +5,7 @@
 //! into integer matrix-multiply kernels; the model is optimised once for a fixed batch size.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Once};
+use std::sync::Arc;
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::plan::SimplePlan;
@@ -206,13 +206,17 @@ pub fn onnx() -> tract_onnx::Onnx {
 /// the same integer accumulators, so no accuracy figure changes. The setting is read once,
 /// before tract probes the CPU, hence the `Once`.
 fn avoid_amx_overread() {
-    static DISABLE_AMX: Once = Once::new();
-    DISABLE_AMX.call_once(|| {
-        let isa = &tract_onnx::tract_core::tract_linalg::knobs::TRACT_CPU_ISA;
-        if std::env::var_os(isa.name).is_none() {
-            isa.set(Some("-amx-int8".to_string()));
-        }
-    });
+    // x86_64 only: tract panics on an x86 feature named on another architecture (aarch64).
+    #[cfg(target_arch = "x86_64")]
+    {
+        static DISABLE_AMX: std::sync::Once = std::sync::Once::new();
+        DISABLE_AMX.call_once(|| {
+            let isa = &tract_onnx::tract_core::tract_linalg::knobs::TRACT_CPU_ISA;
+            if std::env::var_os(isa.name).is_none() {
+                isa.set(Some("-amx-int8".to_string()));
+            }
+        });
+    }
 }
 
 fn optimised(model: InferenceModel, batch: usize) -> Result<TypedModel, ModelError> {

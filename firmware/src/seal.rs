@@ -140,7 +140,7 @@ impl SealedSegments {
             self.recipients.iter().map(|r| r as &dyn age::Recipient),
         )
         .map_err(|e| VideoError::Seal(e.to_string()))?;
-        let file = File::create(tmp).map_err(io)?;
+        let file = ekspresi_common::fsutil::create_private(tmp).map_err(io)?;
         let mut sealed = encryptor.wrap_output(file).map_err(io)?;
         sealed.write_all(piece).map_err(io)?;
         sealed.finish().map_err(io)?.sync_all().map_err(io)

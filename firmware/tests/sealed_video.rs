@@ -215,6 +215,14 @@ fn an_encrypted_lesson_decrypts_with_the_age_cli_and_never_leaves_plaintext_vide
     assert_eq!(sessions.len(), 1);
     let session_dir = &sessions[0];
     assert!(!session_dir.join(session::VIDEO).exists());
+    // Lesson data is never readable by others (0640 files, 0750 folders, set by the kiosk).
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for path in files_under(&data).into_iter().chain([session_dir.clone()]) {
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o007, 0, "{} is {:o}", path.display(), mode & 0o777);
+        }
+    }
     // A segment per keyframe interval: 24 s of video in 1 s fragments.
     let segments = seal::segments(session_dir).unwrap();
     assert!(

@@ -26,10 +26,11 @@ pub struct PlainFile {
 
 impl PlainFile {
     pub fn create(path: &Path) -> Result<Self, VideoError> {
-        let file = File::create(path).map_err(|source| VideoError::Io {
-            path: path.to_owned(),
-            source,
-        })?;
+        let file =
+            ekspresi_common::fsutil::create_private(path).map_err(|source| VideoError::Io {
+                path: path.to_owned(),
+                source,
+            })?;
         Ok(Self {
             path: path.to_owned(),
             file,

@@ -50,7 +50,11 @@ fn faces(second: &SecondCounts) -> u64 {
     second.positive + second.neutral + second.negative
 }
 
-/// Draws `timeline` to `path` (written to a temporary file first, then renamed).
+/// Chart size in pixels.
+const CHART_SIZE: (u32, u32) = (900, 480);
+
+/// Draws `timeline` to `path`: drawn in memory, encoded as PNG and written atomically
+/// (0640, fsynced) like every other file of a session.
 pub fn timeline_chart(timeline: &Timeline, path: &Path) -> Result<(), Box<dyn std::error::Error>> {
     plotters::style::register_font(
         "sans-serif",
@@ -58,16 +62,20 @@ pub fn timeline_chart(timeline: &Timeline, path: &Path) -> Result<(), Box<dyn st
         ekspresi_common::font::DEJAVU_SANS,
     )
     .map_err(|_| "embedded font is invalid")?;
-    let temporary = path.with_extension("png.tmp.png");
+    let (width, height) = CHART_SIZE;
+    let mut pixels = vec![0u8; width as usize * height as usize * 3];
     {
-        let root = BitMapBackend::new(&temporary, (900, 480)).into_drawing_area();
+        let root = BitMapBackend::with_buffer(&mut pixels, CHART_SIZE).into_drawing_area();
         root.fill(&WHITE)?;
         let (upper, lower) = root.split_vertically(330);
         draw_shares(&upper, timeline.seconds())?;
         draw_face_frames(&lower, timeline.seconds())?;
         root.present()?;
     }
-    std::fs::rename(&temporary, path)?;
+    let image = image::RgbImage::from_raw(width, height, pixels).ok_or("chart buffer size")?;
+    let mut png = std::io::Cursor::new(Vec::new());
+    image.write_to(&mut png, image::ImageFormat::Png)?;
+    ekspresi_common::fsutil::write_atomically(path, png.get_ref())?;
     Ok(())
 }
 

@@ -37,7 +37,7 @@ impl SessionDir {
             .map(|c| if c == ':' { '-' } else { c })
             .collect();
         let desk_dir = data_dir.join("sessions").join(desk_id);
-        std::fs::create_dir_all(&desk_dir)?;
+        ekspresi_common::fsutil::create_private_dir_all(&desk_dir)?;
         // A new folder every time, never an existing one: two lessons can start within the
         // same second (a replayed file split into lessons), and a session is never reopened.
         for attempt in 1..=1000 {
@@ -46,7 +46,7 @@ impl SessionDir {
                 n => format!("{folder}-{n}"),
             };
             let path = desk_dir.join(name);
-            match std::fs::create_dir(&path) {
+            match ekspresi_common::fsutil::create_private_dir(&path) {
                 Ok(()) => return Ok(Self { path }),
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
                 Err(e) => return Err(e),
