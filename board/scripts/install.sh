@@ -193,5 +193,14 @@ if [[ -n "$boot_image" ]]; then
 elif [[ -n "$boot" && -f "$boot/config.txt" ]]; then
     enable_camera "$boot/config.txt"
 fi
+# What was installed, checkable on the Pi later: cd / && sha256sum -c /usr/share/ekspresi/INSTALLED.sha256
+# (the config is left out: it is the desk's own, edited after install).
+(
+    cd "$root"
+    sha256sum usr/local/bin/kiosk usr/share/ekspresi/models/* usr/share/doc/ekspresi/* \
+        etc/systemd/system/ekspresi-kiosk.service usr/lib/sysusers.d/ekspresi.conf \
+        >usr/share/ekspresi/INSTALLED.sha256.tmp
+    mv usr/share/ekspresi/INSTALLED.sha256.tmp usr/share/ekspresi/INSTALLED.sha256
+)
 sync
 echo "installed: /usr/local/bin/kiosk, /etc/ekspresi/config.json, ekspresi-kiosk.service (enabled)"

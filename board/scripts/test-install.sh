@@ -123,6 +123,13 @@ cmp -s "$repo/firmware/models/lenet5-int8.onnx" "$root/usr/share/ekspresi/models
 cmp -s "$repo/firmware/models/models.json" "$root/usr/share/ekspresi/models/models.json" ||
     fail "installed models.json differs"
 
+expect_mode /usr/share/ekspresi/INSTALLED.sha256 644
+(cd "$root" && sha256sum --check --quiet usr/share/ekspresi/INSTALLED.sha256) ||
+    fail "installed files do not match INSTALLED.sha256"
+grep -q ' usr/local/bin/kiosk$' "$root/usr/share/ekspresi/INSTALLED.sha256" ||
+    fail "INSTALLED.sha256 does not list the binary"
+echo "ok  INSTALLED.sha256: $(wc -l <"$root/usr/share/ekspresi/INSTALLED.sha256") files, sha256sum -c passes"
+
 wants="$root/etc/systemd/system/multi-user.target.wants/ekspresi-kiosk.service"
 [[ -L "$wants" ]] || fail "ekspresi-kiosk.service is not enabled (no multi-user.target.wants link)"
 [[ "$(readlink "$wants")" == /etc/systemd/system/ekspresi-kiosk.service ]] ||
