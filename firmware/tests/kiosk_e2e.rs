@@ -16,9 +16,8 @@ use firmware::pipeline::{Kiosk, LessonReport};
 use firmware::record::session;
 use firmware::source::{ImageFolderSource, Mp4Source};
 
-fn manifest_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+mod support;
+use support::{manifest_dir, scratch};
 
 fn demo_clip() -> PathBuf {
     manifest_dir().join("assets/demo")
@@ -38,13 +37,6 @@ fn model() -> PathBuf {
 fn only_lesson(mut reports: Vec<LessonReport>) -> LessonReport {
     assert_eq!(reports.len(), 1, "expected one lesson: {reports:?}");
     reports.remove(0)
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = manifest_dir().join("../target/test-scratch").join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 fn ffprobe_frames(video: &Path) -> (String, u64) {

@@ -10,16 +10,8 @@ use std::time::{Duration, Instant};
 use firmware::record::session;
 use firmware::seal;
 
-fn manifest_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = manifest_dir().join("../target/test-scratch").join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+mod support;
+use support::{manifest_dir, scratch};
 
 /// A fresh age key pair from the real `age-keygen`: (identity file, public recipient).
 fn age_keygen(dir: &Path) -> (PathBuf, String) {
@@ -169,33 +161,62 @@ fn assert_no_plaintext_video(data: &Path) {
     }
 }
 
+/// A scratch folder with a fresh school key, a config encrypting to it (1 s fragments),
+/// the long clip and a data directory for the kiosk.
+struct SealedLesson {
+    out: PathBuf,
+    identity: PathBuf,
+    config: PathBuf,
+    clip: PathBuf,
+    data: PathBuf,
+}
+
+impl SealedLesson {
+    fn new(name: &str) -> Self {
+        let out = scratch(name);
+        let (identity, recipient) = age_keygen(&out);
+        let config = out.join("config.json");
+        std::fs::write(
+            &config,
+            format!(r#"{{"encrypt_to": ["{recipient}"], "keyframe_interval_s": 1}}"#),
+        )
+        .unwrap();
+        let clip = long_clip(&out);
+        let data = out.join("data");
+        Self {
+            out,
+            identity,
+            config,
+            clip,
+            data,
+        }
+    }
+
+    /// `ekspresi replay` of the clip into the data directory, stdout discarded.
+    fn replay(&self, stderr: Stdio) -> std::process::Child {
+        kiosk()
+            .arg("replay")
+            .arg(&self.clip)
+            .arg("--out")
+            .arg(&self.data)
+            .arg("--config")
+            .arg(&self.config)
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .unwrap()
+    }
+}
+
 #[test]
 fn an_encrypted_lesson_decrypts_with_the_age_cli_and_never_leaves_plaintext_video() {
-    let out = scratch("sealed_lesson");
-    let (identity, recipient) = age_keygen(&out);
-    let config = out.join("config.json");
-    std::fs::write(
-        &config,
-        format!(r#"{{"encrypt_to": ["{recipient}"], "keyframe_interval_s": 1}}"#),
-    )
-    .unwrap();
-    let clip = long_clip(&out);
-    let data = out.join("data");
-    let mut child = kiosk()
-        .arg("replay")
-        .arg(&clip)
-        .arg("--out")
-        .arg(&data)
-        .arg("--config")
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let lesson = SealedLesson::new("sealed_lesson");
+    let (out, identity, data) = (&lesson.out, &lesson.identity, &lesson.data);
+    let mut child = lesson.replay(Stdio::piped());
     // Watch the card while the lesson is written, not only afterwards.
     let mut looks = 0;
     while child.try_wait().unwrap().is_none() {
-        assert_no_plaintext_video(&data);
+        assert_no_plaintext_video(data);
         looks += 1;
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -205,7 +226,7 @@ fn an_encrypted_lesson_decrypts_with_the_age_cli_and_never_leaves_plaintext_vide
         "{}",
         String::from_utf8_lossy(&result.stderr)
     );
-    assert_no_plaintext_video(&data);
+    assert_no_plaintext_video(data);
     assert!(looks >= 10, "the lesson was watched only {looks} times");
 
     let sessions: Vec<PathBuf> = std::fs::read_dir(data.join("sessions/desk-1"))
@@ -218,7 +239,7 @@ fn an_encrypted_lesson_decrypts_with_the_age_cli_and_never_leaves_plaintext_vide
     // Lesson data is never readable by others (0640 files, 0750 folders, set by the kiosk).
     {
         use std::os::unix::fs::PermissionsExt;
-        for path in files_under(&data).into_iter().chain([session_dir.clone()]) {
+        for path in files_under(data).into_iter().chain([session_dir.clone()]) {
             let mode = std::fs::metadata(&path).unwrap().permissions().mode();
             assert_eq!(mode & 0o007, 0, "{} is {:o}", path.display(), mode & 0o777);
         }
@@ -232,12 +253,12 @@ fn an_encrypted_lesson_decrypts_with_the_age_cli_and_never_leaves_plaintext_vide
     );
 
     let by_cli = out.join("by-age-cli.mp4");
-    std::fs::write(&by_cli, decrypt_with_age_cli(session_dir, &identity)).unwrap();
+    std::fs::write(&by_cli, decrypt_with_age_cli(session_dir, identity)).unwrap();
     assert_eq!(probe(&by_cli), ("h264".to_owned(), 144));
     // The first segment alone is a playable file too (header + first fragment).
     let first = Command::new("age")
         .args(["--decrypt", "--identity"])
-        .arg(&identity)
+        .arg(identity)
         .arg(&segments[0])
         .output()
         .unwrap();
@@ -256,7 +277,7 @@ fn an_encrypted_lesson_decrypts_with_the_age_cli_and_never_leaves_plaintext_vide
             .arg("decrypt")
             .arg(session_dir)
             .arg("--identity")
-            .arg(&identity)
+            .arg(identity)
             .arg("--out")
             .arg(target)
             .output()
@@ -288,29 +309,9 @@ fn an_encrypted_lesson_decrypts_with_the_age_cli_and_never_leaves_plaintext_vide
 
 #[test]
 fn an_encrypted_lesson_killed_mid_way_decrypts_after_the_restart() {
-    let out = scratch("sealed_power_cut");
-    let (identity, recipient) = age_keygen(&out);
-    let config = out.join("config.json");
-    std::fs::write(
-        &config,
-        format!(r#"{{"encrypt_to": ["{recipient}"], "keyframe_interval_s": 1}}"#),
-    )
-    .unwrap();
-    let clip = long_clip(&out);
-    let data = out.join("data");
-    let replay = || {
-        kiosk()
-            .arg("replay")
-            .arg(&clip)
-            .arg("--out")
-            .arg(&data)
-            .arg("--config")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap()
-    };
+    let lesson = SealedLesson::new("sealed_power_cut");
+    let (out, identity, data) = (&lesson.out, &lesson.identity, &lesson.data);
+    let replay = || lesson.replay(Stdio::null());
     let session_dirs = || -> Vec<PathBuf> {
         std::fs::read_dir(data.join("sessions/desk-1"))
             .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
@@ -342,16 +343,16 @@ fn an_encrypted_lesson_killed_mid_way_decrypts_after_the_restart() {
         !killed_in.join(session::COMPLETE).exists(),
         "killed too late"
     );
-    assert_no_plaintext_video(&data);
+    assert_no_plaintext_video(data);
 
     // The restart recovers the cut session (and then records a lesson of its own).
     let restarted = replay().wait().unwrap();
     assert!(restarted.success());
-    assert_no_plaintext_video(&data);
+    assert_no_plaintext_video(data);
     let note = std::fs::read_to_string(killed_in.join(session::COMPLETE)).unwrap();
     assert!(note.contains("interrupted"), "{note}");
     let video = out.join("after-the-cut.mp4");
-    std::fs::write(&video, decrypt_with_age_cli(&killed_in, &identity)).unwrap();
+    std::fs::write(&video, decrypt_with_age_cli(&killed_in, identity)).unwrap();
     let (codec, frames) = probe(&video);
     assert_eq!(codec, "h264");
     // At least the five whole 1 s fragments seen before the kill (6 frames each).
