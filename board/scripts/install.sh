@@ -132,6 +132,8 @@ install -D -m 0644 "$repo/firmware/models/MODEL_CARD.md" "$root/usr/share/ekspre
 install -D -m 0644 "$repo/board/README.md" "$root/usr/share/doc/ekspresi/README.md"
 install -D -m 0644 "$deploy/PINMAP.md" "$root/usr/share/doc/ekspresi/PINMAP.md"
 install -D -m 0644 "$deploy/ekspresi-kiosk.service" "$root/etc/systemd/system/ekspresi-kiosk.service"
+install -D -m 0644 "$deploy/ekspresi-upload.service" "$root/etc/systemd/system/ekspresi-upload.service"
+install -D -m 0644 "$deploy/ekspresi-upload.timer" "$root/etc/systemd/system/ekspresi-upload.timer"
 install -D -m 0644 "$deploy/ekspresi.sysusers" "$root/usr/lib/sysusers.d/ekspresi.conf"
 
 if [[ -n "$config" ]]; then
@@ -166,13 +168,16 @@ if command -v systemd-sysusers >/dev/null; then
     systemd-sysusers --root="$root" ekspresi.conf
 fi
 
-# Enable the unit: what `systemctl enable` does, done offline.
+# Enable the units: what `systemctl enable` does, done offline. The upload timer does
+# nothing until the config has an upload.to.
 if command -v systemctl >/dev/null; then
-    systemctl --root="$root" enable ekspresi-kiosk.service
+    systemctl --root="$root" enable ekspresi-kiosk.service ekspresi-upload.timer
 else
-    mkdir -p "$root/etc/systemd/system/multi-user.target.wants"
+    mkdir -p "$root/etc/systemd/system/multi-user.target.wants" "$root/etc/systemd/system/timers.target.wants"
     ln -sf /etc/systemd/system/ekspresi-kiosk.service \
         "$root/etc/systemd/system/multi-user.target.wants/ekspresi-kiosk.service"
+    ln -sf /etc/systemd/system/ekspresi-upload.timer \
+        "$root/etc/systemd/system/timers.target.wants/ekspresi-upload.timer"
 fi
 
 # The camera module needs the firmware's camera auto-detection (on by default in bookworm).
@@ -198,9 +203,10 @@ fi
 (
     cd "$root"
     sha256sum usr/local/bin/kiosk usr/share/ekspresi/models/* usr/share/doc/ekspresi/* \
-        etc/systemd/system/ekspresi-kiosk.service usr/lib/sysusers.d/ekspresi.conf \
+        etc/systemd/system/ekspresi-kiosk.service etc/systemd/system/ekspresi-upload.service \
+        etc/systemd/system/ekspresi-upload.timer usr/lib/sysusers.d/ekspresi.conf \
         >usr/share/ekspresi/INSTALLED.sha256.tmp
     mv usr/share/ekspresi/INSTALLED.sha256.tmp usr/share/ekspresi/INSTALLED.sha256
 )
 sync
-echo "installed: /usr/local/bin/kiosk, /etc/ekspresi/config.json, ekspresi-kiosk.service (enabled)"
+echo "installed: /usr/local/bin/kiosk, /etc/ekspresi/config.json, ekspresi-kiosk.service and ekspresi-upload.timer (enabled)"

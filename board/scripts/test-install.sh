@@ -116,6 +116,8 @@ expect_mode /usr/share/ekspresi/models/MODEL_CARD.md 644
 expect_mode /usr/share/ekspresi/models/models.json 644
 expect_mode /etc/ekspresi/config.json 644
 expect_mode /etc/systemd/system/ekspresi-kiosk.service 644
+expect_mode /etc/systemd/system/ekspresi-upload.service 644
+expect_mode /etc/systemd/system/ekspresi-upload.timer 644
 expect_mode /usr/lib/sysusers.d/ekspresi.conf 644
 cmp -s "$binary" "$root/usr/local/bin/kiosk" || fail "installed kiosk differs from $binary"
 cmp -s "$repo/firmware/models/lenet5-int8.onnx" "$root/usr/share/ekspresi/models/lenet5-int8.onnx" ||
@@ -135,6 +137,18 @@ wants="$root/etc/systemd/system/multi-user.target.wants/ekspresi-kiosk.service"
 [[ "$(readlink "$wants")" == /etc/systemd/system/ekspresi-kiosk.service ]] ||
     fail "enable link points to $(readlink "$wants")"
 echo "ok  unit enabled (multi-user.target.wants)"
+timer_link="$root/etc/systemd/system/timers.target.wants/ekspresi-upload.timer"
+[[ "$(readlink "$timer_link" 2>/dev/null)" == /etc/systemd/system/ekspresi-upload.timer ]] ||
+    fail "ekspresi-upload.timer is not enabled (no timers.target.wants link)"
+echo "ok  upload timer enabled (timers.target.wants)"
+# The process that sees the camera has no network; only the upload unit has.
+grep -q '^PrivateNetwork=yes$' "$root/etc/systemd/system/ekspresi-kiosk.service" ||
+    fail "the kiosk unit lost PrivateNetwork=yes"
+! grep -q '^PrivateNetwork=yes$' "$root/etc/systemd/system/ekspresi-upload.service" ||
+    fail "the upload unit cannot reach the network"
+! grep -q 'kiosk run' "$root/etc/systemd/system/ekspresi-upload.service" ||
+    fail "the upload unit runs the camera service"
+echo "ok  camera service: PrivateNetwork=yes; upload service: network, no camera"
 
 python3 - "$root/etc/ekspresi/config.json" "$recipient" <<'PY' || fail "config.json"
 import json, sys
@@ -158,15 +172,17 @@ mtype -i "$boot_image" ::config.txt | grep -q '^camera_auto_detect=1' ||
 echo "ok  boot config.txt: camera_auto_detect=1"
 
 verify_log="$work/verify.log"
-if ! systemd-analyze verify --root="$root" /etc/systemd/system/ekspresi-kiosk.service >"$verify_log" 2>&1; then
-    cat "$verify_log" >&2
-    fail "systemd-analyze verify rejected the installed unit"
-fi
-# verify exits 0 on many problems (an unknown Type= is only "ignoring"): any output fails.
-if [[ -s "$verify_log" ]]; then
-    cat "$verify_log" >&2
-    fail "systemd-analyze verify complained about the installed unit"
-fi
-echo "ok  systemd-analyze verify accepts the installed unit (no warnings)"
+for unit in ekspresi-kiosk.service ekspresi-upload.service ekspresi-upload.timer; do
+    if ! systemd-analyze verify --root="$root" "/etc/systemd/system/$unit" >"$verify_log" 2>&1; then
+        cat "$verify_log" >&2
+        fail "systemd-analyze verify rejected $unit"
+    fi
+    # verify exits 0 on many problems (an unknown Type= is only "ignoring"): any output fails.
+    if [[ -s "$verify_log" ]]; then
+        cat "$verify_log" >&2
+        fail "systemd-analyze verify complained about $unit"
+    fi
+    echo "ok  systemd-analyze verify accepts $unit (no warnings)"
+done
 
 echo "install-script test passed"

@@ -160,11 +160,54 @@ impl Tally {
     /// **The** impression rule: insufficient below the evidence floor, else the seed's rule
     /// on the lesson's counts so far.
     pub fn impression(&self, floor: EvidenceFloor) -> Impression {
-        if !self.evidence(floor).is_enough() {
-            return Impression::Insufficient;
-        }
-        self.category_counts().majority()
+        verdict(self.category_counts(), self.evidence(floor))
     }
+}
+
+/// The rule itself, on counts and the evidence they rest on: what [`Tally::impression`]
+/// applies during a lesson, and what the class report applies to a desk whose lesson spans
+/// several sessions.
+pub fn verdict(counts: CategoryCounts, evidence: Evidence) -> Impression {
+    if !evidence.is_enough() {
+        return Impression::Insufficient;
+    }
+    counts.majority()
+}
+
+/// The class's verdict by the same rule, one desk one voice: over the desks that have a
+/// verdict of their own (enough evidence), the mean of their positive, neutral and negative
+/// shares is good when positive + neutral > negative (a tie is bad). A desk the camera saw
+/// for longer weighs no more than another. Returns the verdict and the mean shares in
+/// percent; insufficient (and no shares) when no desk has a verdict.
+pub fn class_impression(
+    desks: impl IntoIterator<Item = (Impression, CategoryCounts)>,
+) -> (Impression, Option<(f64, f64, f64)>) {
+    let judged: Vec<(f64, f64, f64)> = desks
+        .into_iter()
+        .filter(|(impression, _)| *impression != Impression::Insufficient)
+        .map(|(_, counts)| counts.percentages())
+        .collect();
+    let Some(mean) = mean_shares(&judged) else {
+        return (Impression::Insufficient, None);
+    };
+    let impression = if mean.0 + mean.1 > mean.2 {
+        Impression::Good
+    } else {
+        Impression::Bad
+    };
+    (impression, Some(mean))
+}
+
+/// The mean of (positive, neutral, negative) shares; `None` for none.
+pub fn mean_shares(shares: &[(f64, f64, f64)]) -> Option<(f64, f64, f64)> {
+    if shares.is_empty() {
+        return None;
+    }
+    let n = shares.len() as f64;
+    let sum = shares.iter().fold((0.0, 0.0, 0.0), |acc, s| {
+        (acc.0 + s.0, acc.1 + s.1, acc.2 + s.2)
+    });
+    Some((sum.0 / n, sum.1 / n, sum.2 / n))
 }
 
 /// Counts of reactions per category.
@@ -252,6 +295,31 @@ pub fn top_expression(probabilities: &[f32; 7]) -> Expression {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_class_verdict_gives_each_judged_desk_one_voice() {
+        let counts = |positive, neutral, negative| CategoryCounts {
+            positive,
+            neutral,
+            negative,
+        };
+        // A long-watched negative desk (1,000 frames) and two short positive ones: counts
+        // summed would say bad, one voice each says good.
+        let (verdict, shares) = class_impression([
+            (Impression::Bad, counts(0, 0, 1000)),
+            (Impression::Good, counts(40, 0, 10)),
+            (Impression::Good, counts(40, 0, 10)),
+            (Impression::Insufficient, counts(0, 0, 5)),
+        ]);
+        assert_eq!(verdict, Impression::Good);
+        let (p, n, neg) = shares.unwrap();
+        assert!((p - 160.0 / 3.0).abs() < 1e-9 && n == 0.0 && (neg - 140.0 / 3.0).abs() < 1e-9);
+        // A tie is bad, as for one desk; no judged desk is insufficient.
+        let tie = class_impression([(Impression::Bad, counts(1, 0, 1))]);
+        assert_eq!(tie.0, Impression::Bad);
+        let none = class_impression([(Impression::Insufficient, counts(9, 0, 0))]);
+        assert_eq!(none, (Impression::Insufficient, None));
+    }
 
     #[test]
     fn impression_follows_the_paper_and_a_tie_is_bad() {

@@ -55,6 +55,34 @@ enum Command {
     /// Decrypt a session's encrypted video (config `encrypt_to`) into one playable MP4, with
     /// the school's age identity. Run it where the identity is kept, never on a kiosk.
     Decrypt(DecryptArgs),
+    /// Copy this card's finished, not yet uploaded lessons to a directory or an ssh://
+    /// server, verify them there, and only then mark them uploaded (resumable, idempotent).
+    Upload(UploadArgs),
+    /// The teacher's class report: read every session under the ROOTs (many desks), verify
+    /// each MANIFEST, group them into lessons, and write index.html, class.csv and class.json.
+    Report(ReportArgs),
+}
+
+#[derive(Args)]
+struct UploadArgs {
+    /// Config JSON (its `data_dir`, and `upload` for the destination and SSH settings).
+    #[arg(long, default_value = DEFAULT_CONFIG)]
+    config: PathBuf,
+    /// Destination: a directory (USB stick, mounted share) or ssh://user@host[:port]/path
+    /// [default: the config's upload.to].
+    #[arg(long)]
+    to: Option<String>,
+}
+
+#[derive(Args)]
+struct ReportArgs {
+    /// Folder the report is written to (created; files in it are replaced).
+    #[arg(long)]
+    out: PathBuf,
+    /// Folders holding session folders (upload destinations, or cards' data directories),
+    /// searched to any depth.
+    #[arg(required = true)]
+    roots: Vec<PathBuf>,
 }
 
 #[derive(Args)]
@@ -188,6 +216,8 @@ pub fn main<B: Board>(board: &B) -> Result<()> {
         Command::Detect(args) => detect(args),
         Command::Classify(args) => classify(args),
         Command::Decrypt(args) => decrypt(args),
+        Command::Upload(args) => upload(args),
+        Command::Report(args) => report(args),
     }
 }
 
@@ -429,4 +459,66 @@ fn decrypt(args: DecryptArgs) -> Result<()> {
             Err(error)
         }
     }
+}
+
+fn upload(args: UploadArgs) -> Result<()> {
+    use crate::upload::{Destination, HostKey, SshAccess, Transport};
+    let config = KioskConfig::load(&args.config)?;
+    let Some(to) = args.to.or(config.upload.to.clone()) else {
+        println!("no upload destination: give --to, or set upload.to in the config");
+        return Ok(());
+    };
+    let destination = Destination::parse(&to)?;
+    let ssh = match (&destination, &config.upload.host_key) {
+        (Destination::Ssh(_), Some(key)) => Some(SshAccess {
+            identity: config.upload.ssh_key.clone(),
+            host_key: HostKey::parse(key)?,
+        }),
+        _ => None,
+    };
+    let transport = Transport::new(destination, ssh)?;
+    let bar = indicatif::ProgressBar::new(0).with_style(
+        indicatif::ProgressStyle::with_template("uploading {pos}/{len} {wide_msg}")
+            .context("progress bar template")?,
+    );
+    let outcome = crate::upload::upload_all(&config.data_dir, &transport, |session, done, all| {
+        bar.set_length(all as u64);
+        bar.set_position(done as u64);
+        bar.set_message(format!("{}/{}", session.desk, session.name));
+    })?;
+    bar.finish_and_clear();
+    for session in &outcome.uploaded {
+        println!("uploaded {}/{}", session.desk, session.name);
+    }
+    println!(
+        "{} uploaded to {}, {} already uploaded, {} unfinished left alone",
+        outcome.uploaded.len(),
+        transport.destination(),
+        outcome.already_uploaded,
+        outcome.unfinished
+    );
+    Ok(())
+}
+
+fn report(args: ReportArgs) -> Result<()> {
+    let bar = indicatif::ProgressBar::new_spinner().with_style(
+        indicatif::ProgressStyle::with_template("{spinner} {pos} sessions read {wide_msg}")
+            .context("progress bar template")?,
+    );
+    let written = crate::report::write_report(&args.roots, &args.out, |read| {
+        bar.set_position(read as u64);
+    })?;
+    bar.finish_and_clear();
+    println!(
+        "{}: {} lessons from {} sessions of {} desks; {} sessions rejected",
+        args.out.join("index.html").display(),
+        written.lessons,
+        written.sessions,
+        written.desks,
+        written.rejected.len()
+    );
+    for (path, reason) in &written.rejected {
+        println!("rejected {}: {reason}", path.display());
+    }
+    Ok(())
 }

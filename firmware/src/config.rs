@@ -80,6 +80,30 @@ impl Default for StudentRule {
     }
 }
 
+/// Where `kiosk upload` sends this desk's finished lessons (see [`crate::upload`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UploadConfig {
+    /// The destination the upload timer uses: a directory (a USB stick, a mounted share) or
+    /// `ssh://user@host[:port]/path`; `None`: only `kiosk upload --to` uploads.
+    pub to: Option<String>,
+    /// The desk's private SSH key for `ssh://` destinations (key-based login only).
+    pub ssh_key: PathBuf,
+    /// The destination server's host key as its `.pub` file has it (`ssh-ed25519 AAAA…`):
+    /// pinned, so the desk never trusts a key it has not been given.
+    pub host_key: Option<String>,
+}
+
+impl Default for UploadConfig {
+    fn default() -> Self {
+        Self {
+            to: None,
+            ssh_key: PathBuf::from("/etc/ekspresi/upload_key"),
+            host_key: None,
+        }
+    }
+}
+
 /// Everything the kiosk reads from `config.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -123,6 +147,12 @@ pub struct KioskConfig {
     pub min_free_mib: u64,
     /// Frames buffered between capture, analysis and encoding.
     pub queue_frames: usize,
+    /// Names the lesson in `summary.json`, so `kiosk report` groups desks by it (desks of one
+    /// class share it; sessions with different ids are never one lesson). `None`: grouped by
+    /// overlapping time alone.
+    pub lesson_id: Option<String>,
+    /// Where finished lessons are uploaded to.
+    pub upload: UploadConfig,
 }
 
 impl Default for KioskConfig {
@@ -147,6 +177,8 @@ impl Default for KioskConfig {
             lesson_minutes: 0.0,
             min_free_mib: 200,
             queue_frames: 4,
+            lesson_id: None,
+            upload: UploadConfig::default(),
         }
     }
 }
@@ -190,12 +222,7 @@ impl KioskConfig {
                 reason: reason.to_owned(),
             })
         };
-        let safe_id = !self.desk_id.is_empty()
-            && self
-                .desk_id
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-        if !safe_id {
+        if !is_safe_name(&self.desk_id) {
             return invalid(
                 "desk_id",
                 "use letters, digits, '-' or '_' (it names a folder)",
@@ -278,6 +305,17 @@ impl KioskConfig {
         if !(0.0..=1.0).contains(&floor.min_face_share) {
             return invalid("evidence.min_face_share", "must be between 0 and 1");
         }
+        if let Some(id) = &self.lesson_id {
+            if !is_safe_name(id) || id.len() > 64 {
+                return invalid(
+                    "lesson_id",
+                    "use 1..64 letters, digits, '-' or '_' (it names a report folder)",
+                );
+            }
+        }
+        if let Err(e) = self.upload.validate() {
+            return invalid("upload", &e.to_string());
+        }
         // Under a minute per lesson would fill the card with session folders; 24 h is a
         // sanity bound, not a product limit.
         let lesson = self.lesson_minutes;
@@ -291,6 +329,26 @@ impl KioskConfig {
     pub fn lesson_length(&self) -> Option<Duration> {
         (self.lesson_minutes > 0.0).then(|| Duration::from_secs_f64(self.lesson_minutes * 60.0))
     }
+}
+
+impl UploadConfig {
+    fn validate(&self) -> Result<(), crate::upload::UploadError> {
+        if let Some(to) = &self.to {
+            crate::upload::Destination::parse(to)?;
+        }
+        if let Some(key) = &self.host_key {
+            crate::upload::HostKey::parse(key)?;
+        }
+        Ok(())
+    }
+}
+
+/// A name that is safe as one path component: letters, digits, `-` and `_`.
+pub fn is_safe_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 #[cfg(test)]

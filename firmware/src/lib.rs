@@ -22,6 +22,8 @@ pub mod models;
 pub mod mp4;
 pub mod pipeline;
 pub mod record;
+pub mod report;
 pub mod seal;
 pub mod service;
 pub mod source;
+pub mod upload;

@@ -209,6 +209,7 @@ impl Lesson {
     ) -> Result<Summary> {
         let input = SummaryInput {
             desk_id: &kiosk.config.desk_id,
+            lesson_id: kiosk.config.lesson_id.as_deref(),
             lesson_start: &self.start,
             lesson_end: end,
             tally: &self.counts.tally,

@@ -15,15 +15,15 @@ use plotters::prelude::*;
 
 use super::summary::{SecondCounts, Timeline};
 
-/// What one line of the upper panel shows.
-struct Line {
-    label: &'static str,
-    colour: RGBColor,
-    width: u32,
+/// What one line of the upper panel shows (the class report draws its lines alike).
+pub(crate) struct Line {
+    pub(crate) label: &'static str,
+    pub(crate) colour: RGBColor,
+    pub(crate) width: u32,
     count: fn(&SecondCounts) -> u64,
 }
 
-const LINES: [Line; 3] = [
+pub(crate) const LINES: [Line; 3] = [
     Line {
         label: "positive",
         colour: RGBColor(20, 160, 40),
@@ -44,7 +44,7 @@ const LINES: [Line; 3] = [
     },
 ];
 
-const BAR: RGBColor = RGBColor(120, 120, 120);
+pub(crate) const BAR: RGBColor = RGBColor(120, 120, 120);
 
 fn faces(second: &SecondCounts) -> u64 {
     second.positive + second.neutral + second.negative

@@ -1,7 +1,8 @@
 //! One lesson's folder on the SD card, laid out for a later uploader:
 //! `<data_dir>/sessions/<desk-id>/<start-time>/` holding the video, the summaries, a
-//! `MANIFEST` (SHA-256 and size of every file) and, written last, a `COMPLETE` marker: an
-//! uploader takes only folders with `COMPLETE`.
+//! `MANIFEST` (the SHA-256 of every file, as `sha256sum` writes it) and, written last, a
+//! `COMPLETE` marker: an uploader takes only folders with `COMPLETE`, and marks the ones it
+//! has delivered with `UPLOADED` (neither marker is in the manifest).
 //!
 //! At start-up [`recover_unfinished`] finishes folders a power cut left behind: it cuts the
 //! video back to its last whole fragment (or, for encrypted video, drops the one segment
@@ -22,6 +23,24 @@ pub const TIMELINE_CSV: &str = "timeline.csv";
 pub const TIMELINE_PNG: &str = "timeline.png";
 pub const MANIFEST: &str = "MANIFEST";
 pub const COMPLETE: &str = "COMPLETE";
+/// Written by `kiosk upload` once the destination's copy has verified.
+pub const UPLOADED: &str = "UPLOADED";
+
+/// Why a session's files do not match its `MANIFEST`.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("MANIFEST line {line} is not `<sha256>  <name>`")]
+    Malformed { line: usize },
+    #[error("{name}: listed in MANIFEST but missing")]
+    Missing { name: String },
+    #[error("{name}: SHA-256 differs from MANIFEST")]
+    Mismatch { name: String },
+}
 
 /// A session folder.
 #[derive(Debug, Clone)]
@@ -81,18 +100,63 @@ pub fn manifest(dir: &Path) -> std::io::Result<String> {
         .filter_map(|e| e.ok())
         .filter(|e| e.file_type().map(|t| t.is_file()).unwrap_or(false))
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n != MANIFEST && n != COMPLETE && !n.contains(".tmp"))
+        .filter(|n| n != MANIFEST && n != COMPLETE && n != UPLOADED && !n.contains(".tmp"))
         .collect();
     names.sort();
     let mut out = String::new();
     for name in names {
-        let mut hasher = Sha256::new();
-        std::io::copy(&mut std::fs::File::open(dir.join(&name))?, &mut hasher)?;
-        let digest = hasher.finalize();
-        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        let hex = sha256_hex(&dir.join(&name))?;
         let _ = writeln!(out, "{hex}  {name}");
     }
     Ok(out)
+}
+
+/// The SHA-256 of a file, read as a stream, in lower-case hex.
+fn sha256_hex(path: &Path) -> std::io::Result<String> {
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut std::fs::File::open(path)?, &mut hasher)?;
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
+
+/// Checks every file `dir/MANIFEST` lists against its SHA-256 (what `sha256sum -c MANIFEST`
+/// does), and returns the names listed. A listed name must be a plain file name in `dir`.
+pub fn verify_manifest(dir: &Path) -> Result<Vec<String>, ManifestError> {
+    let path = dir.join(MANIFEST);
+    let read_error = |path: &Path| {
+        let path = path.to_owned();
+        move |source| ManifestError::Read { path, source }
+    };
+    let text = std::fs::read_to_string(&path).map_err(read_error(&path))?;
+    let mut names = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        let malformed = ManifestError::Malformed { line: index + 1 };
+        let (hash, name) = line.split_once("  ").ok_or(malformed)?;
+        let plain_name = !name.is_empty() && !name.contains('/') && name != "." && name != "..";
+        if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) || !plain_name {
+            return Err(ManifestError::Malformed { line: index + 1 });
+        }
+        let file = dir.join(name);
+        let actual = match sha256_hex(&file) {
+            Ok(actual) => actual,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(ManifestError::Missing {
+                    name: name.to_owned(),
+                })
+            }
+            Err(source) => return Err(ManifestError::Read { path: file, source }),
+        };
+        if !actual.eq_ignore_ascii_case(hash) {
+            return Err(ManifestError::Mismatch {
+                name: name.to_owned(),
+            });
+        }
+        names.push(name.to_owned());
+    }
+    Ok(names)
 }
 
 /// Finishes every session under `data_dir` that has no `COMPLETE` marker; returns them.
@@ -172,6 +236,22 @@ mod tests {
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad  summary.txt\n"
         );
         assert!(session.is_complete());
+        assert_eq!(verify_manifest(&session.path).unwrap(), ["summary.txt"]);
+        std::fs::write(session.file(SUMMARY_TXT), b"abd").unwrap();
+        assert!(matches!(
+            verify_manifest(&session.path),
+            Err(ManifestError::Mismatch { .. })
+        ));
+        std::fs::remove_file(session.file(SUMMARY_TXT)).unwrap();
+        assert!(matches!(
+            verify_manifest(&session.path),
+            Err(ManifestError::Missing { .. })
+        ));
+        std::fs::write(session.file(MANIFEST), "abc  ../etc/passwd\n").unwrap();
+        assert!(matches!(
+            verify_manifest(&session.path),
+            Err(ManifestError::Malformed { line: 1 })
+        ));
 
         // A lesson starting in the same second gets its own folder, never the finished one.
         let next = SessionDir::create(&root, "desk-1", "2026-11-28T09:00:00Z").unwrap();

@@ -12,8 +12,9 @@ use serde::{Deserialize, Serialize};
 use crate::aggregate::{CategoryCounts, Evidence, EvidenceFloor, Impression, Tally};
 
 /// Version of `summary.json`'s layout (2: `impression` may be `insufficient`, never null,
-/// and `evidence` says what it rests on).
-pub const SCHEMA_VERSION: u32 = 2;
+/// and `evidence` says what it rests on; 3: `lesson_id`, null unless the config names the
+/// lesson). Readers take 2 and 3.
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Reactions seen in one second of the lesson.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,6 +87,9 @@ pub struct Reactions {
 pub struct Summary {
     pub schema_version: u32,
     pub desk_id: String,
+    /// The config's `lesson_id` (schema 3; absent in schema 2).
+    #[serde(default)]
+    pub lesson_id: Option<String>,
     pub lesson_start: String,
     /// `None` while the lesson runs (or if it ended by a power cut).
     pub lesson_end: Option<String>,
@@ -109,6 +113,7 @@ pub struct Summary {
 /// What the summary is built from.
 pub struct SummaryInput<'a> {
     pub desk_id: &'a str,
+    pub lesson_id: Option<&'a str>,
     pub lesson_start: &'a str,
     pub lesson_end: Option<&'a str>,
     pub tally: &'a Tally,
@@ -131,6 +136,7 @@ impl Summary {
         Summary {
             schema_version: SCHEMA_VERSION,
             desk_id: input.desk_id.to_owned(),
+            lesson_id: input.lesson_id.map(str::to_owned),
             lesson_start: input.lesson_start.to_owned(),
             lesson_end: input.lesson_end.map(str::to_owned),
             frames_analysed: tally.faces() + tally.frames_without_face,
@@ -269,6 +275,7 @@ mod tests {
         tally.record_no_face();
         let summary = Summary::build(&SummaryInput {
             desk_id: "desk-7",
+            lesson_id: None,
             lesson_start: "2026-11-28T09:00:00Z",
             lesson_end: None,
             tally: &tally,
@@ -296,7 +303,7 @@ mod tests {
         assert!(text.contains("Impression: GOOD"), "{text}");
         assert!(text.contains("happy"));
         let json = serde_json::to_value(&summary).unwrap();
-        assert_eq!(json["schema_version"], 2);
+        assert_eq!(json["schema_version"], 3);
         assert_eq!(json["impression"], "good");
         assert_eq!(json["evidence"]["face_seconds"], 1);
 
@@ -315,6 +322,7 @@ mod tests {
     fn input_of(tally: &Tally) -> SummaryInput<'_> {
         SummaryInput {
             desk_id: "desk-7",
+            lesson_id: None,
             lesson_start: "2026-11-28T09:00:00Z",
             lesson_end: None,
             tally,

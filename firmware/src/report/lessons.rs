@@ -1,0 +1,306 @@
+//! Sessions into lessons, and a lesson into what the teacher reads: a row per desk and the
+//! class's reactions minute by minute.
+//!
+//! **Grouping.** Sessions are one lesson when their times overlap (chained: a desk that
+//! joined late still overlaps the others), and never when their `lesson_id`s differ. A desk
+//! with several sessions in one lesson (a restart, a power cut) gets one row, its counts
+//! summed and judged again by the one rule ([`crate::aggregate::verdict`]).
+//!
+//! **The class's minute.** For each minute of the lesson: each desk's positive / neutral /
+//! negative share of its face frames in that minute, averaged over the desks that saw a
+//! face in it (one desk one voice, as for the class verdict), and how many desks those were.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+use super::scan::{for_each_second, read_summary, SessionEntry};
+use crate::aggregate::{
+    class_impression, mean_shares, verdict, CategoryCounts, Evidence, EvidenceFloor, Impression,
+};
+
+/// Sessions of one lesson, by start.
+pub struct LessonGroup {
+    pub lesson_id: Option<String>,
+    pub start: SystemTime,
+    pub end: SystemTime,
+    pub sessions: Vec<SessionEntry>,
+}
+
+impl LessonGroup {
+    /// A folder name: the start (UTC, file-safe), after the lesson id if there is one.
+    pub fn key(&self) -> String {
+        let start = humantime::format_rfc3339_seconds(self.start)
+            .to_string()
+            .replace(':', "-");
+        match &self.lesson_id {
+            Some(id) => format!("{id}-{start}"),
+            None => start,
+        }
+    }
+}
+
+/// Groups sessions into lessons, ordered by lesson id then start.
+pub fn group(mut sessions: Vec<SessionEntry>) -> Vec<LessonGroup> {
+    sessions.sort_by(|a, b| (&a.lesson_id, a.start).cmp(&(&b.lesson_id, b.start)));
+    let mut lessons: Vec<LessonGroup> = Vec::new();
+    for session in sessions {
+        match lessons.last_mut() {
+            Some(lesson) if lesson.lesson_id == session.lesson_id && session.start < lesson.end => {
+                lesson.end = lesson.end.max(session.end);
+                lesson.sessions.push(session);
+            }
+            _ => lessons.push(LessonGroup {
+                lesson_id: session.lesson_id.clone(),
+                start: session.start,
+                end: session.end,
+                sessions: vec![session],
+            }),
+        }
+    }
+    lessons
+}
+
+/// One desk's row in a lesson.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeskRow {
+    pub desk_id: String,
+    pub sessions: usize,
+    pub frames_analysed: u64,
+    pub frames_with_face: u64,
+    pub face_seconds: u64,
+    pub counts: CategoryCounts,
+    pub positive_percent: f64,
+    pub neutral_percent: f64,
+    pub negative_percent: f64,
+    pub impression: Impression,
+}
+
+/// The class in one minute of the lesson.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct ClassMinute {
+    pub minute: u64,
+    /// Desks whose session covered this minute.
+    pub desks_present: usize,
+    /// Desks that saw a face in it; the shares are over these (null when none).
+    pub desks_with_face: usize,
+    pub positive_percent: Option<f64>,
+    pub neutral_percent: Option<f64>,
+    pub negative_percent: Option<f64>,
+}
+
+/// A lesson, read and summed.
+#[derive(Debug, Clone, Serialize)]
+pub struct LessonReport {
+    pub key: String,
+    pub lesson_id: Option<String>,
+    pub start: String,
+    pub end: String,
+    pub desks: Vec<DeskRow>,
+    pub class_impression: Impression,
+    /// Mean shares over the desks with a verdict (null when none has one).
+    pub class_positive_percent: Option<f64>,
+    pub class_neutral_percent: Option<f64>,
+    pub class_negative_percent: Option<f64>,
+    pub minutes: Vec<ClassMinute>,
+}
+
+/// Per desk: counts summed over its sessions, and per-minute counts.
+#[derive(Default)]
+struct DeskSum {
+    sessions: usize,
+    frames_analysed: u64,
+    frames_with_face: u64,
+    face_seconds: u64,
+    counts: CategoryCounts,
+    floor: Option<EvidenceFloor>,
+    /// Counts per minute of the lesson; `None` where no session of the desk covered it.
+    minutes: Vec<Option<CategoryCounts>>,
+}
+
+/// Reads the lesson's sessions (summaries and timelines; one lesson in memory at a time).
+/// A session that cannot be read now (changed since the scan) is returned as rejected.
+pub fn read_lesson(group: &LessonGroup) -> (LessonReport, Vec<super::scan::Rejected>) {
+    let mut desks: BTreeMap<String, DeskSum> = BTreeMap::new();
+    let mut rejected = Vec::new();
+    for session in &group.sessions {
+        match add_session(group.start, session, &mut desks) {
+            Ok(()) => {}
+            Err(reason) => rejected.push((session.path.clone(), reason)),
+        }
+    }
+    let lesson_minutes = minutes_between(group.start, group.end);
+    let rows: Vec<DeskRow> = desks.iter().map(|(id, sum)| desk_row(id, sum)).collect();
+    let (class, shares) = class_impression(rows.iter().map(|r| (r.impression, r.counts)));
+    let minutes = (0..lesson_minutes)
+        .map(|minute| class_minute(minute, &desks))
+        .collect();
+    let report = LessonReport {
+        key: group.key(),
+        lesson_id: group.lesson_id.clone(),
+        start: humantime::format_rfc3339_seconds(group.start).to_string(),
+        end: humantime::format_rfc3339_seconds(group.end).to_string(),
+        desks: rows,
+        class_impression: class,
+        class_positive_percent: shares.map(|s| s.0),
+        class_neutral_percent: shares.map(|s| s.1),
+        class_negative_percent: shares.map(|s| s.2),
+        minutes,
+    };
+    (report, rejected)
+}
+
+fn add_session(
+    lesson_start: SystemTime,
+    session: &SessionEntry,
+    desks: &mut BTreeMap<String, DeskSum>,
+) -> Result<(), String> {
+    let summary = read_summary(&session.path)?;
+    let offset = session
+        .start
+        .duration_since(lesson_start)
+        .unwrap_or(Duration::ZERO)
+        .as_secs();
+    // This session's minutes first, merged only once the whole timeline has read (a session
+    // rejected halfway adds nothing).
+    let mut minutes: Vec<Option<CategoryCounts>> = Vec::new();
+    for_each_second(&session.path, |second| {
+        let minute = (offset.saturating_add(second.second) / 60) as usize;
+        if minutes.len() <= minute {
+            minutes.resize(minute + 1, None);
+        }
+        let slot = minutes[minute].get_or_insert_with(CategoryCounts::default);
+        *slot = add_counts(
+            *slot,
+            CategoryCounts {
+                positive: second.positive,
+                neutral: second.neutral,
+                negative: second.negative,
+            },
+        );
+    })?;
+    let desk = desks.entry(session.desk_id.clone()).or_default();
+    if desk.minutes.len() < minutes.len() {
+        desk.minutes.resize(minutes.len(), None);
+    }
+    for (total, minute) in desk.minutes.iter_mut().zip(minutes) {
+        if let Some(counts) = minute {
+            *total = Some(add_counts(total.unwrap_or_default(), counts));
+        }
+    }
+    desk.sessions += 1;
+    desk.frames_analysed = desk.frames_analysed.saturating_add(summary.frames_analysed);
+    desk.frames_with_face = desk
+        .frames_with_face
+        .saturating_add(summary.frames_with_face);
+    desk.face_seconds = desk
+        .face_seconds
+        .saturating_add(summary.evidence.face_seconds);
+    desk.counts = add_counts(desk.counts, summary.reactions.counts);
+    desk.floor.get_or_insert(summary.evidence.floor);
+    Ok(())
+}
+
+fn add_counts(a: CategoryCounts, b: CategoryCounts) -> CategoryCounts {
+    CategoryCounts {
+        positive: a.positive.saturating_add(b.positive),
+        neutral: a.neutral.saturating_add(b.neutral),
+        negative: a.negative.saturating_add(b.negative),
+    }
+}
+
+fn desk_row(desk_id: &str, sum: &DeskSum) -> DeskRow {
+    let evidence = Evidence {
+        face_seconds: sum.face_seconds,
+        face_share: if sum.frames_analysed == 0 {
+            0.0
+        } else {
+            sum.frames_with_face as f64 / sum.frames_analysed as f64
+        },
+        floor: sum.floor.unwrap_or_default(),
+    };
+    let (positive_percent, neutral_percent, negative_percent) = if sum.counts.total() == 0 {
+        (0.0, 0.0, 0.0)
+    } else {
+        sum.counts.percentages()
+    };
+    DeskRow {
+        desk_id: desk_id.to_owned(),
+        sessions: sum.sessions,
+        frames_analysed: sum.frames_analysed,
+        frames_with_face: sum.frames_with_face,
+        face_seconds: sum.face_seconds,
+        counts: sum.counts,
+        positive_percent,
+        neutral_percent,
+        negative_percent,
+        impression: verdict(sum.counts, evidence),
+    }
+}
+
+fn class_minute(minute: u64, desks: &BTreeMap<String, DeskSum>) -> ClassMinute {
+    let present: Vec<&CategoryCounts> = desks
+        .values()
+        .filter_map(|d| d.minutes.get(minute as usize)?.as_ref())
+        .collect();
+    let seen: Vec<(f64, f64, f64)> = present
+        .iter()
+        .filter(|c| c.total() > 0)
+        .map(|c| c.percentages())
+        .collect();
+    let mean = mean_shares(&seen);
+    ClassMinute {
+        minute,
+        desks_present: present.len(),
+        desks_with_face: seen.len(),
+        positive_percent: mean.map(|m| m.0),
+        neutral_percent: mean.map(|m| m.1),
+        negative_percent: mean.map(|m| m.2),
+    }
+}
+
+/// Whole minutes from `start` to `end`, counting a started minute.
+fn minutes_between(start: SystemTime, end: SystemTime) -> u64 {
+    let seconds = end
+        .duration_since(start)
+        .unwrap_or(Duration::ZERO)
+        .as_secs();
+    seconds.div_ceil(60).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(desk: &str, lesson: Option<&str>, start: u64, end: u64) -> SessionEntry {
+        SessionEntry {
+            path: format!("/x/{desk}/{start}").into(),
+            desk_id: desk.into(),
+            lesson_id: lesson.map(str::to_owned),
+            start: SystemTime::UNIX_EPOCH + Duration::from_secs(start),
+            end: SystemTime::UNIX_EPOCH + Duration::from_secs(end),
+        }
+    }
+
+    #[test]
+    fn overlapping_sessions_chain_into_one_lesson_and_ids_never_merge() {
+        let lessons = group(vec![
+            entry("a", None, 100, 200),
+            entry("b", None, 150, 400),
+            entry("c", None, 390, 500), // overlaps b only: same lesson
+            entry("d", None, 600, 700), // after the gap: the next lesson
+            entry("e", Some("maths"), 120, 300), // same time, other class
+        ]);
+        let shape: Vec<(Option<&str>, usize)> = lessons
+            .iter()
+            .map(|l| (l.lesson_id.as_deref(), l.sessions.len()))
+            .collect();
+        assert_eq!(shape, [(None, 3), (None, 1), (Some("maths"), 1)]);
+        assert_eq!(
+            lessons[0].end,
+            SystemTime::UNIX_EPOCH + Duration::from_secs(500)
+        );
+        assert!(lessons[2].key().starts_with("maths-1970-01-01T00-02-00Z"));
+    }
+}

@@ -1,0 +1,318 @@
+//! `kiosk report`: the teacher's class report from many desks' sessions.
+//!
+//! [`scan`] finds and verifies the sessions under the roots, [`lessons`] groups them into
+//! lessons and sums each, [`chart`] draws the class's minutes as SVG and [`html`] writes the
+//! pages. The output folder gets:
+//! - `index.html`, `class.csv` (a row per desk per lesson) and `class.json` (the same, with
+//!   each lesson's per-minute series and the rejected sessions) for the whole set;
+//! - `lessons/<key>/index.html`, `class.csv` and `class.json` for each lesson.
+//!
+//! It streams: the scan keeps a small entry per session, lessons are read a batch at a time
+//! (in parallel) and written in order, and the set's CSV and JSON are appended lesson by
+//! lesson; only a line per lesson is kept for the index.
+
+pub mod chart;
+pub mod html;
+pub mod lessons;
+pub mod scan;
+
+use std::collections::HashSet;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use ekspresi_common::fsutil::write_atomically;
+use serde::Serialize;
+
+use html::LessonLine;
+use lessons::LessonReport;
+use scan::Rejected;
+
+/// What stops a report (a session that cannot be used does not: it is listed).
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Csv { path: PathBuf, source: csv::Error },
+    #[error("{path}: {source}")]
+    Json {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("chart of lesson {lesson}: {reason}")]
+    Chart { lesson: String, reason: String },
+}
+
+/// What was written.
+#[derive(Debug)]
+pub struct ReportWritten {
+    pub lessons: usize,
+    pub sessions: usize,
+    pub desks: usize,
+    pub rejected: Vec<Rejected>,
+}
+
+/// One row of `class.csv`.
+#[derive(Serialize)]
+struct ClassRow<'a> {
+    lesson: &'a str,
+    lesson_id: Option<&'a str>,
+    lesson_start: &'a str,
+    lesson_end: &'a str,
+    desk_id: &'a str,
+    sessions: usize,
+    frames_analysed: u64,
+    frames_with_face: u64,
+    face_seconds: u64,
+    positive: u64,
+    neutral: u64,
+    negative: u64,
+    positive_percent: f64,
+    neutral_percent: f64,
+    negative_percent: f64,
+    impression: &'static str,
+    class_impression: &'static str,
+}
+
+/// A rejected session in `class.json`.
+#[derive(Serialize)]
+struct RejectedJson<'a> {
+    path: String,
+    reason: &'a str,
+}
+
+const JSON_SCHEMA_VERSION: u32 = 1;
+
+/// Lessons held in memory at once (read in parallel, then written).
+const LESSONS_PER_BATCH: usize = 16;
+
+/// Reads every session under `roots` and writes the report into `out`.
+pub fn write_report(
+    roots: &[PathBuf],
+    out: &Path,
+    progress: impl FnMut(usize),
+) -> Result<ReportWritten, ReportError> {
+    let (sessions, mut rejected) = scan::scan(roots, progress);
+    let session_count = sessions.len();
+    let desks: HashSet<String> = sessions.iter().map(|s| s.desk_id.clone()).collect();
+    let groups = lessons::group(sessions);
+    create_dir(out)?;
+    let mut set_csv = CsvOut::create(&out.join("class.csv"))?;
+    let mut set_json = JsonOut::create(&out.join("class.json"))?;
+    let mut lines = Vec::with_capacity(groups.len());
+    let mut keys = HashSet::new();
+    // Lessons are read on every core, a few at a time, and written in order.
+    for batch in groups.chunks(LESSONS_PER_BATCH) {
+        use rayon::prelude::*;
+        let read: Vec<_> = batch.par_iter().map(lessons::read_lesson).collect();
+        for (mut lesson, unreadable) in read {
+            rejected.extend(unreadable);
+            lesson.key = unique_key(&mut keys, lesson.key);
+            write_lesson(out, &lesson)?;
+            set_csv.lesson(&lesson)?;
+            set_json.lesson(&lesson)?;
+            lines.push(LessonLine::of(&lesson));
+        }
+    }
+    set_csv.finish()?;
+    set_json.finish(&rejected)?;
+    let index = out.join("index.html");
+    write_atomically(&index, html::index_page(&lines, &rejected).as_bytes())
+        .map_err(io_error(&index))?;
+    Ok(ReportWritten {
+        lessons: lines.len(),
+        sessions: session_count,
+        desks: desks.len(),
+        rejected,
+    })
+}
+
+/// A lesson's own folder: its page, and its rows as CSV and JSON.
+fn write_lesson(out: &Path, lesson: &LessonReport) -> Result<(), ReportError> {
+    let dir = out.join("lessons").join(&lesson.key);
+    create_dir(&dir)?;
+    let svg = chart::class_chart(&lesson.minutes, lesson.desks.len()).map_err(|reason| {
+        ReportError::Chart {
+            lesson: lesson.key.clone(),
+            reason,
+        }
+    })?;
+    let page = dir.join("index.html");
+    write_atomically(&page, html::lesson_page(lesson, &svg).as_bytes()).map_err(io_error(&page))?;
+    let mut csv = CsvOut::create(&dir.join("class.csv"))?;
+    csv.lesson(lesson)?;
+    csv.finish()?;
+    let mut json = JsonOut::create(&dir.join("class.json"))?;
+    json.lesson(lesson)?;
+    json.finish(&[])
+}
+
+fn unique_key(keys: &mut HashSet<String>, key: String) -> String {
+    let mut candidate = key.clone();
+    let mut n = 1;
+    while !keys.insert(candidate.clone()) {
+        n += 1;
+        candidate = format!("{key}-{n}");
+    }
+    candidate
+}
+
+fn create_dir(dir: &Path) -> Result<(), ReportError> {
+    std::fs::create_dir_all(dir).map_err(io_error(dir))
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> ReportError + '_ {
+    move |source| ReportError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// A file written through `<name>.tmp` and renamed into place when finished.
+struct Staged {
+    tmp: PathBuf,
+    path: PathBuf,
+}
+
+impl Staged {
+    fn new(path: &Path) -> Self {
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".tmp");
+        Self {
+            tmp: tmp.into(),
+            path: path.to_owned(),
+        }
+    }
+
+    fn open(&self) -> Result<BufWriter<std::fs::File>, ReportError> {
+        std::fs::File::create(&self.tmp)
+            .map(BufWriter::new)
+            .map_err(io_error(&self.tmp))
+    }
+
+    fn commit(&self, writer: BufWriter<std::fs::File>) -> Result<(), ReportError> {
+        let file = writer.into_inner().map_err(|e| ReportError::Io {
+            path: self.tmp.clone(),
+            source: e.into_error(),
+        })?;
+        file.sync_all().map_err(io_error(&self.tmp))?;
+        std::fs::rename(&self.tmp, &self.path).map_err(io_error(&self.path))
+    }
+}
+
+/// `class.csv`, a row per desk per lesson.
+struct CsvOut {
+    staged: Staged,
+    writer: csv::Writer<BufWriter<std::fs::File>>,
+}
+
+impl CsvOut {
+    fn create(path: &Path) -> Result<Self, ReportError> {
+        let staged = Staged::new(path);
+        let writer = csv::Writer::from_writer(staged.open()?);
+        Ok(Self { staged, writer })
+    }
+
+    fn lesson(&mut self, lesson: &LessonReport) -> Result<(), ReportError> {
+        for desk in &lesson.desks {
+            let row = ClassRow {
+                lesson: &lesson.key,
+                lesson_id: lesson.lesson_id.as_deref(),
+                lesson_start: &lesson.start,
+                lesson_end: &lesson.end,
+                desk_id: &desk.desk_id,
+                sessions: desk.sessions,
+                frames_analysed: desk.frames_analysed,
+                frames_with_face: desk.frames_with_face,
+                face_seconds: desk.face_seconds,
+                positive: desk.counts.positive,
+                neutral: desk.counts.neutral,
+                negative: desk.counts.negative,
+                positive_percent: desk.positive_percent,
+                neutral_percent: desk.neutral_percent,
+                negative_percent: desk.negative_percent,
+                impression: desk.impression.word(),
+                class_impression: lesson.class_impression.word(),
+            };
+            self.writer
+                .serialize(row)
+                .map_err(|source| ReportError::Csv {
+                    path: self.staged.path.clone(),
+                    source,
+                })?;
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Result<(), ReportError> {
+        let path = self.staged.path.clone();
+        let writer = self.writer.into_inner().map_err(|e| ReportError::Io {
+            path,
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        self.staged.commit(writer)
+    }
+}
+
+/// `class.json`: `{"schema_version", "lessons": [...], "rejected": [...]}`, written lesson
+/// by lesson.
+struct JsonOut {
+    staged: Staged,
+    writer: BufWriter<std::fs::File>,
+    lessons: usize,
+}
+
+impl JsonOut {
+    fn create(path: &Path) -> Result<Self, ReportError> {
+        let staged = Staged::new(path);
+        let mut writer = staged.open()?;
+        write!(
+            writer,
+            "{{\"schema_version\":{JSON_SCHEMA_VERSION},\"lessons\":["
+        )
+        .map_err(io_error(&staged.tmp))?;
+        Ok(Self {
+            staged,
+            writer,
+            lessons: 0,
+        })
+    }
+
+    fn lesson(&mut self, lesson: &LessonReport) -> Result<(), ReportError> {
+        if self.lessons > 0 {
+            self.writer
+                .write_all(b",")
+                .map_err(io_error(&self.staged.tmp))?;
+        }
+        serde_json::to_writer(&mut self.writer, lesson).map_err(|source| ReportError::Json {
+            path: self.staged.path.clone(),
+            source,
+        })?;
+        self.lessons += 1;
+        Ok(())
+    }
+
+    fn finish(mut self, rejected: &[Rejected]) -> Result<(), ReportError> {
+        let rejected: Vec<RejectedJson<'_>> = rejected
+            .iter()
+            .map(|(path, reason)| RejectedJson {
+                path: path.display().to_string(),
+                reason,
+            })
+            .collect();
+        self.writer
+            .write_all(b"],\"rejected\":")
+            .map_err(io_error(&self.staged.tmp))?;
+        serde_json::to_writer(&mut self.writer, &rejected).map_err(|source| ReportError::Json {
+            path: self.staged.path.clone(),
+            source,
+        })?;
+        self.writer
+            .write_all(b"}\n")
+            .map_err(io_error(&self.staged.tmp))?;
+        self.staged.commit(self.writer)
+    }
+}

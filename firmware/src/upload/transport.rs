@@ -1,0 +1,234 @@
+//! Moving files with the system's `rsync` (over `ssh` for a server) and checking the copy
+//! where it landed. rsync is what every school's IT already trusts for this: it resumes a
+//! cut transfer (`--partial-dir`), copies nothing that is already there, and speaks to any
+//! SSH server; we only drive it, we do not reimplement it.
+//!
+//! SSH is locked down: key login only (`BatchMode`), the config's identity only, no user
+//! or system ssh config, and the host key pinned by the config (a `known_hosts` file of one
+//! line, written for this run), so a desk never trusts a server it was not told about.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use super::destination::{ssh_session_path, Destination, HostKey, SshTarget};
+use super::UploadError;
+use crate::record::session::{verify_manifest, COMPLETE, UPLOADED};
+
+/// SSH settings for `ssh://` destinations.
+pub struct SshAccess {
+    /// The desk's private key.
+    pub identity: PathBuf,
+    /// The server's pinned host key.
+    pub host_key: HostKey,
+}
+
+/// rsync and ssh, ready for one destination.
+pub struct Transport {
+    destination: Destination,
+    /// `-e` for rsync and the prefix of remote commands (ssh destinations only).
+    ssh_command: Option<Vec<String>>,
+    /// Holds the one-line known_hosts file for as long as the transport lives.
+    _known_hosts: Option<tempfile::NamedTempFile>,
+}
+
+impl Transport {
+    pub fn new(destination: Destination, ssh: Option<SshAccess>) -> Result<Self, UploadError> {
+        let Destination::Ssh(target) = &destination else {
+            return Ok(Self {
+                destination,
+                ssh_command: None,
+                _known_hosts: None,
+            });
+        };
+        let access = ssh.ok_or(UploadError::NoHostKey)?;
+        let known_hosts = write_known_hosts(&access.host_key, target)?;
+        let ssh_command = ssh_command(target, &access.identity, known_hosts.path())?;
+        Ok(Self {
+            destination,
+            ssh_command: Some(ssh_command),
+            _known_hosts: Some(known_hosts),
+        })
+    }
+
+    pub fn destination(&self) -> &Destination {
+        &self.destination
+    }
+
+    /// Copies the session's files, all but the `COMPLETE` marker (and our `UPLOADED`), so
+    /// that a reader at the destination never takes a half-copied session for a finished
+    /// one. With `checksum`, files are compared by content, not size and time (after a
+    /// verification failed).
+    pub fn copy_contents(
+        &self,
+        session: &Path,
+        desk: &str,
+        name: &str,
+        checksum: bool,
+    ) -> Result<(), UploadError> {
+        let mut args = vec![
+            "--recursive".to_owned(),
+            "--times".into(),
+            // The card's modes: owner read-write, group read, others nothing.
+            "--chmod=D0750,F0640".into(),
+            "--partial-dir=.rsync-partial".into(),
+            "--mkpath".into(),
+            // The copy mirrors the card: what a cut run left (rsync's temporary files) goes.
+            "--delete".into(),
+            "--timeout=120".into(),
+            format!("--exclude={COMPLETE}"),
+            format!("--exclude={UPLOADED}"),
+            "--exclude=*.tmp".into(),
+        ];
+        if checksum {
+            args.push("--checksum".into());
+        }
+        args.push(format!("{}/", session.display()));
+        args.push(format!("{}/", self.destination.session_target(desk, name)));
+        self.rsync(&args)
+    }
+
+    /// Copies the `COMPLETE` marker last, once the copy has verified.
+    pub fn copy_complete_marker(
+        &self,
+        session: &Path,
+        desk: &str,
+        name: &str,
+    ) -> Result<(), UploadError> {
+        let target = self.destination.session_target(desk, name);
+        self.rsync(&[
+            "--times".into(),
+            "--chmod=F0640".into(),
+            "--timeout=120".into(),
+            session.join(COMPLETE).display().to_string(),
+            format!("{target}/{COMPLETE}"),
+        ])
+    }
+
+    /// Checks the copy against its MANIFEST *at the destination*: in place for a directory,
+    /// with the server's own `sha256sum --check` over SSH.
+    pub fn verify_at_destination(&self, desk: &str, name: &str) -> Result<(), UploadError> {
+        match (&self.destination, &self.ssh_command) {
+            (Destination::Ssh(target), Some(ssh)) => {
+                let dir = ssh_session_path(target, desk, name);
+                // The path has only [A-Za-z0-9/._-] (Destination::parse, safe names), so the
+                // remote shell needs no quoting.
+                let remote = format!("cd {dir} && sha256sum --check --strict --quiet MANIFEST");
+                let output = Command::new(&ssh[0])
+                    .args(&ssh[1..])
+                    .arg(format!("{}@{}", target.user, target.host))
+                    .arg(remote)
+                    .output()
+                    .map_err(|source| UploadError::Spawn {
+                        program: "ssh",
+                        source,
+                    })?;
+                if output.status.success() {
+                    Ok(())
+                } else {
+                    Err(UploadError::Verify {
+                        session: name.to_owned(),
+                        reason: tail(&output.stdout, &output.stderr),
+                    })
+                }
+            }
+            _ => {
+                let dir = self
+                    .destination
+                    .local_session_dir(desk, name)
+                    .ok_or(UploadError::NoHostKey)?;
+                verify_manifest(&dir)
+                    .map(|_| ())
+                    .map_err(|e| UploadError::Verify {
+                        session: name.to_owned(),
+                        reason: e.to_string(),
+                    })
+            }
+        }
+    }
+
+    fn rsync(&self, args: &[String]) -> Result<(), UploadError> {
+        let mut command = Command::new("rsync");
+        if let Some(ssh) = &self.ssh_command {
+            command.arg("-e").arg(ssh.join(" "));
+        }
+        let output = command
+            .args(args)
+            .output()
+            .map_err(|source| UploadError::Spawn {
+                program: "rsync",
+                source,
+            })?;
+        if output.status.success() {
+            Ok(())
+        } else {
+            Err(UploadError::Rsync(tail(&output.stdout, &output.stderr)))
+        }
+    }
+}
+
+/// ssh with everything pinned; the words must have no spaces (rsync splits `-e` on them).
+fn ssh_command(
+    target: &SshTarget,
+    identity: &Path,
+    known_hosts: &Path,
+) -> Result<Vec<String>, UploadError> {
+    let word = |path: &Path| {
+        let text = path.display().to_string();
+        if text.is_empty() || text.contains(|c: char| c.is_whitespace() || c == '\'' || c == '"') {
+            Err(UploadError::UnsafePath(path.to_owned()))
+        } else {
+            Ok(text)
+        }
+    };
+    Ok(vec![
+        "ssh".into(),
+        "-F".into(),
+        "/dev/null".into(),
+        "-p".into(),
+        target.port.to_string(),
+        "-i".into(),
+        word(identity)?,
+        "-o".into(),
+        "IdentitiesOnly=yes".into(),
+        "-o".into(),
+        "BatchMode=yes".into(),
+        "-o".into(),
+        "StrictHostKeyChecking=yes".into(),
+        "-o".into(),
+        format!("UserKnownHostsFile={}", word(known_hosts)?),
+        "-o".into(),
+        "GlobalKnownHostsFile=/dev/null".into(),
+        "-o".into(),
+        "UpdateHostKeys=no".into(),
+        "-o".into(),
+        "ConnectTimeout=20".into(),
+        "-o".into(),
+        "ServerAliveInterval=15".into(),
+    ])
+}
+
+fn write_known_hosts(
+    key: &HostKey,
+    target: &SshTarget,
+) -> Result<tempfile::NamedTempFile, UploadError> {
+    use std::io::Write as _;
+    let mut file = tempfile::Builder::new()
+        .prefix("ekspresi-known-hosts-")
+        .tempfile()
+        .map_err(UploadError::KnownHosts)?;
+    file.write_all(key.known_hosts_line(&target.host, target.port).as_bytes())
+        .map_err(UploadError::KnownHosts)?;
+    file.flush().map_err(UploadError::KnownHosts)?;
+    Ok(file)
+}
+
+/// The last lines a tool printed, for the error message.
+fn tail(stdout: &[u8], stderr: &[u8]) -> String {
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(stdout),
+        String::from_utf8_lossy(stderr)
+    );
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(4)..].join(" | ")
+}
