@@ -12,6 +12,7 @@ mod support;
 use support::scratch;
 
 const DESKS: [&str; 3] = ["desk-01", "desk-02", "desk-03"];
+const ENCRYPTING_DESK: &str = "desk-03";
 const KIOSK: &str = env!("CARGO_BIN_EXE_ekspresi");
 
 /// A desk's card: its config and data directory.
@@ -32,9 +33,13 @@ fn recorded_cards() -> &'static [Card] {
             .map(|&desk| {
                 let data_dir = root.join(desk);
                 let config = root.join(format!("{desk}.json"));
-                let json = serde_json::json!({
+                let mut json = serde_json::json!({
                     "desk_id": desk, "lesson_id": "physics", "data_dir": data_dir,
                 });
+                // The last desk encrypts its video (its upload must stay encrypted).
+                if desk == ENCRYPTING_DESK {
+                    json["encrypt_to"] = serde_json::json!([age_recipient(&root)]);
+                }
                 std::fs::write(&config, json.to_string()).unwrap();
                 Card {
                     desk,
@@ -62,6 +67,23 @@ fn recorded_cards() -> &'static [Card] {
         }
         cards
     })
+}
+
+/// The public key of a fresh key pair from the real `age-keygen`.
+fn age_recipient(dir: &Path) -> String {
+    let identity = dir.join("school-key.txt");
+    let output = Command::new("age-keygen")
+        .arg("-o")
+        .arg(&identity)
+        .output()
+        .expect("age-keygen is installed (scripts/test.sh installs age)");
+    assert!(output.status.success());
+    std::fs::read_to_string(&identity)
+        .unwrap()
+        .lines()
+        .find_map(|line| line.strip_prefix("# public key: "))
+        .expect("age-keygen writes the public key as a comment")
+        .to_owned()
 }
 
 /// A private copy of the cards for one test (configs point at the copies).
@@ -119,17 +141,18 @@ fn assert_ok(output: &Output, what: &str) -> String {
 
 /// The card's one session folder.
 fn card_session(card: &Card) -> PathBuf {
+    card_session_named(card, |_| true)
+}
+
+/// The card's one session folder whose name passes `keep`.
+fn card_session_named(card: &Card, keep: impl Fn(&str) -> bool) -> PathBuf {
     let desk_dir = card.data_dir.join("sessions").join(card.desk);
     let sessions: Vec<PathBuf> = std::fs::read_dir(&desk_dir)
         .unwrap()
         .map(|e| e.unwrap().path())
+        .filter(|p| keep(&p.file_name().unwrap().to_string_lossy()))
         .collect();
-    assert_eq!(
-        sessions.len(),
-        1,
-        "one demo session in {}",
-        desk_dir.display()
-    );
+    assert_eq!(sessions.len(), 1, "{}", desk_dir.display());
     sessions[0].clone()
 }
 
@@ -189,12 +212,38 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 fn three_desks_upload_to_a_directory_once_and_verify_there() {
     let cards = copy_cards("teacher-side-dir");
     let dest = scratch("teacher-side-dir-dest");
+    // A lesson still being recorded on the first card (no COMPLETE): never touched.
+    let running = cards[0]
+        .data_dir
+        .join("sessions")
+        .join(cards[0].desk)
+        .join("2026-12-02T09-00-00Z");
+    std::fs::create_dir_all(&running).unwrap();
+    std::fs::write(running.join("summary.json"), b"{}").unwrap();
     for card in &cards {
+        let session = card_session_named(card, |name| name != "2026-12-02T09-00-00Z");
         let out = assert_ok(&upload(card, dest.to_str().unwrap()), "upload");
         assert!(out.contains("1 uploaded"), "{out}");
-        assert_delivered(&dest_session(&dest, card));
-        assert!(card_session(card).join("UPLOADED").exists());
+        let delivered = dest.join(card.desk).join(session.file_name().unwrap());
+        assert_delivered(&delivered);
+        assert!(session.join("UPLOADED").exists());
+        let has = |name: &str| delivered.join(name).exists();
+        if card.desk == ENCRYPTING_DESK {
+            assert!(
+                has("video-000001.mp4.age") && !has("video.mp4"),
+                "encrypted stays encrypted"
+            );
+        } else {
+            assert!(has("video.mp4"));
+        }
     }
+    let first = assert_ok(&upload(&cards[0], dest.to_str().unwrap()), "upload");
+    assert!(first.contains("1 unfinished left alone"), "{first}");
+    assert!(!dest
+        .join(cards[0].desk)
+        .join("2026-12-02T09-00-00Z")
+        .exists());
+    assert!(!running.join("UPLOADED").exists());
     // A second run copies nothing and touches nothing.
     let before = mtimes(&dest);
     for card in &cards {
@@ -573,6 +622,19 @@ fn the_report_renders_in_headless_chromium_with_the_three_series() {
         .join("lessons")
         .join(json["lessons"][0]["key"].as_str().unwrap())
         .join("index.html");
+    // The set's index renders too, and shows the lesson's verdict.
+    let index_png = dir.join("index.png");
+    screenshot(
+        &out.join("index.html"),
+        &index_png,
+        &dir.join("profile-index"),
+    );
+    let index = image::open(&index_png).unwrap().into_rgb8();
+    let verdict_green = index.pixels().filter(|p| p.0 == [0x0b, 0x6b, 0x1d]).count();
+    assert!(
+        verdict_green > 20,
+        "the index shows the class verdict ({verdict_green} px)"
+    );
     let png = dir.join("lesson.png");
     screenshot(&page, &png, &dir.join("profile"));
     let image = image::open(&png).unwrap().into_rgb8();
