@@ -152,7 +152,9 @@ impl Lesson {
         };
         // statvfs every 16th frame is plenty: a frame adds tens of kB at most.
         let low = self.counts.tally.frames() % 16 == 1 && kiosk.low_on_space(&self.session);
-        if video.is_running() && low {
+        // Low: older lessons' videos go first (retention); only if that is not enough does
+        // this lesson's video stop.
+        if video.is_running() && low && !kiosk.make_room(Some(&self.session.path)) {
             video.stop_for("stopped: free space fell under the configured floor");
             let _ = kiosk.leds.set_fault(Some(Fault::StorageFull));
         }

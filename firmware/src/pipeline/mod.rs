@@ -19,7 +19,7 @@ mod lesson;
 mod summaries;
 
 use std::iter::Peekable;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -29,6 +29,7 @@ use embedded_hal::digital::OutputPin;
 
 use crate::config::KioskConfig;
 use crate::hal::{Fault, FrameSource, StatusLeds};
+use crate::record::retention;
 use crate::record::session::{self, SessionDir};
 use analysis::FaceAnalysis;
 use capture::{spawn_capture, Captured, Feed};
@@ -89,6 +90,8 @@ impl<P: OutputPin> Kiosk<P> {
         source: Box<dyn FrameSource>,
         stop: Arc<AtomicBool>,
     ) -> Result<Vec<LessonReport>> {
+        // Room first, so that finishing interrupted sessions can write on a full card.
+        self.make_room(None);
         let recovered = session::recover_unfinished(&self.config.data_dir).with_context(|| {
             format!(
                 "cannot check {} for unfinished sessions",
@@ -151,6 +154,31 @@ impl<P: OutputPin> Kiosk<P> {
     fn beat(&mut self) {
         if let Some(heartbeat) = self.heartbeat.as_mut() {
             heartbeat();
+        }
+    }
+
+    /// Retention: removes older lessons' videos (uploaded ones first) until the card's free
+    /// space is back above the floor, sparing `running`. True when the floor is met.
+    fn make_room(&self, running: Option<&Path>) -> bool {
+        let data_dir = &self.config.data_dir;
+        let floor = self.config.min_free_mib.saturating_mul(1024 * 1024);
+        let available = || fs4::available_space(data_dir);
+        match retention::free_space(data_dir, floor, running, available) {
+            Ok(freed) => {
+                if !freed.is_empty() {
+                    let bytes: u64 = freed.iter().map(|f| f.bytes).sum();
+                    tracing::warn!(
+                        sessions = freed.len(),
+                        bytes,
+                        "freed space by removing older videos"
+                    );
+                }
+                available().is_ok_and(|bytes| bytes >= floor)
+            }
+            Err(error) => {
+                tracing::warn!(%error, "retention could not free space");
+                false
+            }
         }
     }
 

@@ -6,7 +6,8 @@
 //!
 //! At start-up [`recover_unfinished`] finishes folders a power cut left behind: it cuts the
 //! video back to its last whole fragment (or, for encrypted video, drops the one segment
-//! left unfinished) and completes the folder, marked as interrupted.
+//! left unfinished) and completes the folder, marked as interrupted; temporary files a cut
+//! left anywhere are removed.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -159,7 +160,10 @@ pub fn verify_manifest(dir: &Path) -> Result<Vec<String>, ManifestError> {
     Ok(names)
 }
 
-/// Finishes every session under `data_dir` that has no `COMPLETE` marker; returns them.
+/// Finishes every session under `data_dir` that has no `COMPLETE` marker, and removes the
+/// temporary files (`*.tmp`) a cut left in any session; returns the sessions finished. A
+/// session that cannot be finished now (a full card) is logged and left for the next start:
+/// it never stops the kiosk from starting.
 pub fn recover_unfinished(data_dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut recovered = Vec::new();
     let sessions = data_dir.join("sessions");
@@ -171,48 +175,78 @@ pub fn recover_unfinished(data_dir: &Path) -> std::io::Result<Vec<PathBuf>> {
             let dir = SessionDir {
                 path: session.path(),
             };
-            if !dir.path.is_dir() || dir.is_complete() {
+            if !dir.path.is_dir() {
                 continue;
             }
-            let video_path = dir.file(VIDEO);
-            let mut note = String::from("interrupted (recovered at start-up)");
-            if video_path.exists() {
-                match repair(&video_path) {
-                    Ok(repair) if repair.kept_len == 0 => {
-                        let _ = std::fs::remove_file(&video_path);
-                        note.push_str("; no whole video fragment had been written, video removed");
-                    }
-                    Ok(repair) => {
-                        let _ = write!(
-                            note,
-                            "; video cut from {} to {} bytes ({} fragments)",
-                            repair.original_len, repair.kept_len, repair.fragments
-                        );
-                    }
-                    Err(error) => {
-                        let _ = write!(note, "; video could not be repaired: {error}");
-                    }
+            if !dir.is_complete() {
+                match recover(&dir) {
+                    Ok(()) => recovered.push(dir.path.clone()),
+                    Err(error) => tracing::error!(session = %dir.path.display(), %error,
+                        "cannot finish an interrupted session now; will retry at the next start"),
                 }
             }
-            match crate::seal::remove_unfinished(&dir.path) {
-                Ok(0) => {}
-                Ok(removed) => {
-                    let kept = crate::seal::segments(&dir.path).map_or(0, |s| s.len());
-                    let _ = write!(
-                        note,
-                        "; encrypted video: {kept} segments kept, {removed} unfinished removed"
-                    );
-                }
-                Err(error) => {
-                    let _ = write!(note, "; unfinished encrypted segment not removed: {error}");
-                }
-            }
-            tracing::warn!(session = %dir.path.display(), %note, "recovered an unfinished session");
-            dir.complete(&note)?;
-            recovered.push(dir.path);
+            remove_temporaries(&dir.path);
         }
     }
     Ok(recovered)
+}
+
+/// Cuts an interrupted session's video back to what is whole and completes the folder.
+fn recover(dir: &SessionDir) -> std::io::Result<()> {
+    let video_path = dir.file(VIDEO);
+    let mut note = String::from("interrupted (recovered at start-up)");
+    if video_path.exists() {
+        match repair(&video_path) {
+            Ok(repair) if repair.kept_len == 0 => {
+                let _ = std::fs::remove_file(&video_path);
+                note.push_str("; no whole video fragment had been written, video removed");
+            }
+            Ok(repair) => {
+                let _ = write!(
+                    note,
+                    "; video cut from {} to {} bytes ({} fragments)",
+                    repair.original_len, repair.kept_len, repair.fragments
+                );
+            }
+            Err(error) => {
+                let _ = write!(note, "; video could not be repaired: {error}");
+            }
+        }
+    }
+    match crate::seal::remove_unfinished(&dir.path) {
+        Ok(0) => {}
+        Ok(removed) => {
+            let kept = crate::seal::segments(&dir.path).map_or(0, |s| s.len());
+            let _ = write!(
+                note,
+                "; encrypted video: {kept} segments kept, {removed} unfinished removed"
+            );
+        }
+        Err(error) => {
+            let _ = write!(note, "; unfinished encrypted segment not removed: {error}");
+        }
+    }
+    tracing::warn!(session = %dir.path.display(), %note, "recovered an unfinished session");
+    dir.complete(&note)
+}
+
+/// Removes `*.tmp` files (a write cut before its rename); they are never in a MANIFEST.
+fn remove_temporaries(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.filter_map(|e| e.ok()) {
+        if entry.file_name().to_string_lossy().ends_with(".tmp") {
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => {
+                    tracing::info!(file = %entry.path().display(), "removed a leftover temporary file")
+                }
+                Err(error) => {
+                    tracing::warn!(file = %entry.path().display(), %error, "cannot remove a leftover temporary file")
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
