@@ -57,8 +57,12 @@ fn draw(
         .x_label_area_size(20)
         .y_label_area_size(45)
         .build_cartesian_2d(0.0..end, 0.0..100.0)?;
+    let whole_minutes = |x: &f64| format!("{x:.0}");
+    let x_labels = (minutes.len() + 1).min(13);
     chart
         .configure_mesh()
+        .x_labels(x_labels)
+        .x_label_formatter(&whole_minutes)
         .y_desc("%")
         .label_style(("sans-serif", 12))
         .draw()?;
@@ -78,6 +82,9 @@ fn draw(
         .y_label_area_size(45)
         .build_cartesian_2d(0.0..end, 0.0..most)?;
     bars.configure_mesh()
+        .x_labels(x_labels)
+        .x_label_formatter(&whole_minutes)
+        .y_label_formatter(&whole_minutes)
         .x_desc("minute of the lesson")
         .y_desc("desks with a face")
         .y_labels(3)
