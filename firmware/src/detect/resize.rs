@@ -8,31 +8,81 @@ const WEIGHT_BITS: u32 = 11;
 const ONE: i32 = 1 << WEIGHT_BITS;
 
 /// Per output coordinate: the two source indices and the weight of the second.
-fn axis_taps(src_len: usize, dst_len: usize) -> Vec<(usize, usize, i32)> {
+fn axis_taps(src_len: usize, dst_len: usize, taps: &mut Vec<(usize, usize, i32)>) {
     let scale = src_len as f64 / dst_len as f64;
-    (0..dst_len)
-        .map(|d| {
-            let position = (d as f64 + 0.5) * scale - 0.5;
-            let floor = position.floor();
-            let mut fraction = (position - floor) as f32;
-            let mut first = floor as isize;
-            if first < 0 {
-                first = 0;
-                fraction = 0.0;
-            }
-            if first as usize >= src_len - 1 {
-                first = src_len as isize - 1;
-                fraction = 0.0;
-            }
-            let first = first as usize;
-            let second = (first + 1).min(src_len - 1);
-            let weight = (fraction * ONE as f32).round() as i32;
-            (first, second, weight)
-        })
-        .collect()
+    taps.clear();
+    taps.extend((0..dst_len).map(|d| {
+        let position = (d as f64 + 0.5) * scale - 0.5;
+        let floor = position.floor();
+        let mut fraction = (position - floor) as f32;
+        let mut first = floor as isize;
+        if first < 0 {
+            first = 0;
+            fraction = 0.0;
+        }
+        if first as usize >= src_len - 1 {
+            first = src_len as isize - 1;
+            fraction = 0.0;
+        }
+        let first = first as usize;
+        let second = (first + 1).min(src_len - 1);
+        let weight = (fraction * ONE as f32).round() as i32;
+        (first, second, weight)
+    }));
 }
 
-/// Resizes `src` (`src_w × src_h`) to `dst_w × dst_h` into `dst`.
+/// The resizer's working buffers, kept from one pyramid level (and frame) to the next so
+/// that scanning a frame allocates nothing once they have grown to the frame's size.
+#[derive(Debug, Default)]
+pub struct Resizer {
+    x_taps: Vec<(usize, usize, i32)>,
+    y_taps: Vec<(usize, usize, i32)>,
+    top: Vec<i32>,
+    bottom: Vec<i32>,
+}
+
+impl Resizer {
+    /// Resizes `src` (`src_w × src_h`) to `dst_w × dst_h` into `dst`.
+    pub fn resize(
+        &mut self,
+        src: &[u8],
+        (src_w, src_h): (usize, usize),
+        dst: &mut Vec<u8>,
+        (dst_w, dst_h): (usize, usize),
+    ) {
+        dst.clear();
+        dst.resize(dst_w * dst_h, 0);
+        if src_w == dst_w && src_h == dst_h {
+            dst.copy_from_slice(src);
+            return;
+        }
+        axis_taps(src_w, dst_w, &mut self.x_taps);
+        axis_taps(src_h, dst_h, &mut self.y_taps);
+        // Horizontal pass into i32 rows (value × ONE), then vertical, rounding once at the end.
+        let x_taps = &self.x_taps;
+        let horizontal = |row: usize, out: &mut Vec<i32>| {
+            out.clear();
+            let line = &src[row * src_w..(row + 1) * src_w];
+            out.extend(
+                x_taps
+                    .iter()
+                    .map(|&(a, b, w)| i32::from(line[a]) * (ONE - w) + i32::from(line[b]) * w),
+            );
+        };
+        for (y, &(a, b, w)) in self.y_taps.iter().enumerate() {
+            horizontal(a, &mut self.top);
+            horizontal(b, &mut self.bottom);
+            let out = &mut dst[y * dst_w..(y + 1) * dst_w];
+            for ((o, &t), &bt) in out.iter_mut().zip(&self.top).zip(&self.bottom) {
+                let value = t as i64 * i64::from(ONE - w) + bt as i64 * i64::from(w);
+                let rounded = (value + (1 << (2 * WEIGHT_BITS - 1))) >> (2 * WEIGHT_BITS);
+                *o = rounded.clamp(0, 255) as u8;
+            }
+        }
+    }
+}
+
+/// Resizes `src` (`src_w × src_h`) to `dst_w × dst_h` into `dst`, with fresh buffers.
 pub fn resize_bilinear(
     src: &[u8],
     src_w: usize,
@@ -41,35 +91,7 @@ pub fn resize_bilinear(
     dst_w: usize,
     dst_h: usize,
 ) {
-    dst.clear();
-    dst.resize(dst_w * dst_h, 0);
-    if src_w == dst_w && src_h == dst_h {
-        dst.copy_from_slice(src);
-        return;
-    }
-    let x_taps = axis_taps(src_w, dst_w);
-    let y_taps = axis_taps(src_h, dst_h);
-    // Horizontal pass into i32 rows (value × ONE), then vertical, rounding once at the end.
-    let horizontal = |row: usize, out: &mut Vec<i32>| {
-        out.clear();
-        let line = &src[row * src_w..(row + 1) * src_w];
-        out.extend(
-            x_taps
-                .iter()
-                .map(|&(a, b, w)| i32::from(line[a]) * (ONE - w) + i32::from(line[b]) * w),
-        );
-    };
-    let (mut top, mut bottom) = (Vec::with_capacity(dst_w), Vec::with_capacity(dst_w));
-    for (y, &(a, b, w)) in y_taps.iter().enumerate() {
-        horizontal(a, &mut top);
-        horizontal(b, &mut bottom);
-        let out = &mut dst[y * dst_w..(y + 1) * dst_w];
-        for ((o, &t), &bt) in out.iter_mut().zip(&top).zip(&bottom) {
-            let value = t as i64 * i64::from(ONE - w) + bt as i64 * i64::from(w);
-            let rounded = (value + (1 << (2 * WEIGHT_BITS - 1))) >> (2 * WEIGHT_BITS);
-            *o = rounded.clamp(0, 255) as u8;
-        }
-    }
+    Resizer::default().resize(src, (src_w, src_h), dst, (dst_w, dst_h));
 }
 
 #[cfg(test)]

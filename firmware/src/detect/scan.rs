@@ -8,7 +8,7 @@
 use super::cascade::Cascade;
 use super::group::{group_rectangles, Group, GROUP_EPS};
 use super::integral::Integral;
-use super::resize::resize_bilinear;
+use super::resize::Resizer;
 use super::{DetectParams, GreyImage, ParamsError, Rect};
 
 /// A stump with its feature resolved to corner offsets for one stride.
@@ -42,7 +42,13 @@ pub struct Detector {
     norm_area: f64,
     scaled: Vec<u8>,
     integral: Integral,
+    resizer: Resizer,
+    /// Raw hits of the frame being scanned (reused).
+    hits: Vec<Rect>,
 }
+
+/// Room for the pyramid's levels (see `Detector::scales`).
+pub const MAX_SCALES: usize = 1024;
 
 impl Detector {
     pub fn new(cascade: Cascade, params: DetectParams) -> Result<Self, ParamsError> {
@@ -68,6 +74,8 @@ impl Detector {
             norm_corners: [0; 4],
             scaled: Vec::new(),
             integral: Integral::default(),
+            resizer: Resizer::default(),
+            hits: Vec::new(),
         })
     }
 
@@ -91,21 +99,32 @@ impl Detector {
 
     /// Detections with the number of raw hits behind each (a confidence).
     pub fn detect_groups(&mut self, frame: GreyImage<'_>) -> Vec<Group> {
-        let raw = self.detect_raw(frame);
-        group_rectangles(&raw, self.params.min_neighbors, GROUP_EPS)
+        // The hits buffer is kept frame after frame (cleared, its capacity reused).
+        let mut hits = std::mem::take(&mut self.hits);
+        self.scan_into(frame, &mut hits);
+        let groups = group_rectangles(&hits, self.params.min_neighbors, GROUP_EPS);
+        self.hits = hits;
+        groups
     }
 
     /// Every window the cascade accepts, before grouping, in original-image coordinates.
     pub fn detect_raw(&mut self, frame: GreyImage<'_>) -> Vec<Rect> {
         let mut hits = Vec::new();
-        for scale in self.scales(frame.width(), frame.height()) {
-            self.scan_scale(frame, scale, &mut hits);
-        }
+        self.scan_into(frame, &mut hits);
         hits
     }
 
+    fn scan_into(&mut self, frame: GreyImage<'_>, hits: &mut Vec<Rect>) {
+        hits.clear();
+        for scale in self.scales(frame.width(), frame.height()) {
+            self.scan_scale(frame, scale, hits);
+        }
+    }
+
     /// The pyramid's scale factors, as OpenCV chooses them (kept as `f32`, as it does).
-    fn scales(&self, width: usize, height: usize) -> Vec<f32> {
+    /// A fixed-capacity list on the stack: with `scale_factor` ≥ 1.01 (validated) the
+    /// pyramid of a frame up to 8K has at most 600 levels; [`MAX_SCALES`] leaves room.
+    fn scales(&self, width: usize, height: usize) -> heapless::Vec<f32, MAX_SCALES> {
         let (win_w, win_h) = (
             f64::from(self.cascade.window_width),
             f64::from(self.cascade.window_height),
@@ -113,7 +132,7 @@ impl Detector {
         let max_w = self.params.max_size.map_or(width as f64, f64::from);
         let max_h = self.params.max_size.map_or(height as f64, f64::from);
         let min = f64::from(self.params.min_size);
-        let mut scales = Vec::new();
+        let mut scales = heapless::Vec::new();
         let mut factor = 1.0f64;
         loop {
             let (w, h) = (
@@ -123,8 +142,9 @@ impl Detector {
             if w > max_w || h > max_h {
                 break;
             }
-            if w >= min && h >= min {
-                scales.push(factor as f32);
+            // Full only for a frame wider than 24 × 1.01^1024 (half a million) pixels.
+            if w >= min && h >= min && scales.push(factor as f32).is_err() {
+                break;
             }
             factor *= self.params.scale_factor;
         }
@@ -141,13 +161,11 @@ impl Detector {
         if scaled_w < win_w || scaled_h < win_h {
             return;
         }
-        resize_bilinear(
+        self.resizer.resize(
             frame.pixels(),
-            frame.width(),
-            frame.height(),
+            (frame.width(), frame.height()),
             &mut self.scaled,
-            scaled_w,
-            scaled_h,
+            (scaled_w, scaled_h),
         );
         self.integral.compute(&self.scaled, scaled_w, scaled_h);
         self.compile_for_stride(self.integral.stride);
