@@ -45,8 +45,9 @@ enum Command {
     Check(CheckArgs),
     /// Run the kiosk on the bundled demo clip (no camera needed), writing a session to --out.
     Demo(DemoArgs),
-    /// Analyse a recorded clip: an H.264 MP4 the kiosk wrote, or a folder of PNG/JPEG frames
-    /// (with an optional clip.json giving its fps).
+    /// Analyse a recorded clip: an MP4 the kiosk wrote, any other video through the system's
+    /// ffmpeg (AVI, MKV, plain or High-profile MP4, …), or a folder of PNG/JPEG frames (with
+    /// an optional clip.json giving its fps).
     Replay(ReplayArgs),
     /// Find faces in still images (PNG, JPEG) with the Haar cascade.
     Detect(DetectArgs),
@@ -245,7 +246,7 @@ fn replay(clip: Clip<'_>, out: &Path, args: &RunArgs) -> Result<()> {
         Clip::File(dir) if dir.is_dir() => {
             Box::new(ImageFolderSource::open(dir, f64::from(config.camera.fps))?)
         }
-        Clip::File(file) => Box::new(Mp4Source::open(file)?),
+        Clip::File(file) => recorded_video(file)?,
     };
     let (leds, transitions) = simulated_leds();
     let mut kiosk = Kiosk::new(config, model, leds)?;
@@ -270,6 +271,21 @@ fn replay(clip: Clip<'_>, out: &Path, args: &RunArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// A video file: the kiosk's own recordings through `Mp4Source` (exact frame times, no
+/// external tool), anything else through ffmpeg, with both reasons if neither reads it.
+fn recorded_video(file: &Path) -> Result<Box<dyn FrameSource>> {
+    match Mp4Source::open(file) {
+        Ok(source) => Ok(Box::new(source)),
+        Err(own) => {
+            tracing::info!(%own, "not a kiosk recording; decoding with ffmpeg");
+            match crate::source::FfmpegSource::open(file) {
+                Ok(source) => Ok(Box::new(source)),
+                Err(ffmpeg) => bail!("{own}; and through ffmpeg: {ffmpeg}"),
+            }
+        }
+    }
 }
 
 fn run_service<B: Board>(board: &B, args: ServiceArgs) -> Result<()> {

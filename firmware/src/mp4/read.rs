@@ -1,6 +1,8 @@
-//! Replays the H.264 fragmented MP4s the kiosk itself records (and other single-track
-//! H.264 MP4s whose samples sit in `moof`/`mdat` fragments or in a plain `moov` sample table
-//! with one chunk per sample run), decoding with OpenH264, for re-analysis of a lesson.
+//! Replays the H.264 fragmented MP4s the kiosk itself records (Constrained Baseline, samples
+//! in `moof`/`mdat` fragments), decoding with OpenH264, for re-analysis of a lesson. Any
+//! other video — a plain MP4 with its samples in `moov`, another H.264 profile, another
+//! codec — is refused at `open` with the reason, and `replay` hands it to ffmpeg
+//! ([`crate::source::FfmpegSource`]).
 //!
 //! Why our own box walker: the `mp4` crate (0.14) returns wrong bytes from `read_sample` on
 //! fragmented files, and the maintained alternatives we found refuse fragmented MP4. We only
@@ -91,6 +93,11 @@ impl Mp4Source {
         };
         // The rate is what the first fragment's sample durations say (trex may not).
         source.load_fragment()?;
+        if source.pending.is_empty() {
+            return Err(
+                source.error("no fragmented samples (moof): not a recording the kiosk wrote")
+            );
+        }
         if let Some(first) = source.pending.front().filter(|s| s.duration > 0) {
             source.fps = f64::from(source.timescale) / f64::from(first.duration);
         }
@@ -206,6 +213,9 @@ impl FrameSource for Mp4Source {
     }
 }
 
+/// `profile_idc` of the Baseline family, which the kiosk's OpenH264 encoder writes.
+const CONSTRAINED_BASELINE: u8 = 66;
+
 /// What the decoder needs from `moov`.
 struct TrackInfo {
     timescale: u32,
@@ -243,6 +253,14 @@ impl TrackInfo {
             .and_then(|trex| read_u32(trex, 12))
             .filter(|&d| d > 0)
             .unwrap_or(timescale / 10);
+        // avcC: configurationVersion, then AVCProfileIndication.
+        let profile = *avcc.get(1).ok_or("avcC record too short")?;
+        if profile != CONSTRAINED_BASELINE {
+            return Err(format!(
+                "H.264 profile {profile}: the built-in decoder reads the kiosk's Constrained \
+                 Baseline ({CONSTRAINED_BASELINE}) only"
+            ));
+        }
         Ok(Self {
             timescale,
             default_duration,
