@@ -250,8 +250,20 @@ fn replay(clip: Clip<'_>, out: &Path, args: &RunArgs) -> Result<()> {
     };
     let (leds, transitions) = simulated_leds();
     let mut kiosk = Kiosk::new(config, model, leds)?;
+    // Long replays show their progress (on a terminal only; indicatif hides it otherwise).
+    let bar = indicatif::ProgressBar::new_spinner().with_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} {pos} frames analysed in {elapsed} {wide_msg}",
+        )
+        .context("progress bar template")?,
+    );
+    bar.set_message(source.describe());
+    let ticker = bar.clone();
+    kiosk.on_frame(move || ticker.inc(1));
     let stop = Arc::new(AtomicBool::new(false));
-    let reports = kiosk.run_lessons(source, stop)?;
+    let reports = kiosk.run_lessons(source, stop);
+    bar.finish_and_clear();
+    let reports = reports?;
     if args.show_leds {
         for t in transitions.lock().map(|t| t.clone()).unwrap_or_default() {
             eprintln!("led {} {}", t.pin, if t.high { "on" } else { "off" });

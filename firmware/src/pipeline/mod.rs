@@ -161,6 +161,9 @@ impl<P: OutputPin> Kiosk<P> {
     /// space is back above the floor, sparing `running`. True when the floor is met.
     fn make_room(&self, running: Option<&Path>) -> bool {
         let data_dir = &self.config.data_dir;
+        if !data_dir.exists() {
+            return true; // a first start: nothing recorded yet, nothing to free
+        }
         let floor = self.config.min_free_mib.saturating_mul(1024 * 1024);
         let available = || fs4::available_space(data_dir);
         match retention::free_space(data_dir, floor, running, available) {
