@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use firmware::board::{Board, BoardError};
 use firmware::config::{CameraConfig, GpioConfig};
-use firmware::hal::{FrameSource, SourceError, StatusLeds};
+use firmware::devices::{FrameSource, SourceError, StatusLeds};
 
 use crate::leds::PinMap;
 use crate::source::CameraSource;

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use firmware::config::CameraConfig;
-use firmware::hal::{Frame, FrameSource, SourceError};
+use firmware::devices::{Frame, FrameSource, SourceError};
 
 use crate::camera::{Camera, CameraSettings, FormatChoice};
 

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use firmware::classify::FaceClassifier;
 use firmware::config::KioskConfig;
 use firmware::detect::{Cascade, DetectParams, Detector, FaceTracker, GreyImage};
-use firmware::hal::{simulated_leds, Frame, FrameSource};
+use firmware::devices::{simulated_leds, Frame, FrameSource};
 use firmware::mp4::{FragmentSink, PlainFile, VideoRecorder};
 use firmware::pipeline::Kiosk;
 use firmware::record::overlay::{Annotation, Overlay};

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use embedded_hal::digital::OutputPin;
 
 use crate::config::{CameraConfig, GpioConfig};
-use crate::hal::{FrameSource, SourceError, StatusLeds};
+use crate::devices::{FrameSource, SourceError, StatusLeds};
 
 /// A hardware failure the board reports, with its own error type behind it.
 pub type BoardError = Box<dyn std::error::Error + Send + Sync>;
@@ -43,7 +43,7 @@ const NO_HARDWARE: &str = "this `ekspresi` build has no camera or GPIO support; 
                            the `kiosk` binary (board crate)";
 
 impl Board for NoBoard {
-    type Pin = crate::hal::SimPin;
+    type Pin = crate::devices::SimPin;
 
     fn open_camera(&self, config: &CameraConfig) -> Result<Box<dyn FrameSource>, SourceError> {
         Err(SourceError::Camera {

@@ -12,7 +12,7 @@ use crate::board::Board;
 use crate::check::{run_checks, CheckOptions};
 use crate::config::KioskConfig;
 use crate::detect::{Cascade, DetectParams, Detector};
-use crate::hal::{simulated_leds, FrameSource};
+use crate::devices::{simulated_leds, FrameSource};
 use crate::pipeline::Kiosk;
 use crate::source::{demo_clip, ImageFolderSource, Mp4Source};
 use crate::{imageio, models, service};

@@ -1,7 +1,7 @@
 //! The Ekspresi kiosk firmware as a library, with no hardware dependency; its thin fronts
 //! are `ekspresi` (src/main.rs, any machine) and the `board` crate's `kiosk` (the Pi).
 //!
-//! The application sees hardware only through small traits ([`hal`] for frames and LED
+//! The application sees hardware only through small traits ([`devices`] for frames and LED
 //! pins, [`board::Board`] for opening them), so the whole pipeline runs on a laptop against
 //! recorded frames and simulated LEDs; [`cli`] is the command line both binaries share. Modules: [`detect`] finds
 //! faces, [`classify`] reads their expression, [`aggregate`] counts and judges, [`pipeline`]
@@ -16,7 +16,7 @@ pub mod classify;
 pub mod cli;
 pub mod config;
 pub mod detect;
-pub mod hal;
+pub mod devices;
 pub mod imageio;
 pub mod models;
 pub mod mp4;

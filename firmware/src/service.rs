@@ -16,7 +16,7 @@ use embedded_hal::digital::OutputPin;
 
 use crate::board::Board;
 use crate::config::KioskConfig;
-use crate::hal::Fault;
+use crate::devices::Fault;
 use crate::pipeline::Kiosk;
 
 /// How long to wait (blinking) before trying a missing camera again.
@@ -27,7 +27,7 @@ pub fn run<P: OutputPin>(
     board: &impl Board,
     config: KioskConfig,
     model: PathBuf,
-    leds: crate::hal::StatusLeds<P>,
+    leds: crate::devices::StatusLeds<P>,
     stop: Arc<AtomicBool>,
 ) -> Result<()> {
     let camera_config = config.camera.clone();

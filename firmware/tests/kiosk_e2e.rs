@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use firmware::aggregate::Impression;
 use firmware::config::KioskConfig;
-use firmware::hal::{simulated_leds, Frame, FrameSource, SourceError};
+use firmware::devices::{simulated_leds, Frame, FrameSource, SourceError};
 use firmware::pipeline::{Kiosk, LessonReport};
 use firmware::record::session;
 use firmware::source::{ImageFolderSource, Mp4Source};

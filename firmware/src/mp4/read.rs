@@ -25,7 +25,7 @@ use openh264::decoder::Decoder;
 use openh264::formats::YUVSource;
 
 use super::boxes::{box_at, BoxError, TopBox};
-use crate::hal::{Frame, FrameSource, SourceError};
+use crate::devices::{Frame, FrameSource, SourceError};
 
 /// The most samples one fragment may list: 2^20 is over nine hours at 30 fps, far beyond
 /// any fragment a recorder writes, and keeps a hostile count from allocating gigabytes.

@@ -12,7 +12,7 @@ use crate::classify::FaceClassifier;
 use crate::config::{KioskConfig, StudentRule};
 use crate::detect::group::Group;
 use crate::detect::{Cascade, Detector, FaceTracker, GreyImage, Rect};
-use crate::hal::Frame;
+use crate::devices::Frame;
 
 /// The detector and the classifier, with a grey buffer reused frame after frame.
 pub(crate) struct FaceAnalysis {

@@ -9,7 +9,7 @@ use std::sync::mpsc::{self, Receiver, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use crate::hal::{Frame, FrameSource, SourceError};
+use crate::devices::{Frame, FrameSource, SourceError};
 
 /// What the frame source is, for every lesson it feeds.
 pub(crate) struct Feed {

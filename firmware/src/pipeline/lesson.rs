@@ -17,7 +17,7 @@ use super::summaries::write_summaries;
 use super::Kiosk;
 use crate::aggregate::{top_expression, Smoother, Tally};
 use crate::detect::FaceTracker;
-use crate::hal::{Fault, Frame};
+use crate::devices::{Fault, Frame};
 use crate::record::overlay::{Annotation, Overlay};
 use crate::record::session::{self, SessionDir};
 use crate::record::summary::{Summary, SummaryInput, Timeline};

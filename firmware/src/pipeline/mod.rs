@@ -28,7 +28,7 @@ use anyhow::{Context, Result};
 use embedded_hal::digital::OutputPin;
 
 use crate::config::KioskConfig;
-use crate::hal::{Fault, FrameSource, StatusLeds};
+use crate::devices::{Fault, FrameSource, StatusLeds};
 use crate::record::retention;
 use crate::record::session::{self, SessionDir};
 use analysis::FaceAnalysis;

@@ -4,7 +4,7 @@
 //! A test checks that this list and the folder agree.
 
 use super::ImageFolderSource;
-use crate::hal::SourceError;
+use crate::devices::SourceError;
 
 /// The clip's frames, in play order.
 const FRAMES: [&[u8]; 48] = [
@@ -69,7 +69,7 @@ pub fn demo_clip() -> Result<ImageFolderSource, SourceError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hal::FrameSource;
+    use crate::devices::FrameSource;
 
     #[test]
     fn the_built_in_clip_is_the_assets_folder_frame_for_frame() {

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::Duration;
 
-use crate::hal::{Frame, FrameSource, SourceError};
+use crate::devices::{Frame, FrameSource, SourceError};
 
 /// The largest frame side accepted (an 8K frame's width).
 const MAX_SIDE: usize = 7680;

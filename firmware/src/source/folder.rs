@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::hal::{Frame, FrameSource, SourceError};
+use crate::devices::{Frame, FrameSource, SourceError};
 
 /// Plays still images as a clip, one frame per image at a fixed rate.
 pub struct ImageFolderSource {

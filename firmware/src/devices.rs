@@ -1,5 +1,5 @@
-//! The application's view of the hardware: a [`FrameSource`] for pictures and three
-//! embedded-hal [`OutputPin`]s for the LEDs. The `board` crate implements them on the Pi
+//! The kiosk's devices as the application sees them: a [`FrameSource`] for pictures and
+//! three embedded-hal [`OutputPin`]s for the LEDs. The `board` crate implements them on the Pi
 //! (V4L2 camera, rppal GPIO; see [`crate::board::Board`]); [`SimPin`] and the file sources
 //! implement them on a laptop, so the whole pipeline runs — and is tested — without a Pi.
 
