@@ -17,7 +17,7 @@ use firmware::record::session;
 use firmware::source::{ImageFolderSource, Mp4Source};
 
 mod support;
-use support::{manifest_dir, scratch};
+use support::{manifest_dir, on_tmpfs, scratch};
 
 fn demo_clip() -> PathBuf {
     manifest_dir().join("assets/demo")
@@ -629,19 +629,10 @@ fn power_cut_at_random_points_always_leaves_a_recoverable_session() {
 #[test]
 #[ignore = "needs root: mounts a 1.25 MiB tmpfs as a nearly full SD card (CI runs it)"]
 fn a_full_card_stops_the_video_but_not_the_lesson() {
-    let out = scratch("e2e_full_card");
-    let mount = out.join("card");
-    std::fs::create_dir_all(&mount).unwrap();
-    let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=1280k", "tmpfs"])
-        .arg(&mount)
-        .status()
-        .expect("mount runs");
-    assert!(mounted.success(), "cannot mount a tmpfs (run as root)");
-    let result = std::panic::catch_unwind(|| {
+    on_tmpfs("e2e_full_card", "1280k", |mount| {
         let (leds, transitions) = simulated_leds();
         let config = KioskConfig {
-            data_dir: mount.clone(),
+            data_dir: mount.to_path_buf(),
             min_free_mib: 1,
             summary_refresh_s: 1,
             ..KioskConfig::default()
@@ -671,44 +662,31 @@ fn a_full_card_stops_the_video_but_not_the_lesson() {
             "storage-full blink: {log:?}"
         );
     });
-    let _ = Command::new("umount").arg(&mount).status();
-    if let Err(panic) = result {
-        std::panic::resume_unwind(panic);
-    }
 }
 
 #[test]
 #[ignore = "needs root: mounts a 4 MiB tmpfs as a full SD card (CI runs it)"]
 fn a_full_card_gives_up_older_videos_first_and_the_kiosk_starts_on_it() {
-    let out = scratch("e2e_full_card_retention");
-    let mount = out.join("card");
-    std::fs::create_dir_all(&mount).unwrap();
-    let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
-        .arg(&mount)
-        .status()
-        .expect("mount runs");
-    assert!(mounted.success(), "cannot mount a tmpfs (run as root)");
-    let result = std::panic::catch_unwind(|| {
+    on_tmpfs("e2e_full_card_retention", "4m", |mount| {
         // An older lesson, uploaded, whose video is most of the card; a lesson a power cut
         // left unfinished (with a half-written summary); the rest of the card filled.
-        let old = session::SessionDir::create(&mount, "desk-1", "2026-12-01T08:00:00Z").unwrap();
+        let old = session::SessionDir::create(mount, "desk-1", "2026-12-01T08:00:00Z").unwrap();
         std::fs::write(old.file(session::VIDEO), vec![1u8; 2_500_000]).unwrap();
         std::fs::write(old.file(session::SUMMARY_JSON), b"{\"old\": true}").unwrap();
         old.complete("ok").unwrap();
         std::fs::write(old.file(session::UPLOADED), b"uploaded\n").unwrap();
-        let cut = session::SessionDir::create(&mount, "desk-1", "2026-12-01T09:00:00Z").unwrap();
+        let cut = session::SessionDir::create(mount, "desk-1", "2026-12-01T09:00:00Z").unwrap();
         std::fs::write(cut.file(session::SUMMARY_JSON), b"{\"cut\": true}").unwrap();
         std::fs::write(cut.file("summary.json.tmp"), b"{\"cut\": tr").unwrap();
         fill(&mount.join("filler"));
         assert!(
-            fs4::available_space(&mount).unwrap() < 64 * 1024,
+            fs4::available_space(mount).unwrap() < 64 * 1024,
             "the card is full"
         );
 
         let (leds, _) = simulated_leds();
         let config = KioskConfig {
-            data_dir: mount.clone(),
+            data_dir: mount.to_path_buf(),
             min_free_mib: 1,
             summary_refresh_s: 1,
             ..KioskConfig::default()
@@ -744,10 +722,6 @@ fn a_full_card_gives_up_older_videos_first_and_the_kiosk_starts_on_it() {
         let manifest = std::fs::read_to_string(cut.file(session::MANIFEST)).unwrap();
         assert!(!manifest.contains(".tmp"), "{manifest}");
     });
-    let _ = Command::new("umount").arg(&mount).status();
-    if let Err(panic) = result {
-        std::panic::resume_unwind(panic);
-    }
 }
 
 /// Writes `path` until the file system is full.

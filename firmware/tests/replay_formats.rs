@@ -11,6 +11,17 @@ mod support;
 use support::{manifest_dir, scratch};
 
 const KIOSK: &str = env!("CARGO_BIN_EXE_ekspresi");
+/// ffmpeg's H.264 High profile, samples in `moov` (what most tools write).
+const PLAIN_HIGH: &[&str] = &["-c:v", "libx264", "-pix_fmt", "yuv420p"];
+/// The same as a fragmented MP4.
+const FRAGMENTED_HIGH: &[&str] = &[
+    "-c:v",
+    "libx264",
+    "-pix_fmt",
+    "yuv420p",
+    "-movflags",
+    "frag_keyframe+empty_moov",
+];
 
 /// The demo clip's frames encoded by ffmpeg with `codec_args`.
 fn encode(dir: &Path, name: &str, codec_args: &[&str]) -> PathBuf {
@@ -53,23 +64,8 @@ fn videos_from_other_encoders_replay_every_frame() {
     let dir = scratch("replay-formats");
     let clips = [
         encode(&dir, "mpeg4.avi", &["-c:v", "mpeg4", "-q:v", "3"]),
-        encode(
-            &dir,
-            "plain-high.mp4",
-            &["-c:v", "libx264", "-pix_fmt", "yuv420p"],
-        ),
-        encode(
-            &dir,
-            "fragmented-high.mp4",
-            &[
-                "-c:v",
-                "libx264",
-                "-pix_fmt",
-                "yuv420p",
-                "-movflags",
-                "frag_keyframe+empty_moov",
-            ],
-        ),
+        encode(&dir, "plain-high.mp4", PLAIN_HIGH),
+        encode(&dir, "fragmented-high.mp4", FRAGMENTED_HIGH),
     ];
     for clip in &clips {
         let name = clip.file_name().unwrap().to_string_lossy().into_owned();
@@ -91,11 +87,7 @@ fn videos_from_other_encoders_replay_every_frame() {
 #[test]
 fn a_truncated_video_fails_with_both_reasons() {
     let dir = scratch("replay-formats-cut");
-    let whole = encode(
-        &dir,
-        "whole.mp4",
-        &["-c:v", "libx264", "-pix_fmt", "yuv420p"],
-    );
+    let whole = encode(&dir, "whole.mp4", PLAIN_HIGH);
     let bytes = std::fs::read(&whole).unwrap();
     let cut = dir.join("cut.mp4");
     std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
@@ -107,18 +99,7 @@ fn a_truncated_video_fails_with_both_reasons() {
     assert!(text.contains("and through ffmpeg"), "{text}");
     // A fragmented file cut mid-fragment: ffmpeg decodes what is there and exits 0, but
     // says "partial file"; the lesson keeps those frames and the replay fails.
-    let fragmented = encode(
-        &dir,
-        "fragmented.mp4",
-        &[
-            "-c:v",
-            "libx264",
-            "-pix_fmt",
-            "yuv420p",
-            "-movflags",
-            "frag_keyframe+empty_moov",
-        ],
-    );
+    let fragmented = encode(&dir, "fragmented.mp4", FRAGMENTED_HIGH);
     let bytes = std::fs::read(&fragmented).unwrap();
     let cut = dir.join("cut-fragmented.mp4");
     std::fs::write(&cut, &bytes[..bytes.len() * 2 / 3]).unwrap();

@@ -11,25 +11,7 @@ use firmware::record::session;
 use firmware::seal;
 
 mod support;
-use support::{manifest_dir, scratch};
-
-/// A fresh age key pair from the real `age-keygen`: (identity file, public recipient).
-fn age_keygen(dir: &Path) -> (PathBuf, String) {
-    let identity = dir.join("school-key.txt");
-    let output = Command::new("age-keygen")
-        .arg("-o")
-        .arg(&identity)
-        .output()
-        .expect("age-keygen is installed (scripts/test.sh installs the Debian package age)");
-    assert!(output.status.success(), "age-keygen failed");
-    let text = std::fs::read_to_string(&identity).unwrap();
-    let recipient = text
-        .lines()
-        .find_map(|line| line.strip_prefix("# public key: "))
-        .expect("age-keygen writes the public key as a comment")
-        .to_owned();
-    (identity, recipient)
-}
+use support::{age_keygen, manifest_dir, scratch};
 
 /// Decrypts every segment of `session_dir` with the `age` CLI, concatenated in name order.
 fn decrypt_with_age_cli(session_dir: &Path, identity: &Path) -> Vec<u8> {

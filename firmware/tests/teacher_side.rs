@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 mod support;
-use support::scratch;
+use support::{age_keygen, scratch};
 
 const DESKS: [&str; 3] = ["desk-01", "desk-02", "desk-03"];
 const ENCRYPTING_DESK: &str = "desk-03";
@@ -38,7 +38,7 @@ fn recorded_cards() -> &'static [Card] {
                 });
                 // The last desk encrypts its video (its upload must stay encrypted).
                 if desk == ENCRYPTING_DESK {
-                    json["encrypt_to"] = serde_json::json!([age_recipient(&root)]);
+                    json["encrypt_to"] = serde_json::json!([age_keygen(&root).1]);
                 }
                 std::fs::write(&config, json.to_string()).unwrap();
                 Card {
@@ -67,23 +67,6 @@ fn recorded_cards() -> &'static [Card] {
         }
         cards
     })
-}
-
-/// The public key of a fresh key pair from the real `age-keygen`.
-fn age_recipient(dir: &Path) -> String {
-    let identity = dir.join("school-key.txt");
-    let output = Command::new("age-keygen")
-        .arg("-o")
-        .arg(&identity)
-        .output()
-        .expect("age-keygen is installed (scripts/test.sh installs age)");
-    assert!(output.status.success());
-    std::fs::read_to_string(&identity)
-        .unwrap()
-        .lines()
-        .find_map(|line| line.strip_prefix("# public key: "))
-        .expect("age-keygen writes the public key as a comment")
-        .to_owned()
 }
 
 /// A private copy of the cards for one test (configs point at the copies).

@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::session::{manifest, COMPLETE, MANIFEST, UPLOADED, VIDEO};
+use super::session::{manifest, session_dirs, COMPLETE, MANIFEST, UPLOADED, VIDEO};
 use ekspresi_common::fsutil::write_atomically;
 
 /// Written into a session whose video retention removed.
@@ -59,23 +59,16 @@ struct Candidate {
 /// Complete sessions that still have a video, uploaded ones first, each group oldest first
 /// (folder names are start times).
 fn candidates(data_dir: &Path, running: Option<&Path>) -> std::io::Result<Vec<Candidate>> {
-    let sessions = data_dir.join("sessions");
     let mut found = Vec::new();
-    let Ok(desks) = std::fs::read_dir(&sessions) else {
-        return Ok(found);
-    };
-    for desk in desks.filter_map(|e| e.ok()).filter(|e| e.path().is_dir()) {
-        for session in std::fs::read_dir(desk.path())?.filter_map(|e| e.ok()) {
-            let path = session.path();
-            let is_running = running.is_some_and(|r| r == path);
-            if is_running || !path.join(COMPLETE).exists() || video_files(&path)?.is_empty() {
-                continue;
-            }
-            found.push(Candidate {
-                uploaded: path.join(UPLOADED).exists(),
-                path,
-            });
+    for path in session_dirs(data_dir)? {
+        let is_running = running.is_some_and(|r| r == path);
+        if is_running || !path.join(COMPLETE).exists() || video_files(&path)?.is_empty() {
+            continue;
         }
+        found.push(Candidate {
+            uploaded: path.join(UPLOADED).exists(),
+            path,
+        });
     }
     found.sort_by(|a, b| (!a.uploaded, a.path.file_name()).cmp(&(!b.uploaded, b.path.file_name())));
     Ok(found)

@@ -166,29 +166,43 @@ pub fn verify_manifest(dir: &Path) -> Result<Vec<String>, ManifestError> {
 /// it never stops the kiosk from starting.
 pub fn recover_unfinished(data_dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut recovered = Vec::new();
-    let sessions = data_dir.join("sessions");
-    let Ok(desks) = std::fs::read_dir(&sessions) else {
-        return Ok(recovered);
-    };
-    for desk in desks.filter_map(|e| e.ok()).filter(|e| e.path().is_dir()) {
-        for session in std::fs::read_dir(desk.path())?.filter_map(|e| e.ok()) {
-            let dir = SessionDir {
-                path: session.path(),
-            };
-            if !dir.path.is_dir() {
-                continue;
+    for path in session_dirs(data_dir)? {
+        let dir = SessionDir { path };
+        if !dir.is_complete() {
+            match recover(&dir) {
+                Ok(()) => recovered.push(dir.path.clone()),
+                Err(error) => tracing::error!(session = %dir.path.display(), %error,
+                    "cannot finish an interrupted session now; will retry at the next start"),
             }
-            if !dir.is_complete() {
-                match recover(&dir) {
-                    Ok(()) => recovered.push(dir.path.clone()),
-                    Err(error) => tracing::error!(session = %dir.path.display(), %error,
-                        "cannot finish an interrupted session now; will retry at the next start"),
-                }
-            }
-            remove_temporaries(&dir.path);
         }
+        remove_temporaries(&dir.path);
     }
     Ok(recovered)
+}
+
+/// Every session folder on the card, `data_dir/sessions/<desk>/<session>/`, every desk
+/// (a renamed desk keeps its old lessons), sorted by desk then name (= start time). None
+/// when the card has no sessions yet.
+pub fn session_dirs(data_dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let sessions = data_dir.join("sessions");
+    if !sessions.exists() {
+        return Ok(Vec::new());
+    }
+    let mut found = Vec::new();
+    for desk in sorted_subdirs(&sessions)? {
+        found.extend(sorted_subdirs(&desk)?);
+    }
+    Ok(found)
+}
+
+fn sorted_subdirs(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|entry| entry.ok())
+        .filter(|entry| entry.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|entry| entry.path())
+        .collect();
+    dirs.sort();
+    Ok(dirs)
 }
 
 /// Cuts an interrupted session's video back to what is whole and completes the folder.

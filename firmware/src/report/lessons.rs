@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-use super::scan::{for_each_second, read_summary, SessionEntry};
+use super::scan::{for_each_second, SessionEntry};
 use crate::aggregate::{
     class_impression, mean_shares, verdict, CategoryCounts, Evidence, EvidenceFloor, Impression,
 };
@@ -119,7 +119,7 @@ struct DeskSum {
     minutes: Vec<Option<CategoryCounts>>,
 }
 
-/// Reads the lesson's sessions (summaries and timelines; one lesson in memory at a time).
+/// Reads the lesson's timelines (one lesson in memory at a time) and sums its sessions.
 /// A session that cannot be read now (changed since the scan) is returned as rejected.
 pub fn read_lesson(group: &LessonGroup) -> (LessonReport, Vec<super::scan::Rejected>) {
     let mut desks: BTreeMap<String, DeskSum> = BTreeMap::new();
@@ -156,7 +156,6 @@ fn add_session(
     session: &SessionEntry,
     desks: &mut BTreeMap<String, DeskSum>,
 ) -> Result<(), String> {
-    let summary = read_summary(&session.path)?;
     let offset = session
         .start
         .duration_since(lesson_start)
@@ -190,15 +189,13 @@ fn add_session(
         }
     }
     desk.sessions += 1;
-    desk.frames_analysed = desk.frames_analysed.saturating_add(summary.frames_analysed);
+    desk.frames_analysed = desk.frames_analysed.saturating_add(session.frames_analysed);
     desk.frames_with_face = desk
         .frames_with_face
-        .saturating_add(summary.frames_with_face);
-    desk.face_seconds = desk
-        .face_seconds
-        .saturating_add(summary.evidence.face_seconds);
-    desk.counts = add_counts(desk.counts, summary.reactions.counts);
-    desk.floor.get_or_insert(summary.evidence.floor);
+        .saturating_add(session.frames_with_face);
+    desk.face_seconds = desk.face_seconds.saturating_add(session.face_seconds);
+    desk.counts = add_counts(desk.counts, session.counts);
+    desk.floor.get_or_insert(session.floor);
     Ok(())
 }
 
@@ -280,6 +277,11 @@ mod tests {
             lesson_id: lesson.map(str::to_owned),
             start: SystemTime::UNIX_EPOCH + Duration::from_secs(start),
             end: SystemTime::UNIX_EPOCH + Duration::from_secs(end),
+            frames_analysed: 0,
+            frames_with_face: 0,
+            face_seconds: 0,
+            counts: CategoryCounts::default(),
+            floor: EvidenceFloor::default(),
         }
     }
 

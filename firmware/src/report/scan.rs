@@ -3,16 +3,18 @@
 //! SHA-256, the video included) and lists its summary and timeline, and its summary parses.
 //! Anything else is *rejected*, with the reason, and listed in the report.
 //!
-//! The scan keeps only a small [`SessionEntry`] per session (path, desk, lesson id, times),
-//! never the timelines: those are read again one lesson at a time.
+//! The scan keeps only a small [`SessionEntry`] per session (path, desk, lesson id, times,
+//! the summary's counts), never the timelines: those are read one lesson at a time.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+use crate::aggregate::{CategoryCounts, EvidenceFloor};
 use crate::record::session::{verify_manifest, COMPLETE, SUMMARY_JSON, TIMELINE_CSV};
 use crate::record::summary::{SecondCounts, Summary};
 
-/// One verified session, as the grouping needs it.
+/// One verified session: what grouping and the desk's row need from its summary (read
+/// once, here); the timeline is read when its lesson is.
 #[derive(Debug, Clone)]
 pub struct SessionEntry {
     pub path: PathBuf,
@@ -22,6 +24,11 @@ pub struct SessionEntry {
     /// The later of `lesson_end` and start + the timeline's length (an interrupted
     /// session has no `lesson_end`).
     pub end: SystemTime,
+    pub frames_analysed: u64,
+    pub frames_with_face: u64,
+    pub face_seconds: u64,
+    pub counts: CategoryCounts,
+    pub floor: EvidenceFloor,
 }
 
 /// A session that cannot be used, and why.
@@ -122,11 +129,16 @@ fn read_entry(dir: &Path) -> Result<SessionEntry, String> {
         lesson_id: summary.lesson_id,
         start,
         end,
+        frames_analysed: summary.frames_analysed,
+        frames_with_face: summary.frames_with_face,
+        face_seconds: summary.evidence.face_seconds,
+        counts: summary.reactions.counts,
+        floor: summary.evidence.floor,
     })
 }
 
 /// The session's `summary.json` (schema 2 or 3).
-pub fn read_summary(dir: &Path) -> Result<Summary, String> {
+fn read_summary(dir: &Path) -> Result<Summary, String> {
     let path = dir.join(SUMMARY_JSON);
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{SUMMARY_JSON}: {e}"))?;
     let summary: Summary =

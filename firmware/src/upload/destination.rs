@@ -82,14 +82,6 @@ impl Destination {
         }
     }
 
-    /// The session's folder as a local path (directory destinations only).
-    pub fn local_session_dir(&self, desk: &str, session: &str) -> Option<PathBuf> {
-        match self {
-            Destination::Dir(root) => Some(root.join(desk).join(session)),
-            Destination::Ssh(_) => None,
-        }
-    }
-
     /// A directory destination must exist; an SSH one is checked when connecting.
     pub fn check_reachable(&self) -> Result<(), UploadError> {
         match self {

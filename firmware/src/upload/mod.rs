@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 pub use destination::{Destination, HostKey, SshTarget};
 pub use transport::{SshAccess, Transport};
 
-use crate::record::session::{COMPLETE, UPLOADED};
+use crate::record::session::{session_dirs, COMPLETE, UPLOADED};
 
 /// What can stop an upload.
 #[derive(Debug, thiserror::Error)]
@@ -84,53 +84,39 @@ pub struct UploadOutcome {
     pub unfinished: usize,
 }
 
-/// Every session folder under `data_dir/sessions/*/` (every desk folder on the card: a
-/// renamed desk keeps its old lessons) that is complete and not uploaded, in name (= start
-/// time) order; also counts the ones skipped.
+/// Every complete, not uploaded session on the card ([`session_dirs`]: every desk, in
+/// start order); also counts the ones skipped.
 pub fn pending_sessions(
     data_dir: &Path,
 ) -> Result<(Vec<PendingSession>, UploadOutcome), UploadError> {
-    let sessions = data_dir.join("sessions");
     let mut pending = Vec::new();
     let mut skipped = UploadOutcome::default();
-    if !sessions.exists() {
-        return Ok((pending, skipped));
-    }
-    for desk in sorted_dirs(&sessions)? {
-        for session in sorted_dirs(&desk)? {
-            if !session.join(COMPLETE).exists() {
-                skipped.unfinished += 1;
-            } else if session.join(UPLOADED).exists() {
-                skipped.already_uploaded += 1;
-            } else {
-                pending.push(PendingSession {
-                    desk: file_name(&desk),
-                    name: file_name(&session),
-                    path: session,
-                });
+    for session in session_dirs(data_dir).map_err(io_error(data_dir))? {
+        if !session.join(COMPLETE).exists() {
+            skipped.unfinished += 1;
+        } else if session.join(UPLOADED).exists() {
+            skipped.already_uploaded += 1;
+        } else {
+            let name = |path: &Path| {
+                path.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            };
+            let desk = session.parent().map(name).unwrap_or_default();
+            // Only folders the kiosk names (safe path components) go into a remote path.
+            if !crate::config::is_safe_name(&desk) || !crate::config::is_safe_name(&name(&session))
+            {
+                tracing::warn!(session = %session.display(), "not a kiosk session folder; not uploaded");
+                continue;
             }
+            pending.push(PendingSession {
+                desk,
+                name: name(&session),
+                path: session,
+            });
         }
     }
     Ok((pending, skipped))
-}
-
-fn sorted_dirs(dir: &Path) -> Result<Vec<PathBuf>, UploadError> {
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(io_error(dir))?
-        .filter_map(|entry| entry.ok())
-        .filter(|entry| entry.file_type().is_ok_and(|t| t.is_dir()))
-        .map(|entry| entry.path())
-        // Names made by the kiosk are safe path components; anything else is not ours.
-        .filter(|path| crate::config::is_safe_name(&file_name(path).replace('.', "_")))
-        .collect();
-    dirs.sort();
-    Ok(dirs)
-}
-
-fn file_name(path: &Path) -> String {
-    path.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default()
 }
 
 /// Uploads every pending session of `data_dir` through `transport`; `progress` is told of

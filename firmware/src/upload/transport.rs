@@ -107,42 +107,28 @@ impl Transport {
     /// Checks the copy against its MANIFEST *at the destination*: in place for a directory,
     /// with the server's own `sha256sum --check` over SSH.
     pub fn verify_at_destination(&self, desk: &str, name: &str) -> Result<(), UploadError> {
+        let failed = |reason: String| UploadError::Verify {
+            session: name.to_owned(),
+            reason,
+        };
         match (&self.destination, &self.ssh_command) {
             (Destination::Ssh(target), Some(ssh)) => {
                 let dir = ssh_session_path(target, desk, name);
                 // The path has only [A-Za-z0-9/._-] (Destination::parse, safe names), so the
                 // remote shell needs no quoting.
-                let remote = format!("cd {dir} && sha256sum --check --strict --quiet MANIFEST");
-                let output = Command::new(&ssh[0])
+                let mut command = Command::new(&ssh[0]);
+                command
                     .args(&ssh[1..])
                     .arg(format!("{}@{}", target.user, target.host))
-                    .arg(remote)
-                    .output()
-                    .map_err(|source| UploadError::Spawn {
-                        program: "ssh",
-                        source,
-                    })?;
-                if output.status.success() {
-                    Ok(())
-                } else {
-                    Err(UploadError::Verify {
-                        session: name.to_owned(),
-                        reason: tail(&output.stdout, &output.stderr),
-                    })
-                }
+                    .arg(format!(
+                        "cd {dir} && sha256sum --check --strict --quiet MANIFEST"
+                    ));
+                run(command, "ssh")?.map_err(failed)
             }
-            _ => {
-                let dir = self
-                    .destination
-                    .local_session_dir(desk, name)
-                    .ok_or(UploadError::NoHostKey)?;
-                verify_manifest(&dir)
-                    .map(|_| ())
-                    .map_err(|e| UploadError::Verify {
-                        session: name.to_owned(),
-                        reason: e.to_string(),
-                    })
-            }
+            (Destination::Ssh(_), None) => Err(UploadError::NoHostKey),
+            (Destination::Dir(root), _) => verify_manifest(&root.join(desk).join(name))
+                .map(|_| ())
+                .map_err(|e| failed(e.to_string())),
         }
     }
 
@@ -151,19 +137,21 @@ impl Transport {
         if let Some(ssh) = &self.ssh_command {
             command.arg("-e").arg(ssh.join(" "));
         }
-        let output = command
-            .args(args)
-            .output()
-            .map_err(|source| UploadError::Spawn {
-                program: "rsync",
-                source,
-            })?;
-        if output.status.success() {
-            Ok(())
-        } else {
-            Err(UploadError::Rsync(tail(&output.stdout, &output.stderr)))
-        }
+        command.args(args);
+        run(command, "rsync")?.map_err(UploadError::Rsync)
     }
+}
+
+/// Runs `command`: `Err` if it cannot start, `Ok(Err(last lines it printed))` if it fails.
+fn run(mut command: Command, program: &'static str) -> Result<Result<(), String>, UploadError> {
+    let output = command
+        .output()
+        .map_err(|source| UploadError::Spawn { program, source })?;
+    Ok(if output.status.success() {
+        Ok(())
+    } else {
+        Err(tail(&output.stdout, &output.stderr))
+    })
 }
 
 /// ssh with everything pinned; the words must have no spaces (rsync splits `-e` on them).

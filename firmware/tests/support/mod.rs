@@ -1,6 +1,7 @@
 //! Helpers the firmware's integration tests share.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 pub fn manifest_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -12,4 +13,42 @@ pub fn scratch(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// A fresh age key pair from the real `age-keygen`: (identity file, public recipient).
+#[allow(dead_code)] // not every test binary uses every helper
+pub fn age_keygen(dir: &Path) -> (PathBuf, String) {
+    let identity = dir.join("school-key.txt");
+    let output = Command::new("age-keygen")
+        .arg("-o")
+        .arg(&identity)
+        .output()
+        .expect("age-keygen is installed (scripts/test.sh installs the Debian package age)");
+    assert!(output.status.success(), "age-keygen failed");
+    let text = std::fs::read_to_string(&identity).unwrap();
+    let recipient = text
+        .lines()
+        .find_map(|line| line.strip_prefix("# public key: "))
+        .expect("age-keygen writes the public key as a comment")
+        .to_owned();
+    (identity, recipient)
+}
+
+/// Runs `body` on a fresh tmpfs of `size` (e.g. "4m") mounted at `target/test-scratch/<name>/card`,
+/// as a small SD card; unmounts it whatever happens. Needs root.
+#[allow(dead_code)]
+pub fn on_tmpfs(name: &str, size: &str, body: impl FnOnce(&Path) + std::panic::UnwindSafe) {
+    let mount = scratch(name).join("card");
+    std::fs::create_dir_all(&mount).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+        .arg(&mount)
+        .status()
+        .expect("mount runs");
+    assert!(mounted.success(), "cannot mount a tmpfs (run as root)");
+    let result = std::panic::catch_unwind(|| body(&mount));
+    let _ = Command::new("umount").arg(&mount).status();
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
 }
