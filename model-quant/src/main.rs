@@ -126,6 +126,12 @@ struct TrainArgs {
     /// Train without augmentation.
     #[arg(long)]
     no_augment: bool,
+    /// Largest random shift, as a fraction of the side (default 0.1).
+    #[arg(long)]
+    max_shift: Option<f32>,
+    /// Largest random rotation in degrees (default 10).
+    #[arg(long)]
+    max_rotation_deg: Option<f32>,
     /// Override the architecture's dropout probability.
     #[arg(long)]
     dropout: Option<f64>,
@@ -147,6 +153,10 @@ struct TrainArgs {
     /// Continue from the run's last checkpoint.
     #[arg(long)]
     resume: bool,
+    /// Start from another run's best weights (same layers, split and seed) with a fresh
+    /// optimiser and this run's own schedule: fine-tuning, e.g. with weaker augmentation.
+    #[arg(long, conflicts_with = "resume")]
+    init_from: Option<PathBuf>,
     /// burn backend to train on (libtorch needs a build with `--features tch`).
     #[arg(long, value_enum, default_value = "flex")]
     backend: Backend,
@@ -259,6 +269,31 @@ fn print_table(evaluation: &evaluate::Evaluation) {
     );
 }
 
+/// The augmentation of `args`: none, the paper's, or the paper's with a shift or rotation
+/// of the user's (checked, since a shift of a whole side or more leaves nothing of the face).
+fn augment_config(args: &TrainArgs) -> Result<Option<AugmentConfig>> {
+    if args.no_augment {
+        if args.max_shift.is_some() || args.max_rotation_deg.is_some() {
+            bail!("--no-augment conflicts with --max-shift / --max-rotation-deg");
+        }
+        return Ok(None);
+    }
+    let mut augment = AugmentConfig::default();
+    if let Some(shift) = args.max_shift {
+        if !(0.0..0.5).contains(&shift) {
+            bail!("--max-shift must be in [0, 0.5), got {shift}");
+        }
+        augment.max_shift = shift;
+    }
+    if let Some(degrees) = args.max_rotation_deg {
+        if !(0.0..=90.0).contains(&degrees) {
+            bail!("--max-rotation-deg must be in [0, 90], got {degrees}");
+        }
+        augment.max_rotation_deg = degrees;
+    }
+    Ok(Some(augment))
+}
+
 fn run_train(args: TrainArgs) -> Result<()> {
     let mut arch =
         Arch::by_name(&args.arch).with_context(|| format!("unknown --arch {}", args.arch))?;
@@ -280,13 +315,14 @@ fn run_train(args: TrainArgs) -> Result<()> {
         weight_decay: args.weight_decay,
         label_smoothing: args.label_smoothing,
         class_weights: args.class_weights,
-        augment: (!args.no_augment).then(AugmentConfig::default),
+        augment: augment_config(&args)?,
         patience: args.patience,
         seed: args.seed,
         split: SplitConfig {
             validation_fraction: args.validation_fraction,
             limit_per_class: args.limit_per_class,
         },
+        init_from: args.init_from.clone(),
     };
     let training = data::load(&args.data)?.with_usage(Usage::Training);
     let (train_set, validation_set) = config.split_faces(&training);

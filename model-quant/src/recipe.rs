@@ -1,6 +1,8 @@
 //! The recipe of a training run — architecture, schedule, regularisation, augmentation,
 //! seed and validation split — saved as the run's `config.json`.
 
+use std::path::PathBuf;
+
 use serde::{Deserialize, Serialize};
 
 use crate::augment::AugmentConfig;
@@ -29,6 +31,9 @@ pub struct TrainConfig {
     /// How the faces were carved from `Training` (runs saved before this field: the defaults).
     #[serde(default)]
     pub split: SplitConfig,
+    /// The run whose best weights this run started from (fine-tuning), if any.
+    #[serde(default)]
+    pub init_from: Option<PathBuf>,
 }
 
 /// Which `Training` faces a run learns from and which it holds out for validation.
@@ -66,6 +71,7 @@ impl TrainConfig {
             patience: None,
             seed: 42,
             split: SplitConfig::default(),
+            init_from: None,
         }
     }
 

@@ -103,7 +103,7 @@ pub fn load_model(arch: &Arch, path: &Path) -> Result<Net> {
     Ok(model)
 }
 
-fn load_weights(model: &mut Net, path: &Path) -> Result<()> {
+pub(crate) fn load_weights(model: &mut Net, path: &Path) -> Result<()> {
     if !path.exists() {
         bail!("no model at {}", path.display());
     }

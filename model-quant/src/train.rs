@@ -24,7 +24,9 @@ use crate::fsutil::write_atomically;
 use crate::nets::Net;
 use crate::predict::{batch_input, evaluate};
 use crate::recipe::TrainConfig;
-use crate::run::{load_checkpoint, save_checkpoint, save_model, EpochLog, RunDir, RunState};
+use crate::run::{
+    load_checkpoint, load_weights, save_checkpoint, save_model, EpochLog, RunDir, RunState,
+};
 
 /// Trains `config` on `train`, selecting on `validation`, in `run`. With `resume`, continues
 /// from the run's last checkpoint (its `config.json` must match `config.arch`).
@@ -84,6 +86,9 @@ pub fn train(
         log.truncate(state.epochs_done);
         tracing::info!(epochs_done = state.epochs_done, "resuming");
     } else {
+        if let Some(source) = &config.init_from {
+            init_from(config, &RunDir::new(source), &mut model)?;
+        }
         write_atomically(
             &run.config(),
             serde_json::to_string_pretty(config)?.as_bytes(),
@@ -136,6 +141,32 @@ pub fn train(
         }
     }
     Ok(log)
+}
+
+/// Loads `source`'s best weights into `model`, after checking that they fit it and that
+/// `source` held out the same validation faces (else this run would validate on faces its
+/// starting weights were trained on).
+fn init_from(config: &TrainConfig, source: &RunDir, model: &mut Net) -> Result<()> {
+    let saved = source.load_config()?;
+    let same_layers = saved.arch.convs == config.arch.convs
+        && saved.arch.dense == config.arch.dense
+        && saved.arch.batch_norm == config.arch.batch_norm;
+    if !same_layers {
+        bail!(
+            "--init-from: {} has other layers than --arch {}",
+            source.0.display(),
+            config.arch.name
+        );
+    }
+    if saved.split != config.split || saved.seed != config.seed {
+        bail!(
+            "--init-from: {} was trained on another split or seed",
+            source.0.display()
+        );
+    }
+    load_weights(model, &source.best_model())?;
+    tracing::info!(from = %source.0.display(), "starting from its best weights");
+    Ok(())
 }
 
 fn optimizer(config: &TrainConfig) -> burn::optim::ModuleOptimizer {

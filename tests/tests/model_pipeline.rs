@@ -33,6 +33,7 @@ fn small_training_learns_and_exports_to_matching_fp32_and_int8() {
             validation_fraction: 0.2,
             limit_per_class: Some(100),
         },
+        init_from: None,
     };
     let (train_set, validation_set) = config.split_faces(&faces.with_usage(Usage::Training));
     let dir = scratch_dir("model_pipeline");
@@ -69,6 +70,50 @@ fn small_training_learns_and_exports_to_matching_fp32_and_int8() {
     )
     .expect("resume");
     assert_eq!(resumed.len(), 3);
+
+    // Fine-tuning starts from the run's best weights: at learning rate 0 the new run's one
+    // epoch validates like its source (only batch-norm statistics move), far above chance.
+    let best = log
+        .iter()
+        .map(|e| e.validation_accuracy)
+        .fold(f64::MIN, f64::max);
+    let frozen = TrainConfig {
+        epochs: 1,
+        learning_rate: 0.0,
+        min_learning_rate: 0.0,
+        augment: None,
+        init_from: Some(dir.join("run")),
+        ..config.clone()
+    };
+    let tuned = train::train(
+        &frozen,
+        &train_set,
+        &validation_set,
+        &RunDir::new(&dir.join("tuned")),
+        false,
+        Backend::Flex,
+    )
+    .expect("fine-tuning from the run");
+    let tuned_accuracy = tuned[0].validation_accuracy;
+    assert!(
+        (tuned_accuracy - best).abs() < 0.03,
+        "fine-tune at lr 0 validates {tuned_accuracy}, its source {best}"
+    );
+    let other_split = TrainConfig {
+        seed: 4,
+        ..frozen.clone()
+    };
+    let refused = train::train(
+        &other_split,
+        &train_set,
+        &validation_set,
+        &RunDir::new(&dir.join("refused")),
+        false,
+        Backend::Flex,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(refused.contains("another split or seed"), "{refused}");
 
     let check = faces.with_usage(Usage::PublicTest).take_per_class(30);
     let report = export::export(
