@@ -13,8 +13,9 @@ use ekspresi_common::model::ExpressionModel;
 use serde::Serialize;
 
 use crate::board::Board;
-use crate::config::KioskConfig;
+use crate::config::{KioskConfig, VideoMode};
 use crate::detect::Cascade;
+use crate::models::Installed;
 
 /// One line of the self-test.
 #[derive(Debug, Serialize)]
@@ -28,6 +29,10 @@ pub struct CheckResult {
 pub struct CheckOptions {
     pub camera: bool,
     pub gpio: bool,
+    /// The data directory (writable, free space over the floor).
+    pub storage: bool,
+    /// The models to probe; `None`: the manifest found in the usual places.
+    pub models: Option<Installed>,
 }
 
 /// Runs every check; never stops at the first failure.
@@ -40,19 +45,24 @@ pub fn run_checks(
     let mut results = vec![
         result("config", config.validate().map(|_| "valid".to_owned())),
         result("model", check_model(model)),
-        result("models", check_shipped_models()),
+        result("models", check_shipped_models(options.models.as_ref())),
         result(
             "cascade",
             Cascade::frontal_face().map(|c| format!("{} stages", c.stages.len())),
         ),
-        result("storage", check_storage(config)),
         result("video", check_video(config)),
     ];
-    results.push(CheckResult {
-        name: "platform",
-        ok: true,
-        detail: board.describe(),
-    });
+    if options.storage {
+        results.push(result("storage", check_storage(config)));
+    }
+    if options.camera || options.gpio {
+        // Which board the hardware checks below ran on.
+        results.push(CheckResult {
+            name: "platform",
+            ok: true,
+            detail: board.describe(),
+        });
+    }
     if options.camera {
         results.push(result("camera", check_camera(board, config)));
     }
@@ -88,8 +98,15 @@ fn check_model(path: &Path) -> anyhow::Result<String> {
 }
 
 /// Every model `models.json` lists must load and classify (a technician may switch to any).
-fn check_shipped_models() -> anyhow::Result<String> {
-    let installed = crate::models::Installed::find()?;
+fn check_shipped_models(models: Option<&Installed>) -> anyhow::Result<String> {
+    let found;
+    let installed = match models {
+        Some(installed) => installed,
+        None => {
+            found = Installed::find()?;
+            &found
+        }
+    };
     let mut probed = Vec::new();
     for model in &installed.manifest.models {
         let path = installed.path_of(model);
@@ -106,12 +123,14 @@ fn check_shipped_models() -> anyhow::Result<String> {
 /// Whether the video is recorded, and whether it is encrypted at rest.
 fn check_video(config: &KioskConfig) -> Result<String, crate::seal::SealError> {
     let recipients = crate::seal::parse_recipients(&config.encrypt_to)?;
-    Ok(match (config.record_video, recipients.len()) {
-        (false, _) => "off: aggregates only".to_owned(),
-        (true, 0) => {
-            "recorded IN THE CLEAR (set encrypt_to to the school's age public key)".to_owned()
-        }
-        (true, n) => format!("encrypted at rest to {n} age recipient(s)"),
+    let picture = match config.video {
+        VideoMode::Off => return Ok("off: aggregates only".to_owned()),
+        VideoMode::Clear => "recorded",
+        VideoMode::Blurred => "recorded with the picture blurred",
+    };
+    Ok(match recipients.len() {
+        0 => format!("{picture} IN THE CLEAR (set encrypt_to to the school's age public key)"),
+        n => format!("{picture}, encrypted at rest to {n} age recipient(s)"),
     })
 }
 
@@ -188,6 +207,8 @@ mod tests {
             &CheckOptions {
                 camera: true,
                 gpio: false,
+                storage: true,
+                models: None,
             },
         );
         let by_name = |n| results.iter().find(|r| r.name == n).unwrap();
@@ -210,6 +231,8 @@ mod tests {
             &CheckOptions {
                 camera: false,
                 gpio: false,
+                storage: true,
+                models: None,
             },
         );
         assert!(!broken.iter().find(|r| r.name == "model").unwrap().ok);
@@ -225,6 +248,8 @@ mod tests {
             &CheckOptions {
                 camera: false,
                 gpio: false,
+                storage: true,
+                models: None,
             },
         );
         let model_check = results.iter().find(|r| r.name == "model").unwrap();

@@ -123,6 +123,11 @@ struct CheckArgs {
     /// Print the results as JSON.
     #[arg(long)]
     json: bool,
+    /// Check a desk's file system mounted at ROOT rather than this machine (install.sh does,
+    /// on the card it has just written): its config (unless --config) and its models; the
+    /// camera, GPIO and storage are the Pi's, checked there.
+    #[arg(long)]
+    root: Option<PathBuf>,
 }
 
 /// Where the deploy kit installs the config.
@@ -343,10 +348,12 @@ fn reexec_under_libcamera_if_configured(board: &impl Board, config: &KioskConfig
 }
 
 fn check<B: Board>(board: &B, args: CheckArgs) -> Result<()> {
-    let installed = Path::new(DEFAULT_CONFIG);
+    let root = args.root.as_deref();
+    let installed = on_card(root, Path::new(DEFAULT_CONFIG));
     let config = match &args.config {
         Some(path) => KioskConfig::load(path)?,
-        None if installed.exists() => KioskConfig::load(installed)?,
+        None if installed.exists() => KioskConfig::load(&installed)?,
+        None if root.is_some() => bail!("no config at {}", installed.display()),
         None => {
             println!(
                 "config   --   none given and no {DEFAULT_CONFIG}: checking the built-in defaults"
@@ -354,12 +361,32 @@ fn check<B: Board>(board: &B, args: CheckArgs) -> Result<()> {
             KioskConfig::default()
         }
     };
-    // Check the camera the way the service will use it.
-    reexec_under_libcamera_if_configured(board, &config)?;
-    let model = models::resolve(config.model.as_deref())?;
+    let (model, card_models) = match root {
+        Some(root) => {
+            let card_models =
+                models::Installed::read(&on_card(Some(root), Path::new(models::INSTALL_DIR)))?;
+            let model = match config.model.as_deref() {
+                Some(path) if models::is_path(path) => on_card(Some(root), Path::new(path)),
+                configured => card_models.resolve(configured)?,
+            };
+            println!(
+                "checking the desk at {}: camera, GPIO and storage are checked on the Pi",
+                root.display()
+            );
+            (model, Some(card_models))
+        }
+        None => {
+            // Check the camera the way the service will use it.
+            reexec_under_libcamera_if_configured(board, &config)?;
+            (models::resolve(config.model.as_deref())?, None)
+        }
+    };
+    let on_this_machine = root.is_none();
     let options = CheckOptions {
-        camera: !args.no_camera,
-        gpio: !args.no_gpio,
+        camera: !args.no_camera && on_this_machine,
+        gpio: !args.no_gpio && on_this_machine,
+        storage: on_this_machine,
+        models: card_models,
     };
     let results = run_checks(board, &config, &model, &options);
     if args.json {
@@ -379,6 +406,14 @@ fn check<B: Board>(board: &B, args: CheckArgs) -> Result<()> {
         bail!("{failed} check(s) failed");
     }
     Ok(())
+}
+
+/// `path` (absolute, as the Pi sees it) on the desk's file system mounted at `root`.
+fn on_card(root: Option<&Path>, path: &Path) -> PathBuf {
+    match root {
+        Some(root) => root.join(path.strip_prefix("/").unwrap_or(path)),
+        None => path.to_owned(),
+    }
 }
 
 #[derive(Serialize)]

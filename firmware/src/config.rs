@@ -104,6 +104,21 @@ impl Default for UploadConfig {
     }
 }
 
+/// What the kiosk records of the picture.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VideoMode {
+    /// The annotated video as the camera saw it.
+    #[default]
+    Clear,
+    /// The annotated video with the whole picture blurred beyond recognition (the overlay
+    /// stays sharp; see `record::privacy`).
+    Blurred,
+    /// No video: aggregates only.
+    #[serde(rename = "none")]
+    Off,
+}
+
 /// Everything the kiosk reads from `config.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -131,8 +146,8 @@ pub struct KioskConfig {
     /// The least face evidence for a good/bad verdict; below it the lesson is
     /// `insufficient` (summary, LEDs and overlay alike).
     pub evidence: EvidenceFloor,
-    /// Record the annotated video (off: aggregates only).
-    pub record_video: bool,
+    /// `clear`, `blurred` (nobody recognisable, overlay kept) or `none` (aggregates only).
+    pub video: VideoMode,
     /// age X25519 recipients (`age1…`, the school's public keys) the video is encrypted to
     /// as it is written (see `seal`); empty: the video is written in the clear.
     pub encrypt_to: Vec<String>,
@@ -170,7 +185,7 @@ impl Default for KioskConfig {
             smoothing_alpha: 0.3,
             no_face_reset_frames: 20,
             evidence: EvidenceFloor::default(),
-            record_video: true,
+            video: VideoMode::Clear,
             encrypt_to: Vec::new(),
             keyframe_interval_s: 2,
             summary_refresh_s: 10,

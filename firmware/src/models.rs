@@ -121,6 +121,16 @@ impl Installed {
             })
     }
 
+    /// The ONNX file for the configured `model` (a name from this manifest, or a path), or
+    /// this manifest's default.
+    pub fn resolve(&self, configured: Option<&str>) -> Result<PathBuf, ModelsError> {
+        if let Some(path) = configured.filter(|m| is_path(m)) {
+            return Ok(PathBuf::from(path));
+        }
+        let name = configured.unwrap_or(&self.manifest.default);
+        Ok(self.path_of(self.named(name)?))
+    }
+
     pub fn names(&self) -> Vec<String> {
         self.manifest
             .models
@@ -131,8 +141,11 @@ impl Installed {
 }
 
 /// Folders that may hold `models.json`, in the order they are tried.
+/// Where the deploy kit installs the models and their manifest.
+pub const INSTALL_DIR: &str = "/usr/share/ekspresi/models";
+
 fn manifest_dirs() -> Vec<PathBuf> {
-    let mut dirs = vec![PathBuf::from("/usr/share/ekspresi/models")];
+    let mut dirs = vec![PathBuf::from(INSTALL_DIR)];
     if let Some(dir) = std::env::current_exe()
         .ok()
         .as_deref()
@@ -145,7 +158,7 @@ fn manifest_dirs() -> Vec<PathBuf> {
 }
 
 /// True when the config's `model` is a path rather than a name.
-fn is_path(model: &str) -> bool {
+pub fn is_path(model: &str) -> bool {
     model.contains('/') || model.ends_with(".onnx")
 }
 
@@ -155,9 +168,7 @@ pub fn resolve(configured: Option<&str>) -> Result<PathBuf, ModelsError> {
     if let Some(path) = configured.filter(|m| is_path(m)) {
         return Ok(PathBuf::from(path));
     }
-    let installed = Installed::find()?;
-    let name = configured.unwrap_or(&installed.manifest.default);
-    Ok(installed.path_of(installed.named(name)?))
+    Installed::find()?.resolve(configured)
 }
 
 #[cfg(test)]

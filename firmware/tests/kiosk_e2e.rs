@@ -10,11 +10,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use firmware::aggregate::Impression;
-use firmware::config::KioskConfig;
+use firmware::config::{KioskConfig, StudentRule, VideoMode};
 use firmware::devices::{simulated_leds, Frame, FrameSource, SourceError};
 use firmware::pipeline::{Kiosk, LessonReport};
 use firmware::record::session;
 use firmware::source::{ImageFolderSource, Mp4Source};
+use image::GenericImageView;
 
 mod support;
 use support::{manifest_dir, on_tmpfs, scratch};
@@ -273,7 +274,7 @@ fn tracking_the_face_finds_what_full_scans_find() {
     let faces_found = |track_face_frames: u32, name: &str| {
         let config = KioskConfig {
             track_face_frames,
-            record_video: false,
+            video: VideoMode::Off,
             ..config(&out.join(name))
         };
         let (leds, _) = simulated_leds();
@@ -733,4 +734,72 @@ fn fill(path: &Path) {
     let small = [0u8; 512];
     while file.write_all(&small).is_ok() {}
     let _ = file.sync_all();
+}
+
+/// `"video": "blurred"`: the recording keeps the overlay sharp, but nobody in it can be found
+/// again — replaying it through the kiosk's own detector, with every single detection
+/// counted, finds no face, where the live lesson found the student in most frames.
+#[test]
+fn blurred_video_keeps_the_overlay_and_no_face_can_be_found_in_it() {
+    let out = scratch("e2e_blurred");
+    let (leds, _) = simulated_leds();
+    let blurred = KioskConfig {
+        video: VideoMode::Blurred,
+        ..config(&out.join("live"))
+    };
+    let mut kiosk = Kiosk::new(blurred, model(), leds).unwrap();
+    let source = ImageFolderSource::open(&demo_clip(), 6.0).unwrap();
+    let frames = source.len() as u64;
+    let live = kiosk
+        .run_lessons(Box::new(source), Arc::new(AtomicBool::new(false)))
+        .map(only_lesson)
+        .unwrap();
+    let live_faces = live.summary.frames_analysed - live.summary.frames_without_face;
+    assert!(live_faces * 2 > frames, "live: {live_faces} of {frames}");
+
+    // The lesson panel (dark box, white text, top left) is drawn after the blur.
+    let video = live.session.join(session::VIDEO);
+    let mut mp4 = Mp4Source::open(&video).unwrap();
+    let mut decoded = 0;
+    while let Some(frame) = mp4.next_frame().unwrap() {
+        let image = frame.into_image();
+        let panel = image.view(2, 2, 200, 140).to_image();
+        let dark = panel
+            .pixels()
+            .filter(|p| p.0.iter().all(|&c| c < 60))
+            .count();
+        let white = panel
+            .pixels()
+            .filter(|p| p.0.iter().all(|&c| c > 190))
+            .count();
+        assert!(
+            dark * 2 > panel.pixels().len() && white > 150,
+            "frame {decoded}: panel dark {dark}, white {white}"
+        );
+        decoded += 1;
+    }
+    assert_eq!(decoded, frames);
+
+    let (leds, _) = simulated_leds();
+    let every_detection = KioskConfig {
+        video: VideoMode::Off,
+        student: StudentRule {
+            min_face_fraction: 0.0,
+            min_track_frames: 1,
+        },
+        ..config(&out.join("replay"))
+    };
+    let mut again = Kiosk::new(every_detection, model(), leds).unwrap();
+    let replay = again
+        .run_lessons(
+            Box::new(Mp4Source::open(&video).unwrap()),
+            Arc::new(AtomicBool::new(false)),
+        )
+        .map(only_lesson)
+        .unwrap();
+    assert_eq!(replay.summary.frames_analysed, frames);
+    assert_eq!(
+        replay.summary.frames_without_face, frames,
+        "a face was found in the blurred video"
+    );
 }

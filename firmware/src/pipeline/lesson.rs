@@ -16,9 +16,11 @@ use super::encoder::{EncoderSettings, EncoderThread, TimedImage, VideoTarget};
 use super::summaries::write_summaries;
 use super::Kiosk;
 use crate::aggregate::{top_expression, Smoother, Tally};
+use crate::config::VideoMode;
 use crate::detect::FaceTracker;
 use crate::devices::{Fault, Frame};
 use crate::record::overlay::{Annotation, Overlay};
+use crate::record::privacy::blur_picture;
 use crate::record::session::{self, SessionDir};
 use crate::record::summary::{Summary, SummaryInput, Timeline};
 
@@ -62,7 +64,7 @@ impl Lesson {
         tracing::info!(session = %session.path.display(), source = %feed.description, "lesson starts");
         let recipients = crate::seal::parse_recipients(&config.encrypt_to)
             .context("config field `encrypt_to`")?;
-        let video = config.record_video.then(|| {
+        let video = (config.video != VideoMode::Off).then(|| {
             let target = if recipients.is_empty() {
                 VideoTarget::Plain(session.file(session::VIDEO))
             } else {
@@ -160,6 +162,9 @@ impl Lesson {
         }
         if video.is_running() {
             let mut image = frame.into_image();
+            if kiosk.config.video == VideoMode::Blurred {
+                blur_picture(&mut image);
+            }
             self.overlay.draw(&mut image, annotation);
             video.send(TimedImage {
                 image,
@@ -179,7 +184,7 @@ impl Lesson {
     ) -> Result<LessonReport> {
         let (video_frames, note) = match self.video.take() {
             Some(video) => video.finish(),
-            None => (0, Some("not recorded (record_video is off)".to_owned())),
+            None => (0, Some("not recorded (video is \"none\")".to_owned())),
         };
         let end = rfc3339_now();
         let summary = self.write(kiosk, feed, Some(&end), note.as_deref())?;
