@@ -10,7 +10,9 @@
 # The video is encrypted to the school's age public key(s) (--encrypt-to, repeatable; asked
 # for on a terminal); it is written in the clear only with --plaintext-video. An existing
 # /etc/ekspresi/config.json is kept (only desk_id and recipients are set when given), so a
-# re-install never loses a desk's settings.
+# re-install never loses a desk's settings. What was installed is then verified with the
+# kiosk itself (`kiosk check --root`: the config and every model; under qemu-user on a
+# non-ARM machine); --no-check skips that, knowingly.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -18,11 +20,11 @@ repo="$(cd "$here/../.." && pwd)"
 deploy="$repo/board/deploy"
 
 usage() {
-    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
 }
 
-root="" boot="" image="" binary="" desk_id="" config="" plaintext_video=""
+root="" boot="" image="" binary="" desk_id="" config="" plaintext_video="" no_check=""
 recipients=()
 while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -34,6 +36,7 @@ while [[ $# -gt 0 ]]; do
         --config) config="$2"; shift 2 ;;
         --encrypt-to) recipients+=("$2"); shift 2 ;;
         --plaintext-video) plaintext_video=1; shift ;;
+        --no-check) no_check=1; shift ;;
         -h|--help) usage ;;
         *) echo "install.sh: unknown argument $1" >&2; usage ;;
     esac
@@ -198,6 +201,34 @@ if [[ -n "$boot_image" ]]; then
 elif [[ -n "$boot" && -f "$boot/config.txt" ]]; then
     enable_camera "$boot/config.txt"
 fi
+# The kiosk checks what was installed: the config (every field in range) and every listed
+# model (loads, classifies). An aarch64 kiosk runs here under qemu-user, with the card's own
+# libraries when it has them.
+verify_install() {
+    if [[ -n "$no_check" ]]; then
+        echo "install.sh: warning: --no-check: the config and models were not verified" >&2
+        return
+    fi
+    local runner=() log
+    local machine
+    machine="$(od -An -t x1 -j 18 -N 2 "$binary" | tr -d ' \n')"
+    if [[ "$machine" == b700 && "$(uname -m)" != aarch64 ]]; then
+        command -v qemu-aarch64 >/dev/null ||
+            die "cannot run the aarch64 kiosk here to verify the install: apt install qemu-user (or, knowingly, --no-check)"
+        runner=(qemu-aarch64)
+        [[ -e "$root/lib/ld-linux-aarch64.so.1" ]] && runner+=(-L "$root")
+    fi
+    log="$(mktemp)"
+    if ! "${runner[@]}" "$root/usr/local/bin/kiosk" check --root "$root" >"$log" 2>&1; then
+        cat "$log" >&2
+        rm -f "$log"
+        die "installed, but kiosk check rejects it (above): fix the config (--config FILE) and run install.sh again"
+    fi
+    sed 's/^/  /' "$log"
+    rm -f "$log"
+}
+verify_install
+
 # What was installed, checkable on the Pi later: cd / && sha256sum -c /usr/share/ekspresi/INSTALLED.sha256
 # (the config is left out: it is the desk's own, edited after install).
 (

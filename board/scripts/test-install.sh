@@ -8,6 +8,7 @@
 set -euo pipefail
 
 repo="$(cd "$(dirname "$0")/../.." && pwd)"
+deploy_config="$repo/board/deploy/config.json"
 binary="${1:-$repo/target/cross/dist/kiosk}"
 [[ -f "$binary" ]] || { echo "test-install: no kiosk binary at $binary (run cross.sh build)" >&2; exit 1; }
 [[ $EUID -eq 0 ]] || { echo "test-install: needs root for loop mounts" >&2; exit 1; }
@@ -95,7 +96,11 @@ echo "ok  no recipient, no install: $(tail -1 "$work/refused.log")"
 age-keygen -o "$work/school-key.txt" 2>/dev/null
 recipient="$(age-keygen -y "$work/school-key.txt")"
 "$repo/board/scripts/install.sh" --image "$image" --binary "$binary" --desk-id desk-07 \
-    --encrypt-to "$recipient"
+    --encrypt-to "$recipient" | tee "$work/install.log"
+# The installer ran the installed kiosk's own check on the card (under qemu here).
+grep -Eq '^ *config +ok +valid' "$work/install.log" || fail "install.sh did not run kiosk check"
+grep -Eq '^ *models +ok ' "$work/install.log" || fail "kiosk check did not probe the models"
+echo "ok  install.sh verified the card with kiosk check --root"
 
 # --- check --------------------------------------------------------------------------
 root="$work/root"
@@ -184,5 +189,24 @@ for unit in ekspresi-kiosk.service ekspresi-upload.service ekspresi-upload.timer
     fi
     echo "ok  systemd-analyze verify accepts $unit (no warnings)"
 done
+
+# A config the kiosk would refuse is caught at install, not at the desk's first boot.
+umount "$root"
+mounts=()
+for loop in "${loops[@]}"; do losetup -d "$loop" || true; done
+loops=()
+python3 - "$deploy_config" "$work/bad-config.json" <<'PY'
+import json, sys
+config = json.load(open(sys.argv[1]))
+config["camera"]["fps"] = 0
+json.dump(config, open(sys.argv[2], "w"))
+PY
+if "$repo/board/scripts/install.sh" --image "$image" --binary "$binary" \
+    --config "$work/bad-config.json" --encrypt-to "$recipient" >/dev/null 2>"$work/bad.log"; then
+    fail "install.sh accepted a config with camera.fps 0"
+fi
+grep -q "camera.fps" "$work/bad.log" || fail "the refusal does not name the field: $(cat "$work/bad.log")"
+grep -q "kiosk check rejects it" "$work/bad.log" || fail "the refusal does not say what failed"
+echo "ok  a bad config is refused at install: $(grep -m1 camera.fps "$work/bad.log")"
 
 echo "install-script test passed"
