@@ -14,7 +14,7 @@ use crate::config::KioskConfig;
 use crate::detect::{Cascade, DetectParams, Detector};
 use crate::devices::{simulated_leds, FrameSource};
 use crate::pipeline::Kiosk;
-use crate::source::{demo_clip, ImageFolderSource, Mp4Source};
+use crate::source::{demo_clip, ImageFolderSource, Mp4Source, Paced};
 use crate::{imageio, models, service};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -165,6 +165,10 @@ struct RunArgs {
     /// Print the LED transitions of the simulated board.
     #[arg(long)]
     show_leds: bool,
+    /// Play the clip at its own pace, each frame at its timestamp, as a camera delivers
+    /// frames (default: as fast as the analysis goes).
+    #[arg(long)]
+    realtime: bool,
 }
 
 #[derive(Args)]
@@ -252,6 +256,11 @@ fn replay(clip: Clip<'_>, out: &Path, args: &RunArgs) -> Result<()> {
             Box::new(ImageFolderSource::open(dir, f64::from(config.camera.fps))?)
         }
         Clip::File(file) => recorded_video(file)?,
+    };
+    let source: Box<dyn FrameSource> = if args.realtime {
+        Box::new(Paced::new(source))
+    } else {
+        source
     };
     let (leds, transitions) = simulated_leds();
     let mut kiosk = Kiosk::new(config, model, leds)?;

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -802,4 +802,115 @@ fn blurred_video_keeps_the_overlay_and_no_face_can_be_found_in_it() {
         replay.summary.frames_without_face, frames,
         "a face was found in the blurred video"
     );
+}
+
+/// A cut mid-lesson loses at most the second in progress, not the analysis since the last
+/// summary refresh: the demo clip in real time, killed (SIGKILL) at 10 random moments after
+/// its first seconds, with summaries refreshed only once a minute (so the periodic summary
+/// still has nothing). Recovery rebuilds each summary from `seconds.csv` to within 2 s of the
+/// cut — the lesson time of the last frame the kiosk reported analysing (its trace log) — and
+/// `lesson_end` is set.
+#[test]
+fn a_cut_lesson_is_recovered_with_its_analysis_up_to_the_cut() {
+    let out = scratch("e2e_cut_analysis");
+    let config_path = out.join("config.json");
+    std::fs::write(&config_path, r#"{"summary_refresh_s": 60}"#).unwrap();
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    for run in 0..10 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        // 2.5–6 s into the 8 s clip.
+        let cut_after = Duration::from_millis(2500 + seed % 3500) * emulation_slowdown();
+        let data = out.join(format!("run{run:02}"));
+        let mut child = kiosk_command()
+            .env("RUST_LOG", "firmware::pipeline::lesson=trace")
+            .env("NO_COLOR", "1")
+            .args(["replay", "--realtime", "--out"])
+            .arg(&data)
+            .arg("--config")
+            .arg(&config_path)
+            .arg("--model")
+            .arg(model())
+            .arg(demo_clip())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let last_analysed = last_frame_time(child.stderr.take().unwrap());
+        let spawned = Instant::now();
+        while last_analysed.load(Ordering::Relaxed) == u64::MAX {
+            assert!(
+                spawned.elapsed() < Duration::from_secs(60),
+                "run {run}: no frame"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        std::thread::sleep(cut_after);
+        let _ = child.kill();
+        let _ = child.wait();
+        // The reader thread has seen every line by now (the pipe closed with the child).
+        std::thread::sleep(Duration::from_millis(50));
+        let cut_at = last_analysed.load(Ordering::Relaxed) as f64 / 1000.0;
+
+        let recovered = session::recover_unfinished(&data).unwrap();
+        assert_eq!(recovered.len(), 1, "run {run}");
+        let dir = &recovered[0];
+        let summary: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.join(session::SUMMARY_JSON)).unwrap(),
+        )
+        .unwrap();
+        let time = |field: &str| {
+            let text = summary[field]
+                .as_str()
+                .unwrap_or_else(|| panic!("run {run}: no {field}"));
+            humantime::parse_rfc3339(text).unwrap()
+        };
+        let covered = time("lesson_end")
+            .duration_since(time("lesson_start"))
+            .unwrap()
+            .as_secs_f64();
+        assert!(
+            covered >= cut_at - 2.0 && covered <= cut_at + 1.0,
+            "run {run}: last frame analysed {cut_at:.2} s into the lesson, summary covers {covered} s"
+        );
+        // 6 fps: whole seconds hold 6 frames each.
+        let analysed = summary["frames_analysed"].as_u64().unwrap();
+        assert!(
+            analysed as f64 >= (cut_at - 2.0) * 6.0,
+            "run {run}: {analysed} frames analysed, cut at {cut_at:.2} s"
+        );
+        let complete = std::fs::read_to_string(dir.join(session::COMPLETE)).unwrap();
+        assert!(
+            complete.contains("analysis rebuilt from seconds.csv"),
+            "{complete}"
+        );
+    }
+}
+
+/// Follows a kiosk's trace log on another thread: the lesson time (ms) of the last
+/// "frame analysed" line, `u64::MAX` until the first.
+fn last_frame_time(stderr: std::process::ChildStderr) -> Arc<AtomicU64> {
+    let last = Arc::new(AtomicU64::new(u64::MAX));
+    let writer = last.clone();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let Some(value) = line
+                .contains("frame analysed")
+                .then(|| line.split("at_ms=").nth(1))
+                .flatten()
+            else {
+                continue;
+            };
+            let digits: String = value.chars().take_while(char::is_ascii_digit).collect();
+            if let Ok(ms) = digits.parse() {
+                writer.store(ms, Ordering::Relaxed);
+            }
+        }
+    });
+    last
 }

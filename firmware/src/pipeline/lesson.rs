@@ -13,14 +13,15 @@ use embedded_hal::digital::OutputPin;
 use super::analysis::{Sighting, StudentTrack};
 use super::capture::Feed;
 use super::encoder::{EncoderSettings, EncoderThread, TimedImage, VideoTarget};
-use super::summaries::write_summaries;
 use super::Kiosk;
 use crate::aggregate::{top_expression, Smoother, Tally};
 use crate::config::VideoMode;
 use crate::detect::FaceTracker;
 use crate::devices::{Fault, Frame};
+use crate::record::files::write_summaries;
 use crate::record::overlay::{Annotation, Overlay};
 use crate::record::privacy::blur_picture;
+use crate::record::seconds::SecondLog;
 use crate::record::session::{self, SessionDir};
 use crate::record::summary::{Summary, SummaryInput, Timeline};
 
@@ -46,6 +47,8 @@ pub(crate) struct Lesson {
     first_timestamp: Option<Duration>,
     next_refresh: Duration,
     dropped_before: u64,
+    /// `seconds.csv`; `None` once a write to it failed (the lesson goes on without it).
+    seconds: Option<SecondLog>,
 }
 
 impl Lesson {
@@ -81,7 +84,7 @@ impl Lesson {
             };
             EncoderThread::spawn(target, &settings)
         });
-        let lesson = Self {
+        let mut lesson = Self {
             session,
             start,
             counts: LessonCounts::new(config.smoothing_alpha),
@@ -92,7 +95,11 @@ impl Lesson {
             first_timestamp: None,
             next_refresh: refresh_period(kiosk),
             dropped_before: feed.dropped_so_far(),
+            seconds: None,
         };
+        lesson.seconds = SecondLog::create(&lesson.session)
+            .map_err(|error| tracing::warn!(%error, "no per-second log for this lesson"))
+            .ok();
         let _ = kiosk.leds.set_fault(None);
         let _ = kiosk
             .leds
@@ -125,19 +132,32 @@ impl Lesson {
             .analysis
             .analyse(&frame, &mut self.tracker, &mut self.student)?;
         let reset_after = kiosk.config.no_face_reset_frames;
-        let now = self
-            .counts
-            .record(sighting.as_ref(), lesson_time.as_secs(), reset_after);
+        let second = lesson_time.as_secs();
+        let now = self.counts.record(sighting.as_ref(), second, reset_after);
+        let face = sighting.as_ref().map(|s| top_expression(&s.probabilities));
+        self.log_second(second, face);
         let face = sighting.map(|s| s.face);
         let annotation = Annotation::of(face, now, &self.counts.tally, kiosk.config.evidence);
         let _ = kiosk.leds.show(annotation.impression);
         self.record_video(kiosk, frame, &annotation, lesson_time);
+        tracing::trace!(at_ms = lesson_time.as_millis() as u64, "frame analysed");
         if lesson_time >= self.next_refresh {
             self.next_refresh += refresh_period(kiosk);
             let note = self.video.as_ref().and_then(EncoderThread::note);
             self.write(kiosk, feed, None, note.as_deref())?;
         }
         Ok(())
+    }
+
+    /// Adds the frame to `seconds.csv`; a failed write (a full card) ends the log, not the
+    /// lesson.
+    fn log_second(&mut self, second: u64, face: Option<Expression>) {
+        if let Some(log) = self.seconds.as_mut() {
+            if let Err(error) = log.record(second, face) {
+                tracing::warn!(%error, "per-second log stopped");
+                self.seconds = None;
+            }
+        }
     }
 
     /// Annotates `frame` and queues it for the encoder, unless recording has stopped (or
@@ -186,6 +206,9 @@ impl Lesson {
             Some(video) => video.finish(),
             None => (0, Some("not recorded (video is \"none\")".to_owned())),
         };
+        if let Some(Err(error)) = self.seconds.as_mut().map(SecondLog::flush) {
+            tracing::warn!(%error, "per-second log: the last second is not in it");
+        }
         let end = rfc3339_now();
         let summary = self.write(kiosk, feed, Some(&end), note.as_deref())?;
         let completion = match &source_error {

@@ -10,13 +10,12 @@
 //! - [`analysis`]: grey, detect, choose the student's face, classify;
 //! - [`lesson`]: one session folder, frame by frame (open, step, close);
 //! - [`encoder`]: the H.264/MP4 thread, fed pictures with their capture times;
-//! - [`summaries`]: the summary files.
+//! - the files each lesson writes are `crate::record`'s (summaries, the per-second log).
 
 mod analysis;
 mod capture;
 mod encoder;
 mod lesson;
-mod summaries;
 
 use std::iter::Peekable;
 use std::path::{Path, PathBuf};

@@ -6,8 +6,9 @@
 //!
 //! At start-up [`recover_unfinished`] finishes folders a power cut left behind: it cuts the
 //! video back to its last whole fragment (or, for encrypted video, drops the one segment
-//! left unfinished) and completes the folder, marked as interrupted; temporary files a cut
-//! left anywhere are removed.
+//! left unfinished), rebuilds the summaries from the per-second log (`record::seconds`) and
+//! completes the folder, marked as interrupted; temporary files a cut left anywhere are
+//! removed.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -22,6 +23,8 @@ pub const SUMMARY_TXT: &str = "summary.txt";
 pub const SUMMARY_JSON: &str = "summary.json";
 pub const TIMELINE_CSV: &str = "timeline.csv";
 pub const TIMELINE_PNG: &str = "timeline.png";
+/// The per-second log (see `record::seconds`).
+pub const SECONDS_CSV: &str = "seconds.csv";
 pub const MANIFEST: &str = "MANIFEST";
 pub const COMPLETE: &str = "COMPLETE";
 /// Written by `kiosk upload` once the destination's copy has verified.
@@ -238,6 +241,15 @@ fn recover(dir: &SessionDir) -> std::io::Result<()> {
         }
         Err(error) => {
             let _ = write!(note, "; unfinished encrypted segment not removed: {error}");
+        }
+    }
+    match super::seconds::rebuild_summaries(dir) {
+        Ok(Some(rebuilt)) => {
+            let _ = write!(note, "; {rebuilt}");
+        }
+        Ok(None) => note.push_str("; summary as last refreshed"),
+        Err(error) => {
+            let _ = write!(note, "; summary as last refreshed (not rebuilt: {error:#})");
         }
     }
     tracing::warn!(session = %dir.path.display(), %note, "recovered an unfinished session");

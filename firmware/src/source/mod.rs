@@ -5,8 +5,10 @@
 pub mod demo;
 pub mod ffmpeg;
 pub mod folder;
+pub mod paced;
 
 pub use crate::mp4::Mp4Source;
 pub use demo::demo_clip;
 pub use ffmpeg::FfmpegSource;
 pub use folder::ImageFolderSource;
+pub use paced::Paced;

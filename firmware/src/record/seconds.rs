@@ -1,0 +1,216 @@
+//! The lesson's per-second log, `seconds.csv`: one row per whole second of the lesson with
+//! its faces per expression and its frames without a face, appended and synced to the card as
+//! each second completes. A power cut so loses at most the second in progress: start-up
+//! recovery rebuilds the lesson's summaries from the log ([`rebuild_summaries`]) rather than
+//! keeping the last periodic summary, which can be `summary_refresh_s` behind.
+
+use std::fs::File;
+use std::io::Write as _;
+use std::path::Path;
+use std::time::Duration;
+
+use ekspresi_common::fsutil::create_private;
+use ekspresi_common::Expression;
+
+use super::files::write_summaries;
+use super::session::{SessionDir, SECONDS_CSV, SUMMARY_JSON};
+use super::summary::{Summary, SummaryInput, Timeline};
+use crate::aggregate::Tally;
+
+const HEADER: &str = "second,angry,disgust,fear,happy,sad,surprise,neutral,no_face\n";
+
+/// One whole second of the lesson.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SecondRow {
+    pub second: u64,
+    /// Faces classified as each expression, in label order.
+    pub faces: [u64; 7],
+    pub no_face: u64,
+}
+
+impl SecondRow {
+    fn to_line(&self) -> String {
+        let faces: Vec<String> = self.faces.iter().map(u64::to_string).collect();
+        format!("{},{},{}\n", self.second, faces.join(","), self.no_face)
+    }
+
+    fn parse(line: &str) -> Option<Self> {
+        let numbers: Vec<u64> = line
+            .split(',')
+            .map(|field| field.trim().parse().ok())
+            .collect::<Option<_>>()?;
+        let [second, faces @ .., no_face] = numbers.as_slice() else {
+            return None;
+        };
+        Some(Self {
+            second: *second,
+            faces: faces.try_into().ok()?,
+            no_face: *no_face,
+        })
+    }
+}
+
+/// The log being written.
+pub struct SecondLog {
+    file: File,
+    current: Option<SecondRow>,
+}
+
+impl SecondLog {
+    /// Starts `seconds.csv` in `session` (header only).
+    pub fn create(session: &SessionDir) -> std::io::Result<Self> {
+        let mut file = create_private(&session.file(SECONDS_CSV))?;
+        file.write_all(HEADER.as_bytes())?;
+        file.sync_data()?;
+        Ok(Self {
+            file,
+            current: None,
+        })
+    }
+
+    /// Counts one analysed frame `second` into the lesson; the first frame of a later second
+    /// appends the finished one.
+    pub fn record(&mut self, second: u64, face: Option<Expression>) -> std::io::Result<()> {
+        if self
+            .current
+            .as_ref()
+            .is_some_and(|row| row.second != second)
+        {
+            self.flush()?;
+        }
+        let row = self.current.get_or_insert_with(|| SecondRow {
+            second,
+            ..SecondRow::default()
+        });
+        match face {
+            Some(expression) => row.faces[expression.label()] += 1,
+            None => row.no_face += 1,
+        }
+        Ok(())
+    }
+
+    /// Appends the second in progress (the lesson's last) and syncs it.
+    pub fn flush(&mut self) -> std::io::Result<()> {
+        if let Some(row) = self.current.take() {
+            self.file.write_all(row.to_line().as_bytes())?;
+            self.file.sync_data()?;
+        }
+        Ok(())
+    }
+}
+
+/// The whole rows of a session's `seconds.csv`: a torn last line (the cut came mid-write) and
+/// anything after it are left out.
+pub fn read_rows(path: &Path) -> std::io::Result<Vec<SecondRow>> {
+    let text = std::fs::read_to_string(path)?;
+    Ok(text
+        .split_inclusive('\n')
+        .skip(1)
+        .map_while(|line| line.strip_suffix('\n').and_then(SecondRow::parse))
+        .collect())
+}
+
+/// The lesson's counts replayed from its rows.
+pub fn replay(rows: &[SecondRow]) -> (Tally, Timeline) {
+    let mut tally = Tally::default();
+    let mut timeline = Timeline::default();
+    for row in rows {
+        for expression in Expression::ALL {
+            for _ in 0..row.faces[expression.label()] {
+                tally.record(expression, row.second);
+                timeline.record(row.second, Some(expression.category()));
+            }
+        }
+        for _ in 0..row.no_face {
+            tally.record_no_face();
+            timeline.record(row.second, None);
+        }
+    }
+    (tally, timeline)
+}
+
+/// Rebuilds an interrupted session's summaries from its `seconds.csv`, keeping what the last
+/// periodic `summary.json` says of the lesson (desk, start, model, floor); the lesson ends
+/// after its last whole second. Returns a note for `COMPLETE`, or `None` when there is
+/// nothing to rebuild from, or the log holds less than the last summary (it stopped early,
+/// e.g. on a full card).
+pub fn rebuild_summaries(session: &SessionDir) -> Result<Option<String>, anyhow::Error> {
+    let log = session.file(SECONDS_CSV);
+    if !log.exists() {
+        return Ok(None);
+    }
+    let rows = read_rows(&log)?;
+    let last: Summary =
+        serde_json::from_str(&std::fs::read_to_string(session.file(SUMMARY_JSON))?)?;
+    let (tally, timeline) = replay(&rows);
+    let Some(last_row) = rows.last() else {
+        return Ok(None);
+    };
+    if tally.frames() < last.frames_analysed {
+        return Ok(None);
+    }
+    let start = humantime::parse_rfc3339(&last.lesson_start)?;
+    let end_offset = Duration::from_secs(last_row.second.saturating_add(1));
+    let end = humantime::format_rfc3339_seconds(start + end_offset).to_string();
+    let input = SummaryInput {
+        desk_id: &last.desk_id,
+        lesson_id: last.lesson_id.as_deref(),
+        lesson_start: &last.lesson_start,
+        lesson_end: Some(&end),
+        tally: &tally,
+        floor: last.evidence.floor,
+        frames_dropped: last.frames_dropped,
+        model: &last.model,
+        video_note: last.video_note.as_deref(),
+    };
+    write_summaries(session, &input, &timeline)?;
+    Ok(Some(format!(
+        "analysis rebuilt from {SECONDS_CSV}: {} frames over {} s (the last summary had {})",
+        tally.frames(),
+        end_offset.as_secs(),
+        last.frames_analysed
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_round_trip_and_a_torn_tail_is_dropped() {
+        let dir = std::env::temp_dir().join(format!("ekspresi-seconds-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let session = SessionDir { path: dir.clone() };
+        let mut log = SecondLog::create(&session).unwrap();
+        for (second, face) in [
+            (0, Some(Expression::Happy)),
+            (0, None),
+            (0, Some(Expression::Happy)),
+            (1, Some(Expression::Sad)),
+            (3, None),
+        ] {
+            log.record(second, face).unwrap();
+        }
+        // Second 3 is still in progress: not in the file yet.
+        let rows = read_rows(&session.file(SECONDS_CSV)).unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].faces[Expression::Happy.label()], 2);
+        assert_eq!(rows[0].no_face, 1);
+        log.flush().unwrap();
+        let rows = read_rows(&session.file(SECONDS_CSV)).unwrap();
+        assert_eq!(rows.iter().map(|r| r.second).collect::<Vec<_>>(), [0, 1, 3]);
+
+        // A cut mid-line: the torn row is not counted.
+        let mut text = std::fs::read_to_string(session.file(SECONDS_CSV)).unwrap();
+        text.push_str("4,0,0,1");
+        std::fs::write(session.file(SECONDS_CSV), text).unwrap();
+        assert_eq!(read_rows(&session.file(SECONDS_CSV)).unwrap().len(), 3);
+
+        let (tally, timeline) = replay(&rows);
+        assert_eq!(tally.frames(), 5);
+        assert_eq!(tally.face_seconds, 2);
+        assert_eq!(timeline.seconds().len(), 4);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
