@@ -69,6 +69,24 @@ impl ExpressionModel {
     /// the first face, after a session folder exists): one `N×1×48×48` input, an `N×7`
     /// output, and finite probabilities summing to 1 on a probe face.
     pub fn from_bytes(bytes: &[u8], batch: usize) -> Result<Self, ModelError> {
+        // tract panics on some malformed graphs (fuzzing found one: an output naming no value
+        // indexes a map that lacks it); loading outside data must end in an error instead.
+        std::panic::catch_unwind(|| Self::from_bytes_unguarded(bytes, batch)).unwrap_or_else(
+            |panic| {
+                let message = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "no message".into());
+                Err(ModelError::Tract {
+                    context: "not a loadable ONNX model".into(),
+                    message: format!("tract failed on it ({message})"),
+                })
+            },
+        )
+    }
+
+    fn from_bytes_unguarded(bytes: &[u8], batch: usize) -> Result<Self, ModelError> {
         let model = onnx()
             .model_for_read(&mut &bytes[..])
             .map_err(tract_error("not a loadable ONNX model"))?;

@@ -1,6 +1,8 @@
 //! Helpers shared by the workspace-level tests: where the real data lives, and loud failures
 //! when it is missing (a test that needs FER-2013 or OpenCV never passes without them).
 
+pub mod mutate;
+
 use std::path::{Path, PathBuf};
 
 /// The workspace root.

@@ -159,8 +159,9 @@ fn malformed_data_gives_a_clean_error_naming_file_and_line() {
 }
 
 /// A one-layer graph: a 48×48 convolution with `classes` outputs and the given weight, then
-/// softmax; `with_output` false leaves the graph without outputs.
-fn one_layer_model(classes: usize, weight: f32, with_output: bool) -> Vec<u8> {
+/// softmax; `output` names the graph's output (`None`: the graph has none; a name no node
+/// produces makes a broken graph).
+fn one_layer_model(classes: usize, weight: f32, output: Option<&str>) -> Vec<u8> {
     use ekspresi_common::contract::{INPUT_NAME, OUTPUT_NAME};
     use model_quant::onnx::{Attr, GraphBuilder};
     let mut g = GraphBuilder::new("bad");
@@ -174,32 +175,37 @@ fn one_layer_model(classes: usize, weight: f32, with_output: bool) -> Vec<u8> {
         OUTPUT_NAME,
         vec![("axis", Attr::Int(1))],
     );
-    let outputs = if with_output {
-        vec![(OUTPUT_NAME, vec![classes])]
-    } else {
-        Vec::new()
-    };
+    let outputs: Vec<(&str, Vec<usize>)> = output
+        .map(|name| (name, vec![classes]))
+        .into_iter()
+        .collect();
     model_quant::onnx::to_bytes(&g.finish(&outputs, "a test model"))
 }
 
 /// The model contract is checked when a model loads, not at the first face: a graph with
-/// no output, NaN probabilities or 5 classes is refused with a clear error.
+/// no output, an output naming nothing, NaN probabilities or 5 classes is refused with a
+/// clear error.
 #[test]
 fn models_that_break_the_contract_are_refused_at_load() {
+    use ekspresi_common::contract::OUTPUT_NAME;
     use ekspresi_common::model::ExpressionModel;
     let load = |bytes: Vec<u8>| match ExpressionModel::from_bytes(&bytes, 1) {
         Ok(_) => None,
         Err(error) => Some(error.to_string()),
     };
     assert_eq!(
-        load(one_layer_model(7, 0.001, true)),
+        load(one_layer_model(7, 0.001, Some(OUTPUT_NAME))),
         None,
         "a valid 7-class model"
     );
-    let nan = load(one_layer_model(7, f32::NAN, true)).expect("NaN refused");
+    let nan = load(one_layer_model(7, f32::NAN, Some(OUTPUT_NAME))).expect("NaN refused");
     assert!(nan.contains("not finite probabilities"), "{nan}");
-    let five = load(one_layer_model(5, 0.001, true)).expect("5 classes refused");
+    let five = load(one_layer_model(5, 0.001, Some(OUTPUT_NAME))).expect("5 classes refused");
     assert!(five.contains("expected 7"), "{five}");
-    let none = load(one_layer_model(7, 0.001, false)).expect("no output refused");
+    let none = load(one_layer_model(7, 0.001, None)).expect("no output refused");
     assert!(none.contains("output"), "{none}");
+    // Found by fuzzing (tests/tests/fuzz.rs): an output naming no value made tract panic.
+    let dangling =
+        load(one_layer_model(7, 0.001, Some("nowhere"))).expect("dangling output refused");
+    assert!(dangling.contains("not a loadable ONNX model"), "{dangling}");
 }
