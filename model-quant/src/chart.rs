@@ -81,3 +81,98 @@ fn panel(
         .draw()?;
     Ok(())
 }
+
+/// Draws a confusion matrix (`confusion[true][predicted]`, FER label order) into `path`
+/// (PNG, 720×640): each cell shaded by its share of the true class (row), with its count.
+/// (Drawn from the evaluation that produced the numbers, so a picture costs no extra look at
+/// the test split.)
+pub fn confusion_chart(confusion: &[Vec<usize>], title: &str, path: &Path) -> Result<()> {
+    register_font()?;
+    let names: Vec<&str> = ekspresi_common::Expression::ALL
+        .iter()
+        .map(|e| e.name())
+        .collect();
+    let classes = names.len();
+    if confusion.len() != classes || confusion.iter().any(|row| row.len() != classes) {
+        return Err(anyhow!("a confusion matrix must be {classes}×{classes}"));
+    }
+    let root = BitMapBackend::new(path, (720, 640)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let side = classes as f64;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, (FONT, 20))
+        .margin(16)
+        .x_label_area_size(60)
+        .y_label_area_size(80)
+        .build_cartesian_2d(0.0..side, 0.0..side)?;
+    // Ticks every half cell; only the centres (k + 0.5) carry a name.
+    let name_at = |value: f64, flipped: bool| {
+        let cell = value - 0.5;
+        if (cell - cell.round()).abs() > 1e-6 || cell < 0.0 {
+            return String::new();
+        }
+        let index = cell.round() as usize;
+        let index = if flipped {
+            classes.saturating_sub(1 + index)
+        } else {
+            index
+        };
+        names.get(index).copied().unwrap_or("").to_owned()
+    };
+    chart
+        .configure_mesh()
+        .disable_mesh()
+        .x_labels(2 * classes + 1)
+        .y_labels(2 * classes + 1)
+        .x_label_formatter(&|v| name_at(*v, false))
+        .y_label_formatter(&|v| name_at(*v, true))
+        .x_desc("predicted")
+        .y_desc("true")
+        .label_style((FONT, 14))
+        .draw()?;
+    for (truth, row) in confusion.iter().enumerate() {
+        let total = row.iter().sum::<usize>().max(1) as f64;
+        // Row 0 (angry) at the top.
+        let y = (classes - 1 - truth) as f64;
+        for (predicted, &count) in row.iter().enumerate() {
+            let x = predicted as f64;
+            let share = count as f64 / total;
+            let shade = RGBColor(
+                (255.0 - 200.0 * share) as u8,
+                (255.0 - 140.0 * share) as u8,
+                255,
+            );
+            chart.draw_series(std::iter::once(Rectangle::new(
+                [(x, y), (x + 1.0, y + 1.0)],
+                shade.filled(),
+            )))?;
+            let colour = if share > 0.5 { WHITE } else { BLACK };
+            chart.draw_series(std::iter::once(Text::new(
+                format!("{count}"),
+                (x + 0.38, y + 0.62),
+                (FONT, 16).into_font().color(&colour),
+            )))?;
+        }
+    }
+    root.present()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_confusion_chart_is_a_png_and_a_wrong_shape_is_refused() {
+        let dir = std::env::temp_dir().join(format!("ekspresi-confusion-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("confusion.png");
+        let mut confusion = vec![vec![1usize; 7]; 7];
+        confusion[3][3] = 90;
+        confusion_chart(&confusion, "test", &path).unwrap();
+        let image = image::open(&path).unwrap();
+        assert_eq!((image.width(), image.height()), (720, 640));
+        assert!(confusion_chart(&confusion[..6], "test", &path).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -1,6 +1,6 @@
 //! `model-quant`: the command-line front of the offline model pipeline.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -34,6 +34,22 @@ enum Command {
     Evaluate(EvaluateArgs),
     /// A run's best model on its validation split, alone and averaged with its mirror image.
     Validate(ValidateArgs),
+    /// Draw the confusion matrix of a saved `evaluate --json` output (no re-scoring, so no
+    /// extra look at the test split).
+    Confusion(ConfusionArgs),
+}
+
+#[derive(Args)]
+struct ConfusionArgs {
+    /// The JSON `evaluate --json` printed.
+    #[arg(long)]
+    evaluation: PathBuf,
+    /// PNG to write.
+    #[arg(long)]
+    out: PathBuf,
+    /// Chart title [default: the model and its accuracy].
+    #[arg(long)]
+    title: Option<String>,
 }
 
 #[derive(Args)]
@@ -88,6 +104,9 @@ struct EvaluateArgs {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
+    /// Also draw the confusion matrix into this PNG.
+    #[arg(long)]
+    confusion_png: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -174,6 +193,7 @@ fn main() -> Result<()> {
         Command::Export(args) => run_export(args),
         Command::Evaluate(args) => run_evaluate(args),
         Command::Validate(args) => run_validate(args),
+        Command::Confusion(args) => run_confusion(args),
     }
 }
 
@@ -222,6 +242,34 @@ fn run_validate(args: ValidateArgs) -> Result<()> {
     Ok(())
 }
 
+fn run_confusion(args: ConfusionArgs) -> Result<()> {
+    #[derive(serde::Deserialize)]
+    struct Saved {
+        model: String,
+        n: usize,
+        accuracy: f64,
+        confusion: Vec<Vec<usize>>,
+    }
+    let text = std::fs::read_to_string(&args.evaluation)
+        .with_context(|| format!("cannot read {}", args.evaluation.display()))?;
+    let saved: Saved = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "{} is not `evaluate --json` output",
+            args.evaluation.display()
+        )
+    })?;
+    let title = args.title.unwrap_or_else(|| {
+        let model = Path::new(&saved.model)
+            .file_name()
+            .map_or(saved.model.clone(), |n| n.to_string_lossy().into_owned());
+        format!(
+            "{model}: accuracy {:.4} ({} faces)",
+            saved.accuracy, saved.n
+        )
+    });
+    model_quant::chart::confusion_chart(&saved.confusion, &title, &args.out)
+}
+
 fn run_evaluate(args: EvaluateArgs) -> Result<()> {
     let usage: Usage = args.usage.parse().map_err(anyhow::Error::msg)?;
     let mut faces = data::load(&args.data)?.with_usage(usage);
@@ -232,6 +280,18 @@ fn run_evaluate(args: EvaluateArgs) -> Result<()> {
         bail!("{} has no {usage:?} faces", args.data.display());
     }
     let evaluation = evaluate::evaluate(&args.model, &faces, args.batch.max(1))?;
+    if let Some(png) = &args.confusion_png {
+        let title = format!(
+            "{} on {usage:?}: accuracy {:.4} ({} faces)",
+            args.model.file_name().map_or_else(
+                || args.model.display().to_string(),
+                |n| n.to_string_lossy().into_owned()
+            ),
+            evaluation.report.accuracy,
+            evaluation.report.n
+        );
+        model_quant::chart::confusion_chart(&evaluation.report.confusion, &title, png)?;
+    }
     if args.json {
         println!("{}", serde_json::to_string(&evaluation)?);
     } else {
