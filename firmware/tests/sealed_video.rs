@@ -112,7 +112,8 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
-/// A file that could hold video: anything but the summaries, the manifest and the marker.
+/// A file that could hold video: anything but the summaries, the per-second log, the
+/// manifest and the marker.
 /// Each must be an age file (its header line) and never an MP4 box (`ftyp`, `moof`).
 fn assert_no_plaintext_video(data: &Path) {
     let aggregates = [
@@ -120,6 +121,7 @@ fn assert_no_plaintext_video(data: &Path) {
         session::SUMMARY_JSON,
         session::TIMELINE_CSV,
         session::TIMELINE_PNG,
+        session::SECONDS_CSV,
         session::MANIFEST,
         session::COMPLETE,
     ];

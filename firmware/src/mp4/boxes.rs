@@ -13,6 +13,8 @@ pub struct TopBox {
     pub kind: [u8; 4],
     pub start: u64,
     pub len: u64,
+    /// 8, or 16 with a 64-bit size: the payload starts at `start + header_len`.
+    pub header_len: u64,
 }
 
 impl TopBox {
@@ -82,6 +84,7 @@ pub fn box_at(file: &mut File, offset: u64, file_len: u64) -> Result<Option<TopB
         kind: [header[4], header[5], header[6], header[7]],
         start: offset,
         len,
+        header_len: header_size,
     }))
 }
 

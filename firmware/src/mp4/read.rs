@@ -127,7 +127,9 @@ impl Mp4Source {
                 Err(BoxError::Io { source, .. }) => return Err(self.error(source)),
                 Err(error) => return Err(self.ended_early(error)),
             };
-            let TopBox { kind, start, len } = top;
+            let TopBox {
+                kind, start, len, ..
+            } = top;
             self.next_box = top.end();
             if kind == *b"moof" {
                 let mut moof = vec![0; usize::try_from(len).map_err(|e| self.error(e))?];
