@@ -131,9 +131,9 @@ pub fn replay(rows: &[SecondRow]) -> (Tally, Timeline) {
 
 /// Rebuilds an interrupted session's summaries from its `seconds.csv`, keeping what the last
 /// periodic `summary.json` says of the lesson (desk, start, model, floor); the lesson ends
-/// after its last whole second. Returns a note for `COMPLETE`, or `None` when there is
-/// nothing to rebuild from, or the log holds less than the last summary (it stopped early,
-/// e.g. on a full card).
+/// after its last whole second (at its start when none was whole). Returns a note for
+/// `COMPLETE`, or `None` when there is no log, or it holds less than the last summary (it
+/// stopped early, e.g. on a full card).
 pub fn rebuild_summaries(session: &SessionDir) -> Result<Option<String>, anyhow::Error> {
     let log = session.file(SECONDS_CSV);
     if !log.exists() {
@@ -143,14 +143,12 @@ pub fn rebuild_summaries(session: &SessionDir) -> Result<Option<String>, anyhow:
     let last: Summary =
         serde_json::from_str(&std::fs::read_to_string(session.file(SUMMARY_JSON))?)?;
     let (tally, timeline) = replay(&rows);
-    let Some(last_row) = rows.last() else {
-        return Ok(None);
-    };
     if tally.frames() < last.frames_analysed {
         return Ok(None);
     }
     let start = humantime::parse_rfc3339(&last.lesson_start)?;
-    let end_offset = Duration::from_secs(last_row.second.saturating_add(1));
+    // No whole second yet: the lesson ended where it began.
+    let end_offset = Duration::from_secs(rows.last().map_or(0, |row| row.second.saturating_add(1)));
     let end = humantime::format_rfc3339_seconds(start + end_offset).to_string();
     let input = SummaryInput {
         desk_id: &last.desk_id,
