@@ -216,7 +216,7 @@ impl Lesson {
             None => "complete".to_owned(),
         };
         self.session
-            .complete(&completion)
+            .complete_feeding(&completion, &mut || kiosk.beat())
             .context("cannot write MANIFEST/COMPLETE")?;
         if last {
             let _ = kiosk.leds.camera(false);

@@ -91,12 +91,15 @@ impl<P: OutputPin> Kiosk<P> {
     ) -> Result<Vec<LessonReport>> {
         // Room first, so that finishing interrupted sessions can write on a full card.
         self.make_room(None);
-        let recovered = session::recover_unfinished(&self.config.data_dir).with_context(|| {
-            format!(
-                "cannot check {} for unfinished sessions",
-                self.config.data_dir.display()
-            )
-        })?;
+        // Recovery hashes whole videos: the watchdog is fed all along.
+        let data_dir = self.config.data_dir.clone();
+        let recovered = session::recover_unfinished_feeding(&data_dir, &mut || self.beat())
+            .with_context(|| {
+                format!(
+                    "cannot check {} for unfinished sessions",
+                    data_dir.display()
+                )
+            })?;
         if !recovered.is_empty() {
             tracing::info!(count = recovered.len(), "finished interrupted sessions");
         }

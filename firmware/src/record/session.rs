@@ -11,6 +11,7 @@
 //! removed.
 
 use std::fmt::Write as _;
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -91,7 +92,16 @@ impl SessionDir {
 
     /// Writes the manifest of every file present, then the `COMPLETE` marker.
     pub fn complete(&self, note: &str) -> std::io::Result<()> {
-        write_atomically(&self.file(MANIFEST), manifest(&self.path)?.as_bytes())?;
+        self.complete_feeding(note, &mut || {})
+    }
+
+    /// [`Self::complete`], calling `beat` every [`BEAT_EVERY_BYTES`] hashed: an all-day
+    /// video takes longer to hash on a Pi than systemd's watchdog waits.
+    pub fn complete_feeding(&self, note: &str, beat: &mut dyn FnMut()) -> std::io::Result<()> {
+        write_atomically(
+            &self.file(MANIFEST),
+            manifest_feeding(&self.path, beat)?.as_bytes(),
+        )?;
         write_atomically(&self.file(COMPLETE), format!("{note}\n").as_bytes())
     }
 }
@@ -100,6 +110,13 @@ impl SessionDir {
 /// excluded): the format of `sha256sum`, so `sha256sum -c MANIFEST` checks a session after
 /// upload. Files are hashed as streams, in constant memory (an all-day video is gigabytes).
 pub fn manifest(dir: &Path) -> std::io::Result<String> {
+    manifest_feeding(dir, &mut || {})
+}
+
+/// Bytes hashed between two calls of a manifest's `beat` (a few hundred ms on a Pi 4).
+pub const BEAT_EVERY_BYTES: usize = 16 << 20;
+
+fn manifest_feeding(dir: &Path, beat: &mut dyn FnMut()) -> std::io::Result<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)?
         .filter_map(|e| e.ok())
         .filter(|e| e.file_type().map(|t| t.is_file()).unwrap_or(false))
@@ -109,16 +126,33 @@ pub fn manifest(dir: &Path) -> std::io::Result<String> {
     names.sort();
     let mut out = String::new();
     for name in names {
-        let hex = sha256_hex(&dir.join(&name))?;
+        let hex = sha256_hex(&dir.join(&name), beat)?;
         let _ = writeln!(out, "{hex}  {name}");
     }
     Ok(out)
 }
 
-/// The SHA-256 of a file, read as a stream, in lower-case hex.
-fn sha256_hex(path: &Path) -> std::io::Result<String> {
+/// The SHA-256 of a file, read as a stream, in lower-case hex; `beat` is called every
+/// [`BEAT_EVERY_BYTES`].
+fn sha256_hex(path: &Path, beat: &mut dyn FnMut()) -> std::io::Result<String> {
     let mut hasher = Sha256::new();
-    std::io::copy(&mut std::fs::File::open(path)?, &mut hasher)?;
+    let mut file = std::fs::File::open(path)?;
+    let mut buffer = vec![0u8; 1 << 20];
+    let mut since_beat = 0;
+    loop {
+        let read = match file.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(read) => read,
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(error) => return Err(error),
+        };
+        hasher.update(&buffer[..read]);
+        since_beat += read;
+        if since_beat >= BEAT_EVERY_BYTES {
+            beat();
+            since_beat = 0;
+        }
+    }
     Ok(hasher
         .finalize()
         .iter()
@@ -144,7 +178,7 @@ pub fn verify_manifest(dir: &Path) -> Result<Vec<String>, ManifestError> {
             return Err(ManifestError::Malformed { line: index + 1 });
         }
         let file = dir.join(name);
-        let actual = match sha256_hex(&file) {
+        let actual = match sha256_hex(&file, &mut || {}) {
             Ok(actual) => actual,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(ManifestError::Missing {
@@ -168,11 +202,21 @@ pub fn verify_manifest(dir: &Path) -> Result<Vec<String>, ManifestError> {
 /// session that cannot be finished now (a full card) is logged and left for the next start:
 /// it never stops the kiosk from starting.
 pub fn recover_unfinished(data_dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    recover_unfinished_feeding(data_dir, &mut || {})
+}
+
+/// [`recover_unfinished`], calling `beat` per session and while hashing (the kiosk feeds
+/// systemd's watchdog with it).
+pub fn recover_unfinished_feeding(
+    data_dir: &Path,
+    beat: &mut dyn FnMut(),
+) -> std::io::Result<Vec<PathBuf>> {
     let mut recovered = Vec::new();
     for path in session_dirs(data_dir)? {
+        beat();
         let dir = SessionDir { path };
         if !dir.is_complete() {
-            match recover(&dir) {
+            match recover(&dir, beat) {
                 Ok(()) => recovered.push(dir.path.clone()),
                 Err(error) => tracing::error!(session = %dir.path.display(), %error,
                     "cannot finish an interrupted session now; will retry at the next start"),
@@ -209,7 +253,7 @@ fn sorted_subdirs(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 }
 
 /// Cuts an interrupted session's video back to what is whole and completes the folder.
-fn recover(dir: &SessionDir) -> std::io::Result<()> {
+fn recover(dir: &SessionDir, beat: &mut dyn FnMut()) -> std::io::Result<()> {
     let video_path = dir.file(VIDEO);
     let mut note = String::from("interrupted (recovered at start-up)");
     if video_path.exists() {
@@ -253,7 +297,7 @@ fn recover(dir: &SessionDir) -> std::io::Result<()> {
         }
     }
     tracing::warn!(session = %dir.path.display(), %note, "recovered an unfinished session");
-    dir.complete(&note)
+    dir.complete_feeding(&note, beat)
 }
 
 /// Removes `*.tmp` files (a write cut before its rename); they are never in a MANIFEST.
@@ -278,6 +322,22 @@ fn remove_temporaries(dir: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn completing_a_large_session_feeds_the_watchdog_while_it_hashes() {
+        let root = std::env::temp_dir().join(format!("ekspresi-beat-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let session = SessionDir::create(&root, "desk-1", "2026-11-28T09:00:00Z").unwrap();
+        // A sparse 70 MiB "video": reads as zeros, costs no disk.
+        let video = std::fs::File::create(session.file(VIDEO)).unwrap();
+        video.set_len(70 << 20).unwrap();
+        let mut beats = 0;
+        session.complete_feeding("ok", &mut || beats += 1).unwrap();
+        assert_eq!(beats, (70 << 20) / BEAT_EVERY_BYTES);
+        let manifest = std::fs::read_to_string(session.file(MANIFEST)).unwrap();
+        assert!(manifest.ends_with("  video.mp4\n"), "{manifest}");
+        let _ = std::fs::remove_dir_all(&root);
+    }
 
     #[test]
     fn manifest_lists_files_with_hashes_and_complete_comes_last() {
