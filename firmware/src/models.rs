@@ -140,10 +140,10 @@ impl Installed {
     }
 }
 
-/// Folders that may hold `models.json`, in the order they are tried.
 /// Where the deploy kit installs the models and their manifest.
 pub const INSTALL_DIR: &str = "/usr/share/ekspresi/models";
 
+/// Folders that may hold `models.json`, in the order they are tried.
 fn manifest_dirs() -> Vec<PathBuf> {
     let mut dirs = vec![PathBuf::from(INSTALL_DIR)];
     if let Some(dir) = std::env::current_exe()

@@ -47,8 +47,6 @@ pub(crate) struct Lesson {
     first_timestamp: Option<Duration>,
     next_refresh: Duration,
     dropped_before: u64,
-    /// `seconds.csv`; `None` once a write to it failed (the lesson goes on without it).
-    seconds: Option<SecondLog>,
 }
 
 impl Lesson {
@@ -84,10 +82,13 @@ impl Lesson {
             };
             EncoderThread::spawn(target, &settings)
         });
-        let mut lesson = Self {
+        let seconds = SecondLog::create(&session)
+            .map_err(|error| tracing::warn!(%error, "no per-second log for this lesson"))
+            .ok();
+        let lesson = Self {
+            counts: LessonCounts::new(config.smoothing_alpha, seconds),
             session,
             start,
-            counts: LessonCounts::new(config.smoothing_alpha),
             tracker: FaceTracker::default(),
             student: StudentTrack::default(),
             video,
@@ -95,11 +96,7 @@ impl Lesson {
             first_timestamp: None,
             next_refresh: refresh_period(kiosk),
             dropped_before: feed.dropped_so_far(),
-            seconds: None,
         };
-        lesson.seconds = SecondLog::create(&lesson.session)
-            .map_err(|error| tracing::warn!(%error, "no per-second log for this lesson"))
-            .ok();
         let _ = kiosk.leds.set_fault(None);
         let _ = kiosk
             .leds
@@ -132,10 +129,9 @@ impl Lesson {
             .analysis
             .analyse(&frame, &mut self.tracker, &mut self.student)?;
         let reset_after = kiosk.config.no_face_reset_frames;
-        let second = lesson_time.as_secs();
-        let now = self.counts.record(sighting.as_ref(), second, reset_after);
-        let face = sighting.as_ref().map(|s| top_expression(&s.probabilities));
-        self.log_second(second, face);
+        let now = self
+            .counts
+            .record(sighting.as_ref(), lesson_time.as_secs(), reset_after);
         let face = sighting.map(|s| s.face);
         let annotation = Annotation::of(face, now, &self.counts.tally, kiosk.config.evidence);
         let _ = kiosk.leds.show(annotation.impression);
@@ -147,17 +143,6 @@ impl Lesson {
             self.write(kiosk, feed, None, note.as_deref())?;
         }
         Ok(())
-    }
-
-    /// Adds the frame to `seconds.csv`; a failed write (a full card) ends the log, not the
-    /// lesson.
-    fn log_second(&mut self, second: u64, face: Option<Expression>) {
-        if let Some(log) = self.seconds.as_mut() {
-            if let Err(error) = log.record(second, face) {
-                tracing::warn!(%error, "per-second log stopped");
-                self.seconds = None;
-            }
-        }
     }
 
     /// Annotates `frame` and queues it for the encoder, unless recording has stopped (or
@@ -206,9 +191,7 @@ impl Lesson {
             Some(video) => video.finish(),
             None => (0, Some("not recorded (video is \"none\")".to_owned())),
         };
-        if let Some(Err(error)) = self.seconds.as_mut().map(SecondLog::flush) {
-            tracing::warn!(%error, "per-second log: the last second is not in it");
-        }
+        self.counts.flush_seconds();
         let end = rfc3339_now();
         let summary = self.write(kiosk, feed, Some(&end), note.as_deref())?;
         let completion = match &source_error {
@@ -252,21 +235,45 @@ impl Lesson {
     }
 }
 
-/// The lesson's counts and the momentary expression.
+/// The lesson's counts (in memory, and durably per second) and the momentary expression.
 struct LessonCounts {
     tally: Tally,
     timeline: Timeline,
+    /// `seconds.csv`; `None` once a write to it failed (the lesson goes on without it).
+    seconds: Option<SecondLog>,
     smoother: Smoother,
     frames_without_face_in_a_row: u32,
 }
 
 impl LessonCounts {
-    fn new(alpha: f32) -> Self {
+    fn new(alpha: f32, seconds: Option<SecondLog>) -> Self {
         Self {
             tally: Tally::default(),
             timeline: Timeline::default(),
+            seconds,
             smoother: Smoother::new(alpha),
             frames_without_face_in_a_row: 0,
+        }
+    }
+
+    /// The one place a frame is counted: the tally, the timeline and `seconds.csv`.
+    fn count(&mut self, second: u64, face: Option<Expression>) {
+        match face {
+            Some(expression) => self.tally.record(expression, second),
+            None => self.tally.record_no_face(),
+        }
+        self.timeline.record(second, face.map(Expression::category));
+        if let Some(Err(error)) = self.seconds.as_mut().map(|log| log.record(second, face)) {
+            // A failed write (a full card) ends the log, not the lesson.
+            tracing::warn!(%error, "per-second log stopped");
+            self.seconds = None;
+        }
+    }
+
+    /// Appends the last second to `seconds.csv` (at the lesson's end).
+    fn flush_seconds(&mut self) {
+        if let Some(Err(error)) = self.seconds.as_mut().map(SecondLog::flush) {
+            tracing::warn!(%error, "per-second log: the last second is not in it");
         }
     }
 
@@ -279,8 +286,7 @@ impl LessonCounts {
         reset_after: u32,
     ) -> Option<(Expression, f32)> {
         let Some(sighting) = sighting else {
-            self.tally.record_no_face();
-            self.timeline.record(second, None);
+            self.count(second, None);
             self.frames_without_face_in_a_row = self.frames_without_face_in_a_row.saturating_add(1);
             if self.frames_without_face_in_a_row >= reset_after {
                 self.smoother.reset();
@@ -288,9 +294,7 @@ impl LessonCounts {
             return None;
         };
         self.frames_without_face_in_a_row = 0;
-        let raw = top_expression(&sighting.probabilities);
-        self.tally.record(raw, second);
-        self.timeline.record(second, Some(raw.category()));
+        self.count(second, Some(top_expression(&sighting.probabilities)));
         let shown = self.smoother.update(&sighting.probabilities);
         let probability = self.smoother.current().map_or(0.0, |p| p[shown.label()]);
         Some((shown, probability))
