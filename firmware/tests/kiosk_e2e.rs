@@ -18,7 +18,7 @@ use firmware::source::{ImageFolderSource, Mp4Source};
 use image::GenericImageView;
 
 mod support;
-use support::{manifest_dir, on_tmpfs, scratch};
+use support::{assert_decodes_cleanly, manifest_dir, on_tmpfs, scratch};
 
 fn demo_clip() -> PathBuf {
     manifest_dir().join("assets/demo")
@@ -593,17 +593,7 @@ fn power_cut_at_random_points_always_leaves_a_recoverable_session() {
         let analysed = summary["frames_analysed"].as_u64().unwrap();
         let video = dir.join(session::VIDEO);
         if video.exists() && std::fs::metadata(&video).unwrap().len() > 0 {
-            let decode = Command::new("ffmpeg")
-                .args(["-v", "error", "-i"])
-                .arg(&video)
-                .args(["-f", "null", "-"])
-                .output()
-                .unwrap();
-            assert!(
-                decode.status.success() && decode.stderr.is_empty(),
-                "run {run}: {}",
-                String::from_utf8_lossy(&decode.stderr)
-            );
+            assert_decodes_cleanly(&video, &format!("run {run}"));
             let (_, decoded) = ffprobe_frames(&video);
             // The video keeps every whole fragment: at most one keyframe interval (1 s = 6
             // frames) plus the encoder queue behind what the last summary had analysed.
@@ -860,17 +850,7 @@ fn soak_kills_and_power_losses_always_recover() {
         let dir = recover_one(&data, run);
         let video = dir.join(session::VIDEO);
         if video.exists() {
-            let decode = Command::new("ffmpeg")
-                .args(["-v", "error", "-i"])
-                .arg(&video)
-                .args(["-f", "null", "-"])
-                .output()
-                .unwrap();
-            assert!(
-                decode.status.success() && decode.stderr.is_empty(),
-                "run {run}: the recovered video does not decode cleanly: {}",
-                String::from_utf8_lossy(&decode.stderr)
-            );
+            assert_decodes_cleanly(&video, &format!("run {run}"));
         }
         let loss = analysis_lost(&dir, cut_at, run);
         assert!(loss <= 2.0, "run {run}: {loss:.2} s of analysis lost");

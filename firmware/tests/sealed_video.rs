@@ -43,18 +43,7 @@ fn decrypt_with_age_cli(session_dir: &Path, identity: &Path) -> Vec<u8> {
 
 /// (codec, frames) of an MP4 by ffprobe; ffmpeg must decode it without a single error.
 fn probe(video: &Path) -> (String, u64) {
-    let decode = Command::new("ffmpeg")
-        .args(["-v", "error", "-i"])
-        .arg(video)
-        .args(["-f", "null", "-"])
-        .output()
-        .expect("ffmpeg is installed");
-    assert!(
-        decode.status.success() && decode.stderr.is_empty(),
-        "{}: {}",
-        video.display(),
-        String::from_utf8_lossy(&decode.stderr)
-    );
+    support::assert_decodes_cleanly(video, "sealed lesson");
     let output = Command::new("ffprobe")
         .args(["-v", "error", "-count_frames", "-select_streams", "v:0"])
         .args(["-show_entries", "stream=codec_name,nb_read_frames"])

@@ -52,3 +52,20 @@ pub fn on_tmpfs(name: &str, size: &str, body: impl FnOnce(&Path) + std::panic::U
         std::panic::resume_unwind(panic);
     }
 }
+
+/// ffmpeg must decode `video` without a single error message; `context` says which.
+#[allow(dead_code)] // not every test file checks video
+pub fn assert_decodes_cleanly(video: &Path, context: &str) {
+    let decode = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(video)
+        .args(["-f", "null", "-"])
+        .output()
+        .expect("ffmpeg is installed");
+    assert!(
+        decode.status.success() && decode.stderr.is_empty(),
+        "{context}: {} does not decode cleanly: {}",
+        video.display(),
+        String::from_utf8_lossy(&decode.stderr)
+    );
+}
