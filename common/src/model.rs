@@ -138,6 +138,30 @@ impl ExpressionModel {
         self.batch
     }
 
+    /// Multiply-adds per face, as tract counts them over its optimised graph (integer and
+    /// float alike): the model's work independent of the machine it runs on.
+    pub fn multiply_adds_per_face(&self) -> Result<u64, ModelError> {
+        use tract_onnx::tract_core::internal::Cost;
+        let model = self.plan.model();
+        let mut total = 0u64;
+        for node in model.nodes() {
+            let inputs = model
+                .node_input_facts(node.id)
+                .map_err(tract_error("graph facts"))?;
+            let costs = node.op.cost(&inputs).map_err(tract_error("op cost"))?;
+            for (cost, count) in costs {
+                if matches!(cost, Cost::FMA(_)) {
+                    let count = count.to_i64().map_err(|e| ModelError::Tract {
+                        context: "symbolic op cost".into(),
+                        message: format!("{e:?}"),
+                    })?;
+                    total = total.saturating_add(count.max(0) as u64);
+                }
+            }
+        }
+        Ok(total / self.batch.max(1) as u64)
+    }
+
     /// Class probabilities for each face in `input` (`k × 48 × 48` prepared values). Any
     /// number of faces; they are run in batches, the last one padded.
     pub fn classify(&self, input: &[f32]) -> Result<Vec<[f32; NUM_CLASSES]>, ModelError> {

@@ -132,6 +132,7 @@ fn write_session(root: &Path, desk: &str, start: SystemTime, seed: u64) {
         tally: &tally,
         floor: EvidenceFloor::default(),
         frames_dropped: 0,
+        frames_skipped: 0,
         model: "lenet5-int8.onnx",
         video_note: None,
     });

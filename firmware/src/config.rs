@@ -104,6 +104,18 @@ impl Default for UploadConfig {
     }
 }
 
+/// How much of each frame the detector searches.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScanMode {
+    /// Only faces of at least the student's size (`student.min_face_fraction`), on the frame
+    /// reduced as far as that size allows (see `detect::reduce`): a fraction of the work.
+    #[default]
+    Student,
+    /// OpenCV's full scan from `detect.min_size` up, on the frame as it is.
+    Full,
+}
+
 /// What the kiosk records of the picture.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -132,8 +144,13 @@ pub struct KioskConfig {
     pub camera: CameraConfig,
     pub gpio: GpioConfig,
     pub detect: DetectParams,
+    /// `student` (faces of the student's size, on a reduced frame) or `full` (OpenCV's
+    /// full scan at every size from `detect.min_size`).
+    pub scan: ScanMode,
     /// Between full scans, search only near the last face for up to this many frames
-    /// (0: scan the whole frame every time, exactly like OpenCV's `detectMultiScale`).
+    /// (0: scan the whole frame every time). 10 by default: on the real-time bench clip and
+    /// the demo it finds the same student face as full scans in every frame (measured by
+    /// `benches/pipeline_stages.rs`) for about a third of the detection work.
     pub track_face_frames: u32,
     /// Which face is the student's (size relative to the frame, frames held).
     pub student: StudentRule,
@@ -179,7 +196,8 @@ impl Default for KioskConfig {
             camera: CameraConfig::default(),
             gpio: GpioConfig::default(),
             detect: DetectParams::default(),
-            track_face_frames: 0,
+            scan: ScanMode::Student,
+            track_face_frames: 10,
             student: StudentRule::default(),
             face_margin: 0.0,
             smoothing_alpha: 0.3,

@@ -447,7 +447,12 @@ fn a_camera_that_drops_frames_gives_a_video_in_step_with_the_timeline() {
         .map(only_lesson)
         .unwrap();
     let delivered = delivered.lock().unwrap().clone();
-    assert_eq!(report.summary.frames_analysed, delivered.len() as u64);
+    // Every delivered frame is analysed or, while newer ones wait, recorded without analysis.
+    let summary = &report.summary;
+    assert_eq!(
+        summary.frames_analysed + summary.frames_skipped,
+        delivered.len() as u64
+    );
     assert_eq!(report.video_frames, delivered.len() as u64);
 
     let (times, duration) = ffprobe_times(&report.session.join(session::VIDEO));
@@ -469,6 +474,71 @@ fn a_camera_that_drops_frames_gives_a_video_in_step_with_the_timeline() {
     assert!(
         (duration - (last + 1.0 / 6.0)).abs() < 0.05,
         "video {duration:.3} s, last frame at {last:.3} s"
+    );
+}
+
+/// A live camera far faster than the analysis: every frame of the demo clip, decoded
+/// beforehand, delivered at once.
+struct FloodingCamera {
+    frames: std::collections::VecDeque<Frame>,
+}
+
+impl FrameSource for FloodingCamera {
+    fn next_frame(&mut self) -> Result<Option<Frame>, SourceError> {
+        Ok(self.frames.pop_front())
+    }
+    fn frame_rate(&self) -> f64 {
+        6.0
+    }
+    fn is_live(&self) -> bool {
+        true
+    }
+    fn describe(&self) -> String {
+        "flooding camera (simulated)".into()
+    }
+}
+
+/// Under overload the kiosk never loses the video: frames that arrive while the analysis is
+/// behind are recorded (with the last analysed frame's annotation) and counted as skipped,
+/// and the analysis takes the newest frame.
+#[test]
+fn an_overloaded_camera_keeps_every_frame_in_the_video_and_the_newest_is_analysed() {
+    let out = scratch("e2e_overload");
+    let mut clip = ImageFolderSource::open(&demo_clip(), 6.0).unwrap();
+    let mut frames = std::collections::VecDeque::new();
+    while let Some(frame) = clip.next_frame().unwrap() {
+        frames.push_back(frame);
+    }
+    let total = frames.len() as u64;
+    let config = KioskConfig {
+        // Room for the whole clip, so nothing is dropped: only skipped.
+        queue_frames: 64,
+        ..config(&out)
+    };
+    let (leds, _) = simulated_leds();
+    let mut kiosk = Kiosk::new(config, model(), leds).unwrap();
+    let report = kiosk
+        .run_lessons(
+            Box::new(FloodingCamera { frames }),
+            Arc::new(AtomicBool::new(false)),
+        )
+        .map(only_lesson)
+        .unwrap();
+    let summary = &report.summary;
+    assert_eq!(report.video_frames, total, "every frame is in the video");
+    assert_eq!(summary.frames_dropped, 0);
+    assert_eq!(summary.frames_analysed + summary.frames_skipped, total);
+    assert!(summary.frames_skipped > 0, "{summary:?}");
+    assert!(summary.frames_analysed > 0, "the newest frame is analysed");
+    let (_, frames_in_file) = ffprobe_frames(&report.session.join(session::VIDEO));
+    assert_eq!(frames_in_file, total);
+    let text = std::fs::read_to_string(report.session.join(session::SUMMARY_TXT)).unwrap();
+    assert!(
+        text.contains(&format!(
+            "recorded without analysis: {}",
+            summary.frames_skipped
+        )),
+        "{text}"
     );
 }
 

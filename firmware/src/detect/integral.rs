@@ -29,21 +29,13 @@ impl Integral {
         self.sum.resize(stride * (height + 1), 0);
         self.squares.clear();
         self.squares.resize(stride * (height + 1), 0);
+        // Row by row: a running sum along the row (sequential), then the row above added
+        // element-wise (independent lanes, which the compiler vectorises).
         for (y, row) in pixels.chunks_exact(width).enumerate() {
-            let (mut row_sum, mut row_squares) = (0u32, 0u32);
-            let above = y * stride;
-            let here = (y + 1) * stride;
-            for (x, &p) in row.iter().enumerate() {
-                let p = u32::from(p);
-                row_sum = row_sum.wrapping_add(p);
-                row_squares = row_squares.wrapping_add(p * p);
-                self.sum[here + x + 1] = self.sum[above + x + 1].wrapping_add(row_sum);
-                self.squares[here + x + 1] = self.squares[above + x + 1].wrapping_add(row_squares);
-            }
+            prefix_row(&mut self.sum, &mut self.squares, row, y, stride);
         }
     }
 
-    /// Sum of pixels in the rectangle at (x, y) of size w × h.
     pub fn rect_sum(&self, x: usize, y: usize, w: usize, h: usize) -> u32 {
         corners(&self.sum, self.stride, x, y, w, h)
     }
@@ -51,6 +43,29 @@ impl Integral {
     /// Sum of squared pixels in the rectangle at (x, y) of size w × h.
     pub fn rect_squares(&self, x: usize, y: usize, w: usize, h: usize) -> u32 {
         corners(&self.squares, self.stride, x, y, w, h)
+    }
+}
+
+/// Fills table row `y + 1` from pixel row `row`: each entry is the row's running sum plus
+/// the entry above it (wrapping, as OpenCV's 32-bit tables do; differences stay exact).
+fn prefix_row(sum: &mut [u32], squares: &mut [u32], row: &[u8], y: usize, stride: usize) {
+    let (above, here) = sum.split_at_mut((y + 1) * stride);
+    let (above_sq, here_sq) = squares.split_at_mut((y + 1) * stride);
+    let (above, above_sq) = (&above[y * stride..], &above_sq[y * stride..]);
+    let (here, here_sq) = (&mut here[1..stride], &mut here_sq[1..stride]);
+    let (mut row_sum, mut row_squares) = (0u32, 0u32);
+    for ((s, q), &p) in here.iter_mut().zip(here_sq.iter_mut()).zip(row) {
+        let p = u32::from(p);
+        row_sum = row_sum.wrapping_add(p);
+        row_squares = row_squares.wrapping_add(p * p);
+        *s = row_sum;
+        *q = row_squares;
+    }
+    for (s, &a) in here.iter_mut().zip(&above[1..stride]) {
+        *s = s.wrapping_add(a);
+    }
+    for (q, &a) in here_sq.iter_mut().zip(&above_sq[1..stride]) {
+        *q = q.wrapping_add(a);
     }
 }
 

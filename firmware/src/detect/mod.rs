@@ -8,17 +8,20 @@
 //! images ([`integral`]), a 24×24 window slid with step 2 (1 from scale 2 up, and one extra
 //! step after a first-stage rejection), variance normalisation over the window's inner
 //! 22×22, stump stages with early rejection ([`scan`]), and `groupRectangles` ([`group`]).
-//! [`track`] optionally searches only near the last face between full scans.
+//! [`track`] searches only near the last face between full scans, and [`reduce`] scans only
+//! for faces of the student's size, on a reduced frame.
 
 pub mod cascade;
 pub mod group;
 pub mod integral;
+pub mod reduce;
 pub mod resize;
 pub mod scan;
 pub mod track;
 
 pub use cascade::{Cascade, CascadeError};
-pub use scan::Detector;
+pub use reduce::{Reducer, ScanPlan};
+pub use scan::{Detector, ScanWork};
 pub use track::FaceTracker;
 
 /// Frames are searched as the shared grey image type.

@@ -3,8 +3,9 @@
 //! student who moves little between frames, so most frames need a fraction of the windows
 //! of a full scan. A full scan still runs every `full_scan_every` frames and whenever the
 //! face is not found near its last place, so a student who moves away is found again.
-//! `benches/pipeline_stages.rs` measures the gain; it is off by default (`track_face_frames`
-//! = 0 in the config), which keeps every frame's result identical to OpenCV's full scan.
+//! `benches/pipeline_stages.rs` measures the gain and how often the tracked face is the full
+//! scan's; the kiosk tracks by default (`track_face_frames` = 10 in the config; 0 scans every
+//! frame fully).
 
 use super::group::Group;
 use super::{Detector, GreyImage, Rect};
@@ -63,7 +64,8 @@ impl Detector {
             return Vec::new();
         }
         let (width, height) = (x1 - x0, y1 - y0);
-        let mut region = Vec::with_capacity(width * height);
+        let mut region = std::mem::take(&mut self.region);
+        region.clear();
         for row in frame.pixels().chunks(frame.width()).skip(y0).take(height) {
             region.extend_from_slice(&row[x0..x1]);
         }
@@ -86,6 +88,7 @@ impl Detector {
             Ok(region) => self.detect_groups(region),
             Err(_) => Vec::new(),
         };
+        self.region = region;
         self.set_params(full_params);
         groups
             .into_iter()

@@ -5,27 +5,38 @@
 //! minimum size relative to the frame (a face further back is someone else, or a poster),
 //! and held for a few frames in a row (a face that flickers into one or two frames is a
 //! false detection or a passer-by). Among those, the best-supported detection wins.
+//!
+//! With `"scan": "student"` (the default) the detector looks only for faces of that minimum
+//! size, on the frame reduced as far as that size allows ([`ScanPlan::at_least`]); smaller
+//! faces would be dropped by the rule anyway.
 
 use anyhow::{Context, Result};
 
 use crate::classify::FaceClassifier;
-use crate::config::{KioskConfig, StudentRule};
+use crate::config::{KioskConfig, ScanMode, StudentRule};
 use crate::detect::group::Group;
-use crate::detect::{Cascade, Detector, FaceTracker, GreyImage, Rect};
+use crate::detect::{
+    Cascade, DetectParams, Detector, FaceTracker, GreyImage, Rect, Reducer, ScanPlan, ScanWork,
+};
 use crate::devices::Frame;
 
 /// The detector and the classifier, with a grey buffer reused frame after frame.
-pub(crate) struct FaceAnalysis {
+pub struct FaceAnalysis {
     detector: Detector,
     classifier: FaceClassifier,
     track_face_frames: u32,
     student: StudentRule,
+    scan: ScanMode,
+    detect: DetectParams,
+    /// The plan for the last frame width seen (frames rarely change size).
+    plan: Option<(usize, ScanPlan)>,
+    reducer: Reducer,
     grey: Vec<u8>,
 }
 
 /// The candidate student face across frames: where it was and for how many frames in a row.
 #[derive(Debug, Default)]
-pub(crate) struct StudentTrack {
+pub struct StudentTrack {
     last: Option<Rect>,
     frames_in_a_row: u32,
 }
@@ -54,7 +65,7 @@ impl StudentTrack {
 }
 
 /// A face found in a frame and its expression probabilities (label order).
-pub(crate) struct Sighting {
+pub struct Sighting {
     pub face: Rect,
     pub probabilities: [f32; 7],
 }
@@ -69,8 +80,34 @@ impl FaceAnalysis {
             classifier,
             track_face_frames: config.track_face_frames,
             student: config.student,
+            scan: config.scan,
+            detect: config.detect,
+            plan: None,
+            reducer: Reducer::default(),
             grey: Vec::new(),
         })
+    }
+
+    /// The detector's work so far (windows and stumps evaluated), and resets it.
+    pub fn take_scan_work(&mut self) -> ScanWork {
+        self.detector.take_work()
+    }
+
+    /// The scan plan for frames `width` pixels wide (kept until the width changes).
+    fn plan_for(&mut self, width: usize) -> ScanPlan {
+        if let Some((_, plan)) = self.plan.filter(|(planned, _)| *planned == width) {
+            return plan;
+        }
+        let plan = match self.scan {
+            ScanMode::Full => ScanPlan::full(self.detect),
+            ScanMode::Student => {
+                let min_face = (self.student.min_face_fraction * width as f64).ceil() as u32;
+                ScanPlan::at_least(self.detect, min_face, self.detector.window_side())
+            }
+        };
+        self.detector.set_params(plan.params);
+        self.plan = Some((width, plan));
+        plan
     }
 
     /// The student's face in `frame` and its expression, if there is one; `tracker` and
@@ -81,22 +118,34 @@ impl FaceAnalysis {
         tracker: &mut FaceTracker,
         student: &mut StudentTrack,
     ) -> Result<Option<Sighting>> {
-        frame.grey_into(&mut self.grey);
-        let grey =
-            GreyImage::new(frame.width(), frame.height(), &self.grey).context("grey frame")?;
-        let groups = tracker.detect(&mut self.detector, grey, self.track_face_frames);
-        let min_side = self.student.min_face_fraction * frame.width() as f64;
-        let face = student_face(&groups, min_side);
-        tracker.follow(face);
+        let face = self.find_face(frame, tracker)?;
         let held = student.follow(face, self.student.min_track_frames);
         let Some(face) = face.filter(|_| held) else {
             return Ok(None);
         };
+        let grey =
+            GreyImage::new(frame.width(), frame.height(), &self.grey).context("grey frame")?;
         let probabilities = self.classifier.classify(grey, face)?;
         Ok(Some(Sighting {
             face,
             probabilities,
         }))
+    }
+
+    /// Detection alone: the largest-supported face of the student's size in `frame` (held
+    /// or not), as the configured scan finds it; `tracker` carries it to the next frame.
+    pub fn find_face(&mut self, frame: &Frame, tracker: &mut FaceTracker) -> Result<Option<Rect>> {
+        let plan = self.plan_for(frame.width());
+        frame.grey_into(&mut self.grey);
+        let grey =
+            GreyImage::new(frame.width(), frame.height(), &self.grey).context("grey frame")?;
+        let scanned = self.reducer.reduce(grey, plan.factor);
+        let groups = tracker.detect(&mut self.detector, scanned, self.track_face_frames);
+        let groups: Vec<Group> = groups.into_iter().map(|g| plan.to_frame(g)).collect();
+        let min_side = self.student.min_face_fraction * frame.width() as f64;
+        let face = student_face(&groups, min_side);
+        tracker.follow(face.map(|f| plan.to_scan(f)));
+        Ok(face)
     }
 }
 
@@ -104,7 +153,7 @@ impl FaceAnalysis {
 /// the most raw hits, the larger on a tie. Picking by size alone (the paper's "largest
 /// face") lets a big false positive win over a real face, as on the demo clip's astronaut
 /// frames; by hits alone, a small sharp face in the background wins over the student.
-fn student_face(groups: &[Group], min_side: f64) -> Option<Rect> {
+pub fn student_face(groups: &[Group], min_side: f64) -> Option<Rect> {
     groups
         .iter()
         .filter(|g| f64::from(g.rect.width) >= min_side)

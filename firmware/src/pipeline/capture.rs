@@ -1,10 +1,13 @@
 //! The capture side: the frame source runs on its own thread into a bounded queue, so a live
-//! camera never waits for analysis — when the queue is full the frame is dropped and counted.
-//! File sources are read without drops (the queue blocks), as fast as analysis goes.
+//! camera never waits for analysis. The queue's fill is counted ([`Feed::waiting`]): when
+//! frames wait behind the one taken, the lesson records that frame without analysing it and
+//! analyses the newest (see `Lesson::record_only`); only when even that cannot keep up is
+//! the queue full, and a frame is dropped and counted. File sources are read without drops
+//! or skips (the queue blocks), as fast as analysis goes.
 
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -18,6 +21,8 @@ pub(crate) struct Feed {
     pub description: String,
     /// Frames a live source had to drop (queue full), over all lessons.
     pub dropped: Arc<AtomicU64>,
+    /// Frames in the queue, not yet taken by the lesson.
+    pub queued: Arc<AtomicUsize>,
 }
 
 impl Feed {
@@ -27,7 +32,21 @@ impl Feed {
             fps: source.frame_rate(),
             description: source.describe(),
             dropped: Arc::new(AtomicU64::new(0)),
+            queued: Arc::new(AtomicUsize::new(0)),
         }
+    }
+
+    /// The lesson took a frame from the queue.
+    pub fn took_one(&self) {
+        // Never below zero: the capture thread counts a frame before it is sent.
+        let _ = self
+            .queued
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+    }
+
+    /// Frames waiting behind the one just taken: the analysis is behind a live source.
+    pub fn waiting(&self) -> usize {
+        self.queued.load(Ordering::Acquire)
     }
 
     pub fn dropped_so_far(&self) -> u64 {
@@ -44,8 +63,9 @@ pub(crate) fn spawn_capture(
     mut source: Box<dyn FrameSource>,
     capacity: usize,
     stop: Arc<AtomicBool>,
-    dropped: Arc<AtomicU64>,
+    feed: &Feed,
 ) -> (Receiver<Captured>, JoinHandle<()>) {
+    let (dropped, queued) = (feed.dropped.clone(), feed.queued.clone());
     let (sender, receiver) = mpsc::sync_channel(capacity);
     let live = source.is_live();
     let handle = std::thread::spawn(move || {
@@ -61,10 +81,13 @@ pub(crate) fn spawn_capture(
                 )),
             };
             let failed = message.is_err();
+            // Counted before it is sent, so the lesson never takes an uncounted frame.
+            queued.fetch_add(1, Ordering::AcqRel);
             if live && !failed {
                 match sender.try_send(message) {
                     Ok(()) => {}
                     Err(TrySendError::Full(_)) => {
+                        queued.fetch_sub(1, Ordering::AcqRel);
                         dropped.fetch_add(1, Ordering::Relaxed);
                     }
                     Err(TrySendError::Disconnected(_)) => break,

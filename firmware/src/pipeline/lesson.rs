@@ -47,6 +47,10 @@ pub(crate) struct Lesson {
     first_timestamp: Option<Duration>,
     next_refresh: Duration,
     dropped_before: u64,
+    /// What the last analysed frame showed, drawn on frames recorded without analysis.
+    last_annotation: Option<Annotation>,
+    /// Frames recorded without analysis (the analysis was behind a live camera).
+    skipped: u64,
 }
 
 impl Lesson {
@@ -96,6 +100,8 @@ impl Lesson {
             first_timestamp: None,
             next_refresh: refresh_period(kiosk),
             dropped_before: feed.dropped_so_far(),
+            last_annotation: None,
+            skipped: 0,
         };
         let _ = kiosk.leds.set_fault(None);
         let _ = kiosk
@@ -136,6 +142,7 @@ impl Lesson {
         let annotation = Annotation::of(face, now, &self.counts.tally, kiosk.config.evidence);
         let _ = kiosk.leds.show(annotation.impression);
         self.record_video(kiosk, frame, &annotation, lesson_time);
+        self.last_annotation = Some(annotation);
         tracing::trace!(at_ms = lesson_time.as_millis() as u64, "frame analysed");
         if lesson_time >= self.next_refresh {
             self.next_refresh += refresh_period(kiosk);
@@ -143,6 +150,26 @@ impl Lesson {
             self.write(kiosk, feed, None, note.as_deref())?;
         }
         Ok(())
+    }
+
+    /// Records a frame without analysing it, because newer frames are waiting (the analysis
+    /// is behind a live camera): it keeps the video whole while the analysis catches up on
+    /// the newest frame. It carries the last analysed frame's annotation and is counted in
+    /// the summary's `frames_skipped`, never in the expression counts.
+    pub fn record_only<P: OutputPin>(&mut self, kiosk: &mut Kiosk<P>, frame: Frame) {
+        let first = *self.first_timestamp.get_or_insert(frame.timestamp());
+        let lesson_time = frame.timestamp().saturating_sub(first);
+        kiosk.beat();
+        let _ = kiosk.leds.tick(frame.timestamp());
+        self.skipped = self.skipped.saturating_add(1);
+        let annotation = self.last_annotation.clone().unwrap_or_else(|| {
+            Annotation::of(None, None, &self.counts.tally, kiosk.config.evidence)
+        });
+        self.record_video(kiosk, frame, &annotation, lesson_time);
+        tracing::trace!(
+            at_ms = lesson_time.as_millis() as u64,
+            "frame recorded, analysis skipped"
+        );
     }
 
     /// Annotates `frame` and queues it for the encoder, unless recording has stopped (or
@@ -228,6 +255,7 @@ impl Lesson {
             tally: &self.counts.tally,
             floor: kiosk.config.evidence,
             frames_dropped: feed.dropped_so_far().saturating_sub(self.dropped_before),
+            frames_skipped: self.skipped,
             model: &kiosk.model_name,
             video_note,
         };

@@ -30,7 +30,7 @@ use crate::config::KioskConfig;
 use crate::devices::{Fault, FrameSource, StatusLeds};
 use crate::record::retention;
 use crate::record::session::{self, SessionDir};
-use analysis::FaceAnalysis;
+pub use analysis::{student_face, FaceAnalysis, Sighting, StudentTrack};
 use capture::{spawn_capture, Captured, Feed};
 use lesson::Lesson;
 pub use lesson::LessonReport;
@@ -104,8 +104,7 @@ impl<P: OutputPin> Kiosk<P> {
             tracing::info!(count = recovered.len(), "finished interrupted sessions");
         }
         let feed = Feed::of(source.as_ref());
-        let (receiver, capture) =
-            spawn_capture(source, self.config.queue_frames, stop, feed.dropped.clone());
+        let (receiver, capture) = spawn_capture(source, self.config.queue_frames, stop, &feed);
         let mut frames = receiver.iter().peekable();
         let mut reports = Vec::new();
         loop {
@@ -139,7 +138,15 @@ impl<P: OutputPin> Kiosk<P> {
             }
             match frames.next() {
                 None => break LessonEnd::SourceDone,
-                Some(Ok(frame)) => lesson.step(self, frame, feed)?,
+                Some(Ok(frame)) => {
+                    feed.took_one();
+                    // Behind a live camera: record this frame, analyse the newest.
+                    if feed.live && feed.waiting() > 0 {
+                        lesson.record_only(self, frame);
+                    } else {
+                        lesson.step(self, frame, feed)?;
+                    }
+                }
                 Some(Err(error)) => {
                     tracing::error!(%error, "frame source failed; ending the lesson with what was recorded");
                     source_error = Some(error.to_string());

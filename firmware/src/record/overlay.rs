@@ -20,6 +20,7 @@ const PANEL: Rgb<u8> = Rgb([20, 20, 20]);
 const BAR: Rgb<u8> = Rgb([90, 160, 230]);
 
 /// What to draw on one frame.
+#[derive(Debug, Clone)]
 pub struct Annotation {
     pub face: Option<Rect>,
     /// The momentary expression and its (smoothed) probability.

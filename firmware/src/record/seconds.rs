@@ -158,6 +158,7 @@ pub fn rebuild_summaries(session: &SessionDir) -> Result<Option<String>, anyhow:
         tally: &tally,
         floor: last.evidence.floor,
         frames_dropped: last.frames_dropped,
+        frames_skipped: last.frames_skipped,
         model: &last.model,
         video_note: last.video_note.as_deref(),
     };

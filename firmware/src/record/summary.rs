@@ -13,8 +13,8 @@ use crate::aggregate::{CategoryCounts, Evidence, EvidenceFloor, Impression, Tall
 
 /// Version of `summary.json`'s layout (2: `impression` may be `insufficient`, never null,
 /// and `evidence` says what it rests on; 3: `lesson_id`, null unless the config names the
-/// lesson). Readers take 2 and 3.
-pub const SCHEMA_VERSION: u32 = 3;
+/// lesson; 4: `frames_skipped`, 0 when absent). Readers take 2 to 4.
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// Reactions seen in one second of the lesson.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -98,6 +98,10 @@ pub struct Summary {
     pub frames_without_face: u64,
     /// Frames the capture could not keep up with (live sources only).
     pub frames_dropped: u64,
+    /// Frames recorded but not analysed because newer ones were waiting (a live camera
+    /// faster than the analysis; the newest frame is analysed). Absent before schema 4.
+    #[serde(default)]
+    pub frames_skipped: u64,
     pub expressions: Vec<ExpressionShare>,
     pub reactions: Reactions,
     /// `good` when positive % + neutral % > negative % (a tie is bad); `insufficient` below
@@ -119,6 +123,7 @@ pub struct SummaryInput<'a> {
     pub tally: &'a Tally,
     pub floor: EvidenceFloor,
     pub frames_dropped: u64,
+    pub frames_skipped: u64,
     pub model: &'a str,
     pub video_note: Option<&'a str>,
 }
@@ -143,6 +148,7 @@ impl Summary {
             frames_with_face: tally.faces(),
             frames_without_face: tally.frames_without_face,
             frames_dropped: input.frames_dropped,
+            frames_skipped: input.frames_skipped,
             expressions: Expression::ALL
                 .iter()
                 .map(|&e| ExpressionShare {
@@ -233,10 +239,11 @@ impl Summary {
         let _ = writeln!(t);
         let _ = writeln!(
             t,
-            "Frames analysed: {} ({} with a face, {} without); dropped: {}",
+            "Frames analysed: {} ({} with a face, {} without); recorded without analysis: {}; dropped: {}",
             self.frames_analysed,
             self.frames_with_face,
             self.frames_without_face,
+            self.frames_skipped,
             self.frames_dropped
         );
         if let Some(note) = &self.video_note {
@@ -284,6 +291,7 @@ mod tests {
                 min_face_share: 0.5,
             },
             frames_dropped: 0,
+            frames_skipped: 0,
             model: "lenet5-int8",
             video_note: None,
         });
@@ -303,7 +311,7 @@ mod tests {
         assert!(text.contains("Impression: GOOD"), "{text}");
         assert!(text.contains("happy"));
         let json = serde_json::to_value(&summary).unwrap();
-        assert_eq!(json["schema_version"], 3);
+        assert_eq!(json["schema_version"], 4);
         assert_eq!(json["impression"], "good");
         assert_eq!(json["evidence"]["face_seconds"], 1);
 
@@ -328,6 +336,7 @@ mod tests {
             tally,
             floor: EvidenceFloor::default(),
             frames_dropped: 0,
+            frames_skipped: 0,
             model: "lenet5-int8",
             video_note: None,
         }
