@@ -13,7 +13,7 @@ use firmware::aggregate::Impression;
 use firmware::config::{KioskConfig, StudentRule, VideoMode};
 use firmware::devices::{simulated_leds, Frame, FrameSource, SourceError};
 use firmware::pipeline::{Kiosk, LessonReport};
-use firmware::record::session;
+use firmware::record::{reserve, session};
 use firmware::source::{ImageFolderSource, Mp4Source};
 use image::GenericImageView;
 
@@ -782,6 +782,74 @@ fn a_full_card_gives_up_older_videos_first_and_the_kiosk_starts_on_it() {
         assert!(!cut.file("summary.json.tmp").exists());
         let manifest = std::fs::read_to_string(cut.file(session::MANIFEST)).unwrap();
         assert!(!manifest.contains(".tmp"), "{manifest}");
+    });
+}
+
+/// A card full of what retention may not remove (here another program's file): the space
+/// reserve the kiosk held back on its first start is given up for the new lesson, which
+/// still ends with every frame analysed, complete summaries and a MANIFEST that verifies.
+#[test]
+#[ignore = "needs root: mounts a 4 MiB tmpfs as a card full of what retention may not remove (CI runs it)"]
+fn a_full_card_with_nothing_to_free_still_gets_the_lessons_summaries() {
+    on_tmpfs("e2e_full_card_reserve", "4m", |mount| {
+        let config = KioskConfig {
+            data_dir: mount.to_path_buf(),
+            min_free_mib: 1,
+            summary_refresh_s: 1,
+            ..KioskConfig::default()
+        };
+        let run = |config: &KioskConfig| {
+            let (leds, _) = simulated_leds();
+            let mut kiosk = Kiosk::new(config.clone(), model(), leds).unwrap();
+            let source = ImageFolderSource::open(&demo_clip(), 6.0).unwrap();
+            kiosk
+                .run_lessons(Box::new(source), Arc::new(AtomicBool::new(false)))
+                .map(only_lesson)
+        };
+        // A first lesson on the empty card, aggregates only: the reserve is put in place.
+        let first = run(&KioskConfig {
+            video: VideoMode::Off,
+            ..config.clone()
+        })
+        .expect("a first lesson");
+        assert!(reserve::held(mount), "the reserve is held back");
+        // Then the card fills up with something the kiosk may not remove.
+        fill(&mount.join("other-program.dat"));
+        assert!(
+            fs4::available_space(mount).unwrap() < 64 * 1024,
+            "the card is full"
+        );
+
+        let report =
+            run(&config).expect("the kiosk starts on a card full of what it may not remove");
+        assert!(!reserve::held(mount), "the reserve was given up");
+        assert_ne!(report.session, first.session);
+        assert_eq!(report.summary.frames_analysed, 48, "every frame analysed");
+        assert!(
+            report.summary.lesson_end.is_some(),
+            "the summary is the final one"
+        );
+        let note = report.summary.video_note.clone().unwrap_or_default();
+        assert!(note.contains("free space"), "video note: {note}");
+        for file in [
+            session::SUMMARY_JSON,
+            session::SUMMARY_TXT,
+            session::TIMELINE_CSV,
+            session::COMPLETE,
+        ] {
+            assert!(report.session.join(file).exists(), "{file}");
+        }
+        let written: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(report.session.join(session::SUMMARY_JSON)).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(written["frames_analysed"], 48);
+        let check = Command::new("sha256sum")
+            .args(["--check", "--strict", "MANIFEST"])
+            .current_dir(&report.session)
+            .status()
+            .unwrap();
+        assert!(check.success(), "the lesson's MANIFEST verifies");
     });
 }
 

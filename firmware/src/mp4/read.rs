@@ -64,6 +64,40 @@ pub struct Mp4Source {
 
 impl Mp4Source {
     pub fn open(path: &Path) -> Result<Self, SourceError> {
+        let mut source = Self::open_header(path)?;
+        // The rate is what the first fragment's sample durations say (trex may not).
+        source.load_fragment()?;
+        if source.pending.is_empty() {
+            return Err(
+                source.error("no fragmented samples (moof): not a recording the kiosk wrote")
+            );
+        }
+        if let Some(first) = source.pending.front().filter(|s| s.duration > 0) {
+            source.fps = f64::from(source.timescale) / f64::from(first.duration);
+        }
+        Ok(source)
+    }
+
+    /// Decodes only the fragment whose `moof` starts at `moof_start`, as the start-up repair's
+    /// last check of a recording's tail: true when every sample in it decodes without an
+    /// error. (The kiosk starts every fragment with a keyframe, so a fragment decodes alone.)
+    /// A fragment that cannot be read, parsed or decoded is false, never an error.
+    pub fn fragment_decodes(path: &Path, moof_start: u64) -> bool {
+        let Ok(mut source) = Self::open_header(path) else {
+            return false;
+        };
+        source.next_box = moof_start;
+        if !matches!(source.load_fragment(), Ok(true)) {
+            return false;
+        }
+        let samples = std::mem::take(&mut source.pending);
+        samples
+            .iter()
+            .all(|&sample| source.decode_sample(sample).is_ok())
+    }
+
+    /// Opens the file and reads its track header (`moov`), before any fragment.
+    fn open_header(path: &Path) -> Result<Self, SourceError> {
         let error = |reason: String| SourceError::File {
             path: path.display().to_string(),
             reason,
@@ -76,7 +110,7 @@ impl Mp4Source {
         let track = TrackInfo::parse(&moov).map_err(error)?;
         let decoder = Decoder::new().map_err(|e| error(format!("H.264 decoder: {e}")))?;
         let fps = f64::from(track.timescale) / f64::from(track.default_duration.max(1));
-        let mut source = Self {
+        Ok(Self {
             path: path.to_owned(),
             file,
             file_len,
@@ -90,18 +124,7 @@ impl Mp4Source {
             parameter_sets: Some(track.parameter_sets),
             annexb: Vec::new(),
             fps,
-        };
-        // The rate is what the first fragment's sample durations say (trex may not).
-        source.load_fragment()?;
-        if source.pending.is_empty() {
-            return Err(
-                source.error("no fragmented samples (moof): not a recording the kiosk wrote")
-            );
-        }
-        if let Some(first) = source.pending.front().filter(|s| s.duration > 0) {
-            source.fps = f64::from(source.timescale) / f64::from(first.duration);
-        }
-        Ok(source)
+        })
     }
 
     fn error(&self, reason: impl std::fmt::Display) -> SourceError {
@@ -165,35 +188,44 @@ impl Mp4Source {
             let Some(sample) = self.pending.pop_front() else {
                 return Ok(None);
             };
-            let mut avcc = vec![0; sample.size as usize];
-            self.file
-                .seek(SeekFrom::Start(sample.offset))
-                .and_then(|_| self.file.read_exact(&mut avcc))
-                .map_err(|e| self.error(e))?;
-            self.annexb.clear();
-            if let Some(sets) = self.parameter_sets.take() {
-                self.annexb.extend_from_slice(&sets);
-            }
-            avcc_to_annexb(&avcc, &mut self.annexb).map_err(|e| self.error(e))?;
-            // timescale > 0 (TrackInfo::parse), so this is finite and not negative.
-            let timestamp = Duration::from_secs_f64(sample.time as f64 / f64::from(self.timescale));
-            let path = &self.path;
-            let decoded = self
-                .decoder
-                .decode(&self.annexb)
-                .map_err(|e| SourceError::File {
-                    path: path.display().to_string(),
-                    reason: format!("H.264 decode: {e}"),
-                })?;
-            if let Some(yuv) = decoded {
-                let (width, height) = yuv.dimensions();
-                let mut rgb = vec![0; width * height * 3];
-                yuv.write_rgb8(&mut rgb);
-                let frame = Frame::new(width, height, rgb, timestamp).map_err(|e| self.error(e))?;
+            if let Some(frame) = self.decode_sample(sample)? {
                 self.frames += 1;
                 return Ok(Some(frame));
             }
         }
+    }
+
+    /// Reads and decodes one sample: its picture, or `None` while the decoder has none yet.
+    fn decode_sample(&mut self, sample: Sample) -> Result<Option<Frame>, SourceError> {
+        let mut avcc = vec![0; sample.size as usize];
+        self.file
+            .seek(SeekFrom::Start(sample.offset))
+            .and_then(|_| self.file.read_exact(&mut avcc))
+            .map_err(|e| self.error(e))?;
+        self.annexb.clear();
+        if let Some(sets) = self.parameter_sets.take() {
+            self.annexb.extend_from_slice(&sets);
+        }
+        avcc_to_annexb(&avcc, &mut self.annexb).map_err(|e| self.error(e))?;
+        // timescale > 0 (TrackInfo::parse), so this is finite and not negative.
+        let timestamp = Duration::from_secs_f64(sample.time as f64 / f64::from(self.timescale));
+        let path = &self.path;
+        let decoded = self
+            .decoder
+            .decode(&self.annexb)
+            .map_err(|e| SourceError::File {
+                path: path.display().to_string(),
+                reason: format!("H.264 decode: {e}"),
+            })?;
+        let Some(yuv) = decoded else {
+            return Ok(None);
+        };
+        let (width, height) = yuv.dimensions();
+        let mut rgb = vec![0; width * height * 3];
+        yuv.write_rgb8(&mut rgb);
+        Frame::new(width, height, rgb, timestamp)
+            .map(Some)
+            .map_err(|e| self.error(e))
     }
 }
 

@@ -10,6 +10,9 @@
 //! zero last byte and no `00 00 00`/`01`/`02` inside (H.264's emulation prevention forbids
 //! those in a NAL unit, and a run of unwritten zeros is exactly that). The check streams
 //! through the `mdat` in small reads, so memory stays constant for any fragment size.
+//! Garbage can still land inside a NAL unit's payload and pass that check, so the last
+//! fragment that holds is finally decoded ([`Mp4Source::fragment_decodes`]; each fragment
+//! starts with a keyframe and decodes alone) and dropped too if the decoder reports an error.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
@@ -17,6 +20,7 @@ use std::path::Path;
 
 use super::boxes::{box_at, TopBox};
 use super::write::VideoError;
+use super::Mp4Source;
 
 /// What [`repair`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,7 +44,9 @@ pub fn repair(path: &Path) -> Result<Repair, VideoError> {
         .open(path)
         .map_err(io)?;
     let original_len = file.metadata().map_err(io)?.len();
-    let (kept_len, fragments) = last_whole_fragment(&mut file, original_len).map_err(io)?;
+    let decodes = |moof_start| Mp4Source::fragment_decodes(path, moof_start);
+    let (kept_len, fragments) =
+        last_whole_fragment(&mut file, original_len, decodes).map_err(io)?;
     if kept_len != original_len {
         file.set_len(kept_len).map_err(io)?;
         file.sync_all().map_err(io)?;
@@ -52,28 +58,35 @@ pub fn repair(path: &Path) -> Result<Repair, VideoError> {
     })
 }
 
-fn last_whole_fragment(file: &mut File, len: u64) -> std::io::Result<(u64, usize)> {
+/// The length to keep and the number of whole fragments; `decodes(moof_start)` is the last
+/// check of the newest fragment that holds structurally.
+fn last_whole_fragment(
+    file: &mut File,
+    len: u64,
+    decodes: impl Fn(u64) -> bool,
+) -> std::io::Result<(u64, usize)> {
     let mut offset = 0u64;
     let mut has_header = false;
-    let mut pending_moof = false;
-    // Each whole fragment's mdat, in file order.
-    let mut mdats = Vec::new();
+    let mut pending_moof = None;
+    // Each whole fragment's moof start and mdat, in file order.
+    let mut mdats: Vec<(u64, TopBox)> = Vec::new();
     // Any box that does not read as whole ends the walk: the cut goes before it.
     while let Ok(Some(top)) = box_at(file, offset, len) {
         offset = top.end();
         match &top.kind {
             b"moov" => has_header = true,
-            b"moof" => pending_moof = true,
-            b"mdat" if pending_moof && has_header => {
-                pending_moof = false;
-                mdats.push(top);
+            b"moof" => pending_moof = Some(top.start),
+            b"mdat" if pending_moof.is_some() && has_header => {
+                if let Some(moof_start) = pending_moof.take() {
+                    mdats.push((moof_start, top));
+                }
             }
             _ => {}
         }
     }
-    // Newest first, drop fragments whose H.264 does not hold (see the module doc).
-    while let Some(last) = mdats.last() {
-        if holds_h264(file, last)? {
+    // Newest first, drop fragments whose H.264 does not hold or decode (see the module doc).
+    while let Some((moof_start, mdat)) = mdats.last() {
+        if holds_h264(file, mdat)? && decodes(*moof_start) {
             break;
         }
         mdats.pop();
@@ -81,7 +94,7 @@ fn last_whole_fragment(file: &mut File, len: u64) -> std::io::Result<(u64, usize
     // A header without a single whole fragment holds no picture: players reject it, so the
     // file is cut to nothing rather than left as an unreadable stub.
     Ok(match mdats.last() {
-        Some(last) if has_header => (last.end(), mdats.len()),
+        Some((_, last)) if has_header => (last.end(), mdats.len()),
         _ => (0, 0),
     })
 }
@@ -201,6 +214,47 @@ mod tests {
             );
             assert_eq!(std::fs::read(&path).unwrap(), whole[..expected], "{name}");
         }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The soak's failure (issue 15, power loss 19): stale blocks landing inside the last
+    /// fragment's slice data, with no zero byte, pass the structural check; the decoder
+    /// rejects them, so that fragment goes too and the file decodes cleanly.
+    #[test]
+    fn garbage_inside_the_last_slice_is_caught_by_decoding_it() {
+        let whole = recording();
+        let first_fragment_end = 28 + 620 + 184 + 52_160;
+        let mdat = first_fragment_end
+            + whole[first_fragment_end..]
+                .windows(4)
+                .position(|w| w == b"mdat")
+                .expect("the second fragment's mdat")
+            - 4;
+        // Inside the first NAL unit (after the mdat header, its length and its header).
+        let slice_data = mdat + 8 + 4 + 1 + 40;
+        let mut damaged = whole.clone();
+        let mut state = 0x9E37_79B9u32;
+        for byte in &mut damaged[slice_data..slice_data + 400] {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            *byte = ((state >> 24) as u8).max(1);
+        }
+        let dir = std::env::temp_dir().join(format!("ekspresi-repair-nal-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("garbled.mp4");
+        std::fs::write(&path, &damaged).unwrap();
+        // Structurally the damaged fragment still holds: only decoding can tell.
+        let mut file = File::open(&path).unwrap();
+        let len = damaged.len() as u64;
+        assert_eq!(
+            last_whole_fragment(&mut file, len, |_| true).unwrap(),
+            (len, 2)
+        );
+        let repair = repair(&path).unwrap();
+        assert_eq!(repair.kept_len, first_fragment_end as u64);
+        assert_eq!(repair.fragments, 1);
+        assert!(Mp4Source::fragment_decodes(&path, 28 + 620));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -57,6 +57,7 @@ impl Lesson {
     /// Creates the session folder (with a first, empty summary, so even an early power cut
     /// leaves one) and starts the encoder.
     pub fn open<P: OutputPin>(kiosk: &mut Kiosk<P>, feed: &Feed) -> Result<Self> {
+        kiosk.room_for_a_lesson();
         let config = &kiosk.config;
         let start = rfc3339_now();
         let session =
@@ -185,7 +186,7 @@ impl Lesson {
             return;
         };
         // statvfs every 16th frame is plenty: a frame adds tens of kB at most.
-        let low = self.counts.tally.frames() % 16 == 1 && kiosk.low_on_space(&self.session);
+        let low = self.counts.tally.frames() % 16 == 1 && kiosk.low_on_space();
         // Low: older lessons' videos go first (retention); only if that is not enough does
         // this lesson's video stop.
         if video.is_running() && low && !kiosk.make_room(Some(&self.session.path)) {

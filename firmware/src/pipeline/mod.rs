@@ -28,8 +28,8 @@ use embedded_hal::digital::OutputPin;
 
 use crate::config::KioskConfig;
 use crate::devices::{Fault, FrameSource, StatusLeds};
-use crate::record::retention;
-use crate::record::session::{self, SessionDir};
+use crate::record::session;
+use crate::record::{reserve, retention};
 pub use analysis::{student_face, FaceAnalysis, Sighting, StudentTrack};
 use capture::{spawn_capture, Captured, Feed};
 use lesson::Lesson;
@@ -103,6 +103,10 @@ impl<P: OutputPin> Kiosk<P> {
         if !recovered.is_empty() {
             tracing::info!(count = recovered.len(), "finished interrupted sessions");
         }
+        let floor = self.config.min_free_mib.saturating_mul(1024 * 1024);
+        if let Err(error) = reserve::ensure(&data_dir, floor) {
+            tracing::warn!(%error, "cannot hold back space for summaries");
+        }
         let feed = Feed::of(source.as_ref());
         let (receiver, capture) = spawn_capture(source, self.config.queue_frames, stop, &feed);
         let mut frames = receiver.iter().peekable();
@@ -174,7 +178,7 @@ impl<P: OutputPin> Kiosk<P> {
             return true; // a first start: nothing recorded yet, nothing to free
         }
         let floor = self.config.min_free_mib.saturating_mul(1024 * 1024);
-        let available = || fs4::available_space(data_dir);
+        let available = || reserve::free_space(data_dir);
         match retention::free_space(data_dir, floor, running, available) {
             Ok(freed) => {
                 if !freed.is_empty() {
@@ -194,8 +198,26 @@ impl<P: OutputPin> Kiosk<P> {
         }
     }
 
-    fn low_on_space(&self, session: &SessionDir) -> bool {
-        match fs4::available_space(&session.path) {
+    /// Room for a new lesson: retention first; when that cannot reach the floor (nothing
+    /// left that it may remove), the space reserve is given up so the summaries still fit.
+    fn room_for_a_lesson(&self) {
+        let data_dir = &self.config.data_dir;
+        let floor = self.config.min_free_mib.saturating_mul(1024 * 1024);
+        // The floor counts the reserve as free; the files need it on the card itself.
+        let on_card = || fs4::available_space(data_dir).is_ok_and(|bytes| bytes >= floor);
+        if !data_dir.exists() || (self.make_room(None) && on_card()) {
+            return;
+        }
+        match reserve::release(data_dir) {
+            Ok(true) => tracing::warn!("card full: the lesson's summaries use the space reserve"),
+            Ok(false) => tracing::warn!("card full and no space reserve left"),
+            Err(error) => tracing::warn!(%error, "cannot give up the space reserve"),
+        }
+    }
+
+    /// Free space (the reserve counted as free) under the floor.
+    fn low_on_space(&self) -> bool {
+        match reserve::free_space(&self.config.data_dir) {
             Ok(bytes) => bytes < self.config.min_free_mib.saturating_mul(1024 * 1024),
             Err(_) => false,
         }

@@ -2,12 +2,14 @@
 //! by [`crate::mp4`], blurred whole in the privacy mode by [`privacy`]), the lesson summaries
 //! ([`summary`], written by [`files`]) and their chart ([`chart`]), the per-second log a
 //! recovery rebuilds them from ([`seconds`]), the per-session folder with its manifest
-//! ([`session`]), and the retention that keeps the card from filling up ([`retention`]).
+//! ([`session`]), the retention that keeps the card from filling up ([`retention`]) and the
+//! space held back so that a full card still gets a lesson's summaries ([`reserve`]).
 
 pub mod chart;
 pub mod files;
 pub mod overlay;
 pub mod privacy;
+pub mod reserve;
 pub mod retention;
 pub mod seconds;
 pub mod session;
