@@ -155,7 +155,7 @@ pub struct KioskConfig {
     /// Between full scans, search only near the last face for up to this many frames
     /// (0: scan the whole frame every time). 10 by default: on the real-time bench clip and
     /// the demo it finds the same student face as full scans in every frame (measured by
-    /// `benches/pipeline_stages.rs`) for about a third of the detection work.
+    /// `benches/pipeline_stages.rs`) for about a quarter of the student scan's work.
     pub track_face_frames: u32,
     /// Which face is the student's (size relative to the frame, frames held).
     pub student: StudentRule,

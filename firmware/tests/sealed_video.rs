@@ -124,7 +124,11 @@ fn assert_no_plaintext_video(data: &Path) {
         };
         if name == reserve::RESERVE_FILE {
             // The space reserve holds nothing but zeros.
-            assert!(bytes.iter().all(|&b| b == 0), "{} holds data", file.display());
+            assert!(
+                bytes.iter().all(|&b| b == 0),
+                "{} holds data",
+                file.display()
+            );
             continue;
         }
         // A segment being written may hold only part of the header line so far.
