@@ -25,7 +25,7 @@ pub struct CameraConfig {
 
 impl Default for CameraConfig {
     /// 640×480 at 15 fps: from the `pipeline_stages` bench and the Pi 4 estimate in the
-    /// README (about 27 ms of the analysis thread per frame on a Pi 4 core, so about 37 fps
+    /// README (about 26 ms of the analysis thread per frame on a Pi 4, so about 38 fps
     /// on paper), 15 fps is the highest common camera rate with a 2× margin for what the
     /// estimate cannot know; a faster camera still records every frame and analyses the
     /// newest (`Lesson::record_only`).

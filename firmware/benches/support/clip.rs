@@ -58,14 +58,25 @@ fn workspace() -> PathBuf {
 
 /// The clip's path, recording it first when it is not there yet.
 pub fn ensure(dir: &Path) -> PathBuf {
-    let path = dir.join(format!("bench-{}x{}-{FPS}fps.mp4", SIZE.0, SIZE.1));
+    ensure_repeated(dir, 1)
+}
+
+/// The clip played `repeats` times in one file (the noise goes on, so no frame repeats),
+/// recorded first when it is not there yet: a longer replay separates the per-frame cost
+/// from the process's fixed start-up and close.
+pub fn ensure_repeated(dir: &Path, repeats: u32) -> PathBuf {
+    let name = match repeats {
+        1 => format!("bench-{}x{}-{FPS}fps.mp4", SIZE.0, SIZE.1),
+        n => format!("bench-{}x{}-{FPS}fps-x{n}.mp4", SIZE.0, SIZE.1),
+    };
+    let path = dir.join(name);
     if !path.exists() {
-        record(&path);
+        record(&path, repeats);
     }
     path
 }
 
-fn record(path: &Path) {
+fn record(path: &Path, repeats: u32) {
     std::fs::create_dir_all(path.parent().expect("clip dir")).expect("clip dir");
     let partial = path.with_extension("mp4.partial");
     let sink = PlainFile::create(&partial).expect("clip file");
@@ -79,7 +90,7 @@ fn record(path: &Path) {
     .expect("recorder");
     let mut noise = 0x9E37_79B9_7F4A_7C15u64;
     let mut index = 0u32;
-    for scene in &SCENES {
+    for scene in (0..repeats).flat_map(|_| SCENES.iter()) {
         let still = image::open(workspace().join("tests/data/images").join(scene.image))
             .expect("still")
             .into_rgb8();
