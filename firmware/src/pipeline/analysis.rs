@@ -36,7 +36,7 @@ pub struct FaceAnalysis {
 
 /// The candidate student face across frames: where it was and for how many frames in a row.
 #[derive(Debug, Default)]
-pub struct StudentTrack {
+pub(crate) struct StudentTrack {
     last: Option<Rect>,
     frames_in_a_row: u32,
 }
@@ -65,7 +65,7 @@ impl StudentTrack {
 }
 
 /// A face found in a frame and its expression probabilities (label order).
-pub struct Sighting {
+pub(crate) struct Sighting {
     pub face: Rect,
     pub probabilities: [f32; 7],
 }
@@ -112,7 +112,7 @@ impl FaceAnalysis {
 
     /// The student's face in `frame` and its expression, if there is one; `tracker` and
     /// `student` carry the last face from frame to frame within a lesson.
-    pub fn analyse(
+    pub(crate) fn analyse(
         &mut self,
         frame: &Frame,
         tracker: &mut FaceTracker,
@@ -153,7 +153,7 @@ impl FaceAnalysis {
 /// the most raw hits, the larger on a tie. Picking by size alone (the paper's "largest
 /// face") lets a big false positive win over a real face, as on the demo clip's astronaut
 /// frames; by hits alone, a small sharp face in the background wins over the student.
-pub fn student_face(groups: &[Group], min_side: f64) -> Option<Rect> {
+fn student_face(groups: &[Group], min_side: f64) -> Option<Rect> {
     groups
         .iter()
         .filter(|g| f64::from(g.rect.width) >= min_side)

@@ -128,10 +128,7 @@ impl Lesson {
         frame: Frame,
         feed: &Feed,
     ) -> Result<()> {
-        let first = *self.first_timestamp.get_or_insert(frame.timestamp());
-        let lesson_time = frame.timestamp().saturating_sub(first);
-        kiosk.beat();
-        let _ = kiosk.leds.tick(frame.timestamp());
+        let lesson_time = self.take_frame(kiosk, &frame);
         let sighting = kiosk
             .analysis
             .analyse(&frame, &mut self.tracker, &mut self.student)?;
@@ -153,15 +150,21 @@ impl Lesson {
         Ok(())
     }
 
+    /// What every frame does first, analysed or not: its time in the lesson (the first
+    /// frame's is zero), a watchdog beat and an LED tick.
+    fn take_frame<P: OutputPin>(&mut self, kiosk: &mut Kiosk<P>, frame: &Frame) -> Duration {
+        let first = *self.first_timestamp.get_or_insert(frame.timestamp());
+        kiosk.beat();
+        let _ = kiosk.leds.tick(frame.timestamp());
+        frame.timestamp().saturating_sub(first)
+    }
+
     /// Records a frame without analysing it, because newer frames are waiting (the analysis
     /// is behind a live camera): it keeps the video whole while the analysis catches up on
     /// the newest frame. It carries the last analysed frame's annotation and is counted in
     /// the summary's `frames_skipped`, never in the expression counts.
     pub fn record_only<P: OutputPin>(&mut self, kiosk: &mut Kiosk<P>, frame: Frame) {
-        let first = *self.first_timestamp.get_or_insert(frame.timestamp());
-        let lesson_time = frame.timestamp().saturating_sub(first);
-        kiosk.beat();
-        let _ = kiosk.leds.tick(frame.timestamp());
+        let lesson_time = self.take_frame(kiosk, &frame);
         self.skipped = self.skipped.saturating_add(1);
         let annotation = self.last_annotation.clone().unwrap_or_else(|| {
             Annotation::of(None, None, &self.counts.tally, kiosk.config.evidence)

@@ -30,7 +30,7 @@ use crate::config::KioskConfig;
 use crate::devices::{Fault, FrameSource, StatusLeds};
 use crate::record::session;
 use crate::record::{reserve, retention};
-pub use analysis::{student_face, FaceAnalysis, Sighting, StudentTrack};
+pub use analysis::FaceAnalysis;
 use capture::{spawn_capture, Captured, Feed};
 use lesson::Lesson;
 pub use lesson::LessonReport;
@@ -103,8 +103,7 @@ impl<P: OutputPin> Kiosk<P> {
         if !recovered.is_empty() {
             tracing::info!(count = recovered.len(), "finished interrupted sessions");
         }
-        let floor = self.config.min_free_mib.saturating_mul(1024 * 1024);
-        if let Err(error) = reserve::ensure(&data_dir, floor) {
+        if let Err(error) = reserve::ensure(&data_dir, self.floor_bytes()) {
             tracing::warn!(%error, "cannot hold back space for summaries");
         }
         let feed = Feed::of(source.as_ref());
@@ -177,7 +176,7 @@ impl<P: OutputPin> Kiosk<P> {
         if !data_dir.exists() {
             return true; // a first start: nothing recorded yet, nothing to free
         }
-        let floor = self.config.min_free_mib.saturating_mul(1024 * 1024);
+        let floor = self.floor_bytes();
         let available = || reserve::free_space(data_dir);
         match retention::free_space(data_dir, floor, running, available) {
             Ok(freed) => {
@@ -202,7 +201,7 @@ impl<P: OutputPin> Kiosk<P> {
     /// left that it may remove), the space reserve is given up so the summaries still fit.
     fn room_for_a_lesson(&self) {
         let data_dir = &self.config.data_dir;
-        let floor = self.config.min_free_mib.saturating_mul(1024 * 1024);
+        let floor = self.floor_bytes();
         // The floor counts the reserve as free; the files need it on the card itself.
         let on_card = || fs4::available_space(data_dir).is_ok_and(|bytes| bytes >= floor);
         if !data_dir.exists() || (self.make_room(None) && on_card()) {
@@ -215,10 +214,15 @@ impl<P: OutputPin> Kiosk<P> {
         }
     }
 
+    /// The configured free-space floor (`min_free_mib`), in bytes.
+    fn floor_bytes(&self) -> u64 {
+        self.config.min_free_mib.saturating_mul(1024 * 1024)
+    }
+
     /// Free space (the reserve counted as free) under the floor.
     fn low_on_space(&self) -> bool {
         match reserve::free_space(&self.config.data_dir) {
-            Ok(bytes) => bytes < self.config.min_free_mib.saturating_mul(1024 * 1024),
+            Ok(bytes) => bytes < self.floor_bytes(),
             Err(_) => false,
         }
     }
