@@ -527,29 +527,24 @@ fn main() {
         rows.push((run.label, run.stage));
     }
     let faces = &runs[runs.len() - 1].faces;
-    let mut classifier = FaceClassifier::load(&model, 0.0).expect("model");
     let with_face: Vec<usize> = (0..n).filter(|&i| faces[i].is_some()).collect();
-    let classify = per_frame(ROUNDS, with_face.len(), || {
-        for &i in &with_face {
-            let grey = GreyImage::new(640, 480, &greys[i]).expect("grey frame");
-            classifier
-                .classify(grey, faces[i].expect("face"))
-                .expect("classify");
-        }
-    });
-    rows.push(("classify (crop + int8 LeNet-5), per face", classify));
-    // The float twin on the same faces: int8 must not be the slower one.
+    // The int8 model and its float twin on the same faces: int8 must not be the slower one.
     let fp32 = model.with_file_name("lenet5-fp32.onnx");
-    let mut float_classifier = FaceClassifier::load(&fp32, 0.0).expect("fp32 model");
-    let classify_fp32 = per_frame(ROUNDS, with_face.len(), || {
-        for &i in &with_face {
-            let grey = GreyImage::new(640, 480, &greys[i]).expect("grey frame");
-            float_classifier
-                .classify(grey, faces[i].expect("face"))
-                .expect("classify");
-        }
-    });
-    rows.push(("classify, the fp32 twin, per face", classify_fp32));
+    for (label, path) in [
+        ("classify (crop + int8 LeNet-5), per face", &model),
+        ("classify, the fp32 twin, per face", &fp32),
+    ] {
+        let mut classifier = FaceClassifier::load(path, 0.0).expect("model");
+        let row = per_frame(ROUNDS, with_face.len(), || {
+            for &i in &with_face {
+                let grey = GreyImage::new(640, 480, &greys[i]).expect("grey frame");
+                classifier
+                    .classify(grey, faces[i].expect("face"))
+                    .expect("classify");
+            }
+        });
+        rows.push((label, row));
+    }
 
     let overlay = Overlay::new();
     let annotation = |i: usize| Annotation {
