@@ -361,26 +361,52 @@ fn parse_moof(moof: &[u8], moof_start: u64, clock: (u32, u64)) -> Result<Vec<Sam
         .ok_or("tfdt too short")?;
     }
     let trun = child(traf, b"trun").ok_or("traf has no trun")?;
-    let tfhd_flags = read_u32(tfhd, 0).ok_or("tfhd too short")? & 0xff_ffff;
-    let mut at = 8; // version/flags, track id
-    let mut base = moof_start;
-    if tfhd_flags & 0x1 != 0 {
-        base = read_u64(tfhd, at).ok_or("tfhd too short")?;
-        at += 8;
-    }
-    if tfhd_flags & 0x2 != 0 {
-        at += 4;
-    }
-    let mut default_duration = trex_duration;
-    if tfhd_flags & 0x8 != 0 {
-        default_duration = read_u32(tfhd, at).ok_or("tfhd too short")?;
-        at += 4;
-    }
-    let default_size = (tfhd_flags & 0x10 != 0)
-        .then(|| read_u32(tfhd, at))
-        .flatten();
+    let defaults = FragmentDefaults::parse(tfhd, moof_start, trex_duration)?;
+    parse_trun(trun, &defaults, time)
+}
 
-    let trun_flags = read_u32(trun, 0).ok_or("trun too short")? & 0xff_ffff;
+/// What a fragment's `tfhd` sets for its samples.
+struct FragmentDefaults {
+    /// Where sample offsets count from.
+    base: u64,
+    duration: u32,
+    /// `None`: every sample must give its size.
+    size: Option<u32>,
+}
+
+impl FragmentDefaults {
+    fn parse(tfhd: &[u8], moof_start: u64, trex_duration: u32) -> Result<Self, String> {
+        let flags = read_u32(tfhd, 0).ok_or("tfhd too short")? & 0xff_ffff;
+        let mut at = 8; // version/flags, track id
+        let mut base = moof_start;
+        if flags & 0x1 != 0 {
+            base = read_u64(tfhd, at).ok_or("tfhd too short")?;
+            at += 8;
+        }
+        if flags & 0x2 != 0 {
+            at += 4; // sample description index
+        }
+        let mut duration = trex_duration;
+        if flags & 0x8 != 0 {
+            duration = read_u32(tfhd, at).ok_or("tfhd too short")?;
+            at += 4;
+        }
+        let size = (flags & 0x10 != 0).then(|| read_u32(tfhd, at)).flatten();
+        Ok(Self {
+            base,
+            duration,
+            size,
+        })
+    }
+}
+
+/// The samples a `trun` lists, the first at `time`; every offset checked for overflow.
+fn parse_trun(
+    trun: &[u8],
+    defaults: &FragmentDefaults,
+    mut time: u64,
+) -> Result<Vec<Sample>, String> {
+    let flags = read_u32(trun, 0).ok_or("trun too short")? & 0xff_ffff;
     let count = read_u32(trun, 4).ok_or("trun too short")? as usize;
     if count > MAX_SAMPLES_PER_FRAGMENT {
         return Err(format!(
@@ -388,33 +414,34 @@ fn parse_moof(moof: &[u8], moof_start: u64, clock: (u32, u64)) -> Result<Vec<Sam
         ));
     }
     let mut at = 8;
-    let mut offset = base;
-    if trun_flags & 0x1 != 0 {
+    let mut offset = defaults.base;
+    if flags & 0x1 != 0 {
         let data_offset = read_u32(trun, at).ok_or("trun too short")? as i32;
-        offset = base
+        offset = defaults
+            .base
             .checked_add_signed(i64::from(data_offset))
             .ok_or("bad data offset")?;
         at += 4;
     }
-    if trun_flags & 0x4 != 0 {
-        at += 4;
+    if flags & 0x4 != 0 {
+        at += 4; // first sample flags
     }
     let mut samples = Vec::with_capacity(count.min(1 << 16));
     for _ in 0..count {
         let mut field = |flag: u32| -> Result<Option<u32>, String> {
-            if trun_flags & flag == 0 {
+            if flags & flag == 0 {
                 return Ok(None);
             }
             let value = read_u32(trun, at).ok_or("trun too short for its samples")?;
             at += 4;
             Ok(Some(value))
         };
-        let duration = field(0x100)?.unwrap_or(default_duration);
+        let duration = field(0x100)?.unwrap_or(defaults.duration);
         let size = field(0x200)?
-            .or(default_size)
+            .or(defaults.size)
             .ok_or("sample without a size")?;
-        field(0x400)?;
-        field(0x800)?;
+        field(0x400)?; // sample flags
+        field(0x800)?; // composition offset
         samples.push(Sample {
             offset,
             size,
