@@ -24,40 +24,110 @@ fn similar(a: &Rect, b: &Rect, eps: f64) -> bool {
         && close(a.y + a.height, b.y + b.height)
 }
 
-/// Class label per rectangle, numbered in order of each class's first member (as
-/// `cv::partition` numbers them).
-fn partition(rects: &[Rect], eps: f64) -> (Vec<usize>, usize) {
-    let mut parent: Vec<usize> = (0..rects.len()).collect();
-    fn root(parent: &mut [usize], mut i: usize) -> usize {
-        while parent[i] != i {
-            parent[i] = parent[parent[i]];
-            i = parent[i];
+/// Working lists of a grouping, kept between frames so that grouping a frame's hits
+/// allocates nothing once they have grown to the frame's number of hits.
+#[derive(Debug, Default)]
+pub struct Grouper {
+    parent: Vec<usize>,
+    class_of_root: Vec<usize>,
+    labels: Vec<usize>,
+    sums: Vec<[i64; 4]>,
+    counts: Vec<usize>,
+    averages: Vec<Rect>,
+}
+
+impl Grouper {
+    /// Groups raw hits into `out` (cleared first), detections in class order.
+    pub fn group_into(
+        &mut self,
+        rects: &[Rect],
+        min_neighbors: usize,
+        eps: f64,
+        out: &mut Vec<Group>,
+    ) {
+        out.clear();
+        if min_neighbors == 0 {
+            out.extend(rects.iter().map(|&rect| Group { rect, neighbors: 1 }));
+            return;
         }
-        i
+        let classes = self.partition(rects, eps);
+        self.average(rects, classes);
+        let (averages, counts) = (&self.averages, &self.counts);
+        out.extend(
+            (0..classes)
+                .filter(|&i| counts[i] > min_neighbors)
+                .filter(|&i| !inside_a_stronger_group(i, averages, counts, min_neighbors, eps))
+                .map(|i| Group {
+                    rect: averages[i],
+                    neighbors: counts[i],
+                }),
+        );
     }
-    for i in 0..rects.len() {
-        for j in 0..i {
-            if similar(&rects[i], &rects[j], eps) {
-                let (a, b) = (root(&mut parent, i), root(&mut parent, j));
-                if a != b {
-                    parent[a.max(b)] = a.min(b);
+
+    /// Labels each rectangle with its class, numbered in order of each class's first
+    /// member (as `cv::partition` numbers them); returns the number of classes.
+    fn partition(&mut self, rects: &[Rect], eps: f64) -> usize {
+        fn root(parent: &mut [usize], mut i: usize) -> usize {
+            while parent[i] != i {
+                parent[i] = parent[parent[i]];
+                i = parent[i];
+            }
+            i
+        }
+        let parent = &mut self.parent;
+        parent.clear();
+        parent.extend(0..rects.len());
+        for i in 0..rects.len() {
+            for j in 0..i {
+                if similar(&rects[i], &rects[j], eps) {
+                    let (a, b) = (root(parent, i), root(parent, j));
+                    if a != b {
+                        parent[a.max(b)] = a.min(b);
+                    }
                 }
             }
         }
-    }
-    let mut class_of_root = vec![usize::MAX; rects.len()];
-    let mut classes = 0;
-    let labels = (0..rects.len())
-        .map(|i| {
-            let r = root(&mut parent, i);
-            if class_of_root[r] == usize::MAX {
-                class_of_root[r] = classes;
+        self.class_of_root.clear();
+        self.class_of_root.resize(rects.len(), usize::MAX);
+        self.labels.clear();
+        let mut classes = 0;
+        for i in 0..rects.len() {
+            let r = root(parent, i);
+            if self.class_of_root[r] == usize::MAX {
+                self.class_of_root[r] = classes;
                 classes += 1;
             }
-            class_of_root[r]
-        })
-        .collect();
-    (labels, classes)
+            self.labels.push(self.class_of_root[r]);
+        }
+        classes
+    }
+
+    /// Each class's member count and average rectangle.
+    fn average(&mut self, rects: &[Rect], classes: usize) {
+        self.sums.clear();
+        self.sums.resize(classes, [0; 4]);
+        self.counts.clear();
+        self.counts.resize(classes, 0);
+        for (rect, &label) in rects.iter().zip(&self.labels) {
+            let s = &mut self.sums[label];
+            s[0] += i64::from(rect.x);
+            s[1] += i64::from(rect.y);
+            s[2] += i64::from(rect.width);
+            s[3] += i64::from(rect.height);
+            self.counts[label] += 1;
+        }
+        self.averages.clear();
+        self.averages
+            .extend(self.sums.iter().zip(&self.counts).map(|(s, &n)| {
+                let n = n as f64;
+                Rect {
+                    x: round(s[0] as f64 / n),
+                    y: round(s[1] as f64 / n),
+                    width: round(s[2] as f64 / n),
+                    height: round(s[3] as f64 / n),
+                }
+            }));
+    }
 }
 
 /// OpenCV's `saturate_cast<int>` of a double: round half to even.
@@ -65,46 +135,11 @@ fn round(value: f64) -> i32 {
     value.round_ties_even() as i32
 }
 
-/// Groups raw hits; returns detections in class order.
+/// Groups raw hits; returns detections in class order. (A one-off [`Grouper`].)
 pub fn group_rectangles(rects: &[Rect], min_neighbors: usize, eps: f64) -> Vec<Group> {
-    if min_neighbors == 0 {
-        return rects
-            .iter()
-            .map(|&rect| Group { rect, neighbors: 1 })
-            .collect();
-    }
-    let (labels, classes) = partition(rects, eps);
-    let mut sums = vec![[0i64; 4]; classes];
-    let mut counts = vec![0usize; classes];
-    for (rect, &label) in rects.iter().zip(&labels) {
-        let s = &mut sums[label];
-        s[0] += i64::from(rect.x);
-        s[1] += i64::from(rect.y);
-        s[2] += i64::from(rect.width);
-        s[3] += i64::from(rect.height);
-        counts[label] += 1;
-    }
-    let averages: Vec<Rect> = sums
-        .iter()
-        .zip(&counts)
-        .map(|(s, &n)| {
-            let n = n as f64;
-            Rect {
-                x: round(s[0] as f64 / n),
-                y: round(s[1] as f64 / n),
-                width: round(s[2] as f64 / n),
-                height: round(s[3] as f64 / n),
-            }
-        })
-        .collect();
-    (0..classes)
-        .filter(|&i| counts[i] > min_neighbors)
-        .filter(|&i| !inside_a_stronger_group(i, &averages, &counts, min_neighbors, eps))
-        .map(|i| Group {
-            rect: averages[i],
-            neighbors: counts[i],
-        })
-        .collect()
+    let mut groups = Vec::new();
+    Grouper::default().group_into(rects, min_neighbors, eps, &mut groups);
+    groups
 }
 
 fn inside_a_stronger_group(
@@ -186,5 +221,22 @@ mod tests {
                 neighbors: 6
             }]
         );
+    }
+
+    #[test]
+    fn a_reused_grouper_forgets_the_previous_frame() {
+        let big_frame: Vec<Rect> = (0..40).map(|i| rect(10 + i % 4, 10, 60, 60)).collect();
+        let small_frame = [
+            rect(200, 50, 30, 30),
+            rect(201, 51, 30, 30),
+            rect(5, 5, 20, 20),
+        ];
+        let mut grouper = Grouper::default();
+        let mut groups = Vec::new();
+        for hits in [&big_frame[..], &small_frame[..], &big_frame[..], &[][..]] {
+            grouper.group_into(hits, 1, GROUP_EPS, &mut groups);
+            assert_eq!(groups, group_rectangles(hits, 1, GROUP_EPS));
+        }
+        assert!(groups.is_empty());
     }
 }

@@ -6,7 +6,7 @@
 //! (9 stumps) without touching the rest.
 
 use super::cascade::Cascade;
-use super::group::{group_rectangles, Group, GROUP_EPS};
+use super::group::{Group, Grouper, GROUP_EPS};
 use super::integral::Integral;
 use super::resize::Resizer;
 use super::{DetectParams, GreyImage, ParamsError, Rect};
@@ -45,6 +45,8 @@ pub struct Detector {
     workers: Vec<LevelWorker>,
     /// Raw hits of the frame being scanned (reused).
     hits: Vec<Rect>,
+    /// Grouping's working lists (reused).
+    grouper: Grouper,
     /// Pixels of the region a local search cuts out (reused; see `track`).
     pub(super) region: Vec<u8>,
 }
@@ -122,6 +124,7 @@ impl Detector {
             },
             workers,
             hits: Vec::new(),
+            grouper: Grouper::default(),
             region: Vec::new(),
         })
     }
@@ -168,12 +171,21 @@ impl Detector {
 
     /// Detections with the number of raw hits behind each (a confidence).
     pub fn detect_groups(&mut self, frame: GreyImage<'_>) -> Vec<Group> {
+        let mut groups = Vec::new();
+        self.detect_groups_into(frame, &mut groups);
+        groups
+    }
+
+    /// [`Detector::detect_groups`] into `groups` (cleared first); the frame path's form,
+    /// which allocates nothing once the detector's buffers and `groups` have grown.
+    pub fn detect_groups_into(&mut self, frame: GreyImage<'_>, groups: &mut Vec<Group>) {
         // The hits buffer is kept frame after frame (cleared, its capacity reused).
         let mut hits = std::mem::take(&mut self.hits);
         self.scan_into(frame, &mut hits);
-        let groups = group_rectangles(&hits, self.shared.params.min_neighbors, GROUP_EPS);
+        let min_neighbors = self.shared.params.min_neighbors;
+        self.grouper
+            .group_into(&hits, min_neighbors, GROUP_EPS, groups);
         self.hits = hits;
-        groups
     }
 
     /// Every window the cascade accepts, before grouping, in original-image coordinates.

@@ -31,18 +31,32 @@ impl FaceTracker {
         frame: GreyImage<'_>,
         full_scan_every: u32,
     ) -> Vec<Group> {
+        let mut groups = Vec::new();
+        self.detect_into(detector, frame, full_scan_every, &mut groups);
+        groups
+    }
+
+    /// [`FaceTracker::detect`] into `groups` (cleared first), allocating nothing once the
+    /// buffers have grown.
+    pub fn detect_into(
+        &mut self,
+        detector: &mut Detector,
+        frame: GreyImage<'_>,
+        full_scan_every: u32,
+        groups: &mut Vec<Group>,
+    ) {
         if let Some(last) = self
             .last
             .filter(|_| self.frames_since_full_scan < full_scan_every)
         {
             self.frames_since_full_scan += 1;
-            let near = detector.detect_near(frame, last);
-            if !near.is_empty() {
-                return near;
+            detector.detect_near_into(frame, last, groups);
+            if !groups.is_empty() {
+                return;
             }
         }
         self.frames_since_full_scan = 0;
-        detector.detect_groups(frame)
+        detector.detect_groups_into(frame, groups);
     }
 
     /// Tells the tracker which face the pipeline took (or that there was none).
@@ -54,6 +68,19 @@ impl FaceTracker {
 impl Detector {
     /// Faces in the neighbourhood of `around`, at sizes near its size, in frame coordinates.
     pub fn detect_near(&mut self, frame: GreyImage<'_>, around: Rect) -> Vec<Group> {
+        let mut groups = Vec::new();
+        self.detect_near_into(frame, around, &mut groups);
+        groups
+    }
+
+    /// [`Detector::detect_near`] into `groups` (cleared first).
+    pub fn detect_near_into(
+        &mut self,
+        frame: GreyImage<'_>,
+        around: Rect,
+        groups: &mut Vec<Group>,
+    ) {
+        groups.clear();
         let side = around.width.max(around.height);
         let margin = (side as f32 * SEARCH_MARGIN).round() as i32;
         let x0 = (around.x - margin).max(0) as usize;
@@ -61,7 +88,7 @@ impl Detector {
         let x1 = ((around.x + around.width + margin) as usize).min(frame.width());
         let y1 = ((around.y + around.height + margin) as usize).min(frame.height());
         if x1 <= x0 || y1 <= y0 {
-            return Vec::new();
+            return;
         }
         let (width, height) = (x1 - x0, y1 - y0);
         let mut region = std::mem::take(&mut self.region);
@@ -84,23 +111,15 @@ impl Detector {
         };
         self.set_params(local_params);
         // The region is cut to exactly width × height above, so the image always exists.
-        let groups = match GreyImage::new(width, height, &region) {
-            Ok(region) => self.detect_groups(region),
-            Err(_) => Vec::new(),
-        };
+        if let Ok(region) = GreyImage::new(width, height, &region) {
+            self.detect_groups_into(region, groups);
+        }
         self.region = region;
         self.set_params(full_params);
-        groups
-            .into_iter()
-            .map(|g| Group {
-                rect: Rect {
-                    x: g.rect.x + x0 as i32,
-                    y: g.rect.y + y0 as i32,
-                    ..g.rect
-                },
-                ..g
-            })
-            .collect()
+        for group in groups.iter_mut() {
+            group.rect.x += x0 as i32;
+            group.rect.y += y0 as i32;
+        }
     }
 }
 

@@ -20,7 +20,8 @@ use crate::detect::{
 };
 use crate::devices::Frame;
 
-/// The detector and the classifier, with a grey buffer reused frame after frame.
+/// The detector and the classifier, with the grey frame and the detections in buffers
+/// reused frame after frame.
 pub struct FaceAnalysis {
     detector: Detector,
     classifier: FaceClassifier,
@@ -32,6 +33,7 @@ pub struct FaceAnalysis {
     plan: Option<(usize, ScanPlan)>,
     reducer: Reducer,
     grey: Vec<u8>,
+    groups: Vec<Group>,
 }
 
 /// The candidate student face across frames: where it was and for how many frames in a row.
@@ -85,6 +87,7 @@ impl FaceAnalysis {
             plan: None,
             reducer: Reducer::default(),
             grey: Vec::new(),
+            groups: Vec::new(),
         })
     }
 
@@ -140,10 +143,19 @@ impl FaceAnalysis {
         let grey =
             GreyImage::new(frame.width(), frame.height(), &self.grey).context("grey frame")?;
         let scanned = self.reducer.reduce(grey, plan.factor);
-        let groups = tracker.detect(&mut self.detector, scanned, self.track_face_frames);
-        let groups: Vec<Group> = groups.into_iter().map(|g| plan.to_frame(g)).collect();
+        let mut groups = std::mem::take(&mut self.groups);
+        tracker.detect_into(
+            &mut self.detector,
+            scanned,
+            self.track_face_frames,
+            &mut groups,
+        );
+        for group in groups.iter_mut() {
+            *group = plan.to_frame(*group);
+        }
         let min_side = self.student.min_face_fraction * frame.width() as f64;
         let face = student_face(&groups, min_side);
+        self.groups = groups;
         tracker.follow(face.map(|f| plan.to_scan(f)));
         Ok(face)
     }
