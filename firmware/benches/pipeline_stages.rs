@@ -546,7 +546,7 @@ fn main() {
         rows.push((label, row));
     }
 
-    let overlay = Overlay::new();
+    let mut overlay = Overlay::new();
     let annotation = |i: usize| Annotation {
         face: faces[i],
         now: Some((ekspresi_common::Expression::Happy, 0.8)),

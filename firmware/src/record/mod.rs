@@ -1,5 +1,5 @@
-//! What the kiosk leaves on the SD card: the annotated video (drawn by [`overlay`], written
-//! by [`crate::mp4`], blurred whole in the privacy mode by [`privacy`]), the lesson summaries
+//! What the kiosk leaves on the SD card: the annotated video (drawn by [`overlay`] with
+//! [`glyphs`], written by [`crate::mp4`], blurred whole in the privacy mode by [`privacy`]), the lesson summaries
 //! ([`summary`], written by [`files`]) and their chart ([`chart`]), the per-second log a
 //! recovery rebuilds them from ([`seconds`]), the per-session folder with its manifest
 //! ([`session`]), the retention that keeps the card from filling up ([`retention`]) and the
@@ -7,6 +7,7 @@
 
 pub mod chart;
 pub mod files;
+pub mod glyphs;
 pub mod overlay;
 pub mod privacy;
 pub mod reserve;

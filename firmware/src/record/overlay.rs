@@ -2,16 +2,31 @@
 //! one for the other: on the face box the **momentary** expression ("now: happy 62%", the
 //! smoothed probability); in the panel the **lesson's** shares so far and the lesson's
 //! impression — the same [`crate::aggregate::Tally::impression`] the summary and the LEDs
-//! show. Text uses the embedded DejaVu Sans through ab_glyph.
+//! show. Text uses the embedded DejaVu Sans through ab_glyph, from a [`GlyphCache`]; the
+//! lines are formatted into fixed-size strings, so a frame's overlay allocates nothing once
+//! every character has been drawn once.
 
-use ab_glyph::{FontRef, PxScale};
+use std::fmt::Write;
+
+use ab_glyph::FontRef;
 use ekspresi_common::Expression;
 use image::{Rgb, RgbImage};
-use imageproc::drawing::{draw_filled_rect_mut, draw_hollow_rect_mut, draw_text_mut};
+use imageproc::drawing::{draw_filled_rect_mut, draw_hollow_rect_mut};
 use imageproc::rect::Rect as DrawRect;
 
 use crate::aggregate::{Evidence, EvidenceFloor, Impression, Tally};
 use crate::detect::Rect;
+use crate::record::glyphs::GlyphCache;
+
+/// One overlay line: the longest, "lesson: not enough face (…/… s)", fits with room.
+pub type Line = heapless::String<64>;
+
+/// `args` formatted into a [`Line`], cut short (never failing) if it would not fit.
+fn line(args: std::fmt::Arguments) -> Line {
+    let mut text = Line::new();
+    let _ = text.write_fmt(args);
+    text
+}
 
 const GREEN: Rgb<u8> = Rgb([40, 200, 60]);
 const RED: Rgb<u8> = Rgb([220, 50, 40]);
@@ -51,20 +66,20 @@ impl Annotation {
     }
 
     /// The panel's verdict line.
-    pub fn verdict_text(&self) -> String {
+    pub fn verdict_text(&self) -> Line {
         match self.impression {
-            Impression::Insufficient => format!(
+            Impression::Insufficient => line(format_args!(
                 "lesson: not enough face ({}/{} s)",
                 self.evidence.face_seconds, self.evidence.floor.min_face_seconds
-            ),
-            judged => format!("lesson: {}", judged.word()),
+            )),
+            judged => line(format_args!("lesson: {}", judged.word())),
         }
     }
 
     /// The face box's label.
-    pub fn now_text(&self) -> Option<String> {
+    pub fn now_text(&self) -> Option<Line> {
         self.now
-            .map(|(e, p)| format!("now: {} {:.0}%", e.name(), p * 100.0))
+            .map(|(e, p)| line(format_args!("now: {} {:.0}%", e.name(), p * 100.0)))
     }
 
     /// The colour of the verdict (and the face box): green good, red bad, white otherwise.
@@ -77,20 +92,21 @@ impl Annotation {
     }
 }
 
-/// Draws annotations; holds the parsed font.
+/// Draws annotations; holds the font's rasterised glyphs.
 pub struct Overlay {
-    font: FontRef<'static>,
+    glyphs: GlyphCache,
 }
 
 impl Overlay {
     pub fn new() -> Self {
+        let font = FontRef::try_from_slice(ekspresi_common::font::DEJAVU_SANS)
+            .expect("the embedded DejaVu Sans is a valid TrueType font");
         Self {
-            font: FontRef::try_from_slice(ekspresi_common::font::DEJAVU_SANS)
-                .expect("the embedded DejaVu Sans is a valid TrueType font"),
+            glyphs: GlyphCache::new(font),
         }
     }
 
-    pub fn draw(&self, frame: &mut RgbImage, annotation: &Annotation) {
+    pub fn draw(&mut self, frame: &mut RgbImage, annotation: &Annotation) {
         let colour = annotation.colour();
         if let Some(face) = annotation.face {
             self.draw_face(frame, face, annotation.now_text(), colour);
@@ -103,7 +119,13 @@ impl Overlay {
         );
     }
 
-    fn draw_face(&self, frame: &mut RgbImage, face: Rect, label: Option<String>, colour: Rgb<u8>) {
+    fn draw_face(
+        &mut self,
+        frame: &mut RgbImage,
+        face: Rect,
+        label: Option<Line>,
+        colour: Rgb<u8>,
+    ) {
         for inset in 0..2 {
             let w = (face.width - 2 * inset).max(1) as u32;
             let h = (face.height - 2 * inset).max(1) as u32;
@@ -120,20 +142,13 @@ impl Overlay {
                 DrawRect::at(face.x, y).of_size(label.len() as u32 * 10 + 8, 20),
                 PANEL,
             );
-            draw_text_mut(
-                frame,
-                colour,
-                face.x + 4,
-                y + 2,
-                PxScale::from(17.0),
-                &self.font,
-                &label,
-            );
+            self.glyphs
+                .draw(frame, colour, face.x + 4, y + 2, 17.0, &label);
         }
     }
 
     fn draw_panel(
-        &self,
+        &mut self,
         frame: &mut RgbImage,
         percentages: &[f64; 7],
         verdict: &str,
@@ -145,11 +160,13 @@ impl Overlay {
             DrawRect::at(x0 - 4, y0 - 4).of_size(200, row as u32 * 9 + 8),
             PANEL,
         );
-        let scale = PxScale::from(12.0);
-        draw_text_mut(frame, WHITE, x0, y0, scale, &self.font, "lesson so far");
+        let size = 12.0;
+        self.glyphs
+            .draw(frame, WHITE, x0, y0, size, "lesson so far");
         for (i, expression) in Expression::ALL.iter().enumerate() {
             let y = y0 + (i as i32 + 1) * row;
-            draw_text_mut(frame, WHITE, x0, y, scale, &self.font, expression.name());
+            self.glyphs
+                .draw(frame, WHITE, x0, y, size, expression.name());
             let width = (percentages[i] * 0.8).round() as u32;
             if width > 0 {
                 draw_filled_rect_mut(
@@ -158,10 +175,11 @@ impl Overlay {
                     BAR,
                 );
             }
-            let text = format!("{:.0}%", percentages[i]);
-            draw_text_mut(frame, WHITE, x0 + 140, y, scale, &self.font, &text);
+            let share = line(format_args!("{:.0}%", percentages[i]));
+            self.glyphs.draw(frame, WHITE, x0 + 140, y, size, &share);
         }
-        draw_text_mut(frame, colour, x0, y0 + 8 * row, scale, &self.font, verdict);
+        self.glyphs
+            .draw(frame, colour, x0, y0 + 8 * row, size, verdict);
     }
 
     /// Where the verdict line is drawn (a test reads its colour back).
@@ -211,7 +229,7 @@ mod tests {
     fn the_drawn_verdict_is_the_summary_rule_on_the_same_counts() {
         use Expression::*;
         let floor = EvidenceFloor::default();
-        let overlay = Overlay::new();
+        let mut overlay = Overlay::new();
         let cases = [
             // The momentary expression says angry while the lesson is mostly happy: the
             // verdict follows the lesson, the "now" label the moment.
@@ -246,7 +264,7 @@ mod tests {
             let text = annotation.verdict_text();
             match expected {
                 Impression::Insufficient => assert!(text.contains("not enough face"), "{text}"),
-                judged => assert_eq!(text, format!("lesson: {}", judged.word())),
+                judged => assert_eq!(text.as_str(), format!("lesson: {}", judged.word())),
             }
             assert_eq!(annotation.now_text().as_deref(), Some("now: angry 90%"));
         }
