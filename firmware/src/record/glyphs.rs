@@ -14,13 +14,12 @@ use std::collections::HashMap;
 use ab_glyph::{point, Font, FontRef, GlyphId, PxScale, ScaleFont};
 use image::{Rgb, RgbImage};
 
-/// One glyph at one size, as coverage (0–255) in a `width × height` box whose top-left
-/// corner is `(left, top)` from the pen position at the text's top-left.
+/// One glyph at one size, as coverage (0–255) in rows of `width`, the box's top-left
+/// corner at `(left, top)` from the pen position at the text's top-left.
 struct Bitmap {
     left: i32,
     top: i32,
     width: usize,
-    height: usize,
     coverage: Vec<u8>,
 }
 
@@ -93,7 +92,6 @@ fn rasterise(font: &FontRef<'static>, id: GlyphId, scale: PxScale) -> Option<Bit
         left: bounds.min.x.round() as i32,
         top: bounds.min.y.round() as i32,
         width,
-        height,
         coverage,
     })
 }
