@@ -2,6 +2,7 @@
 # The project's test command (README): installs what the tests need on a fresh Debian
 # machine — ffmpeg (ffprobe checks the recorded MP4s), age (decrypts encrypted video), nasm (OpenH264's fast x86 build),
 # rsync + openssh-server/-client (uploads to a real sshd on loopback), chromium (renders the class report),
+# opencv-doc (OpenCV's real street clip vtest.avi, which replay must call "insufficient"),
 # libclang (bindgen for the v4l camera crate), OpenCV for Python (the detector parity
 # tests) and onnxruntime (an independent check of the int8 model) — then runs every test of the workspace.
 set -euo pipefail
@@ -15,6 +16,7 @@ command -v rsync >/dev/null 2>&1 || need_apt+=(rsync)
 command -v ssh-keygen >/dev/null 2>&1 || need_apt+=(openssh-client)
 [ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+[ -f /usr/share/doc/opencv-doc/examples/data/vtest.avi ] || need_apt+=(opencv-doc)
 ls /usr/lib/x86_64-linux-gnu/libclang*.so* >/dev/null 2>&1 || need_apt+=(libclang1-14 libclang-common-14-dev)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then

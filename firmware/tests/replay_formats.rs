@@ -2,7 +2,9 @@
 //! encoded by ffmpeg as an AVI (MPEG-4 part 2), a plain H.264 High-profile MP4 (samples in
 //! `moov`) and a fragmented High-profile MP4 each replay all 48 frames and find the demo's
 //! faces; a truncated file fails (with both readers' reasons when neither can open it)
-//! instead of a short "complete" lesson.
+//! instead of a short "complete" lesson. A real street scene nobody here made or tuned to —
+//! OpenCV's `vtest.avi` (MS-MPEG-4 v3, 768×576, pedestrians far from the camera), from
+//! Debian's `opencv-doc` — replays every frame and ends "insufficient".
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -82,6 +84,42 @@ fn videos_from_other_encoders_replay_every_frame() {
         );
         assert_eq!(summary["impression"], "good", "{name}");
     }
+}
+
+/// OpenCV's sample street clip, as Debian's `opencv-doc` installs it (scripts/test.sh does).
+const STREET_CLIP: &str = "/usr/share/doc/opencv-doc/examples/data/vtest.avi";
+
+/// Frames ffprobe decodes in `video`.
+fn ffprobe_frames(video: &Path) -> u64 {
+    let output = Command::new("ffprobe")
+        .args(["-v", "error", "-count_frames", "-select_streams", "v:0"])
+        .args(["-show_entries", "stream=nb_read_frames", "-of", "csv=p=0"])
+        .arg(video)
+        .output()
+        .expect("ffprobe is installed (scripts/test.sh installs ffmpeg)");
+    String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("ffprobe gave no frame count for {}", video.display()))
+}
+
+#[test]
+fn a_real_street_clip_without_a_close_face_is_insufficient() {
+    let clip = Path::new(STREET_CLIP);
+    assert!(
+        clip.exists(),
+        "TEST DATA MISSING: {STREET_CLIP} (apt-get install opencv-doc; scripts/test.sh does)"
+    );
+    let dir = scratch("replay-street");
+    let (ok, text, summary) = replay(clip, &dir.join("out"));
+    assert!(ok, "{text}");
+    let summary = summary.expect("summary.json");
+    assert_eq!(
+        summary["frames_analysed"],
+        ffprobe_frames(clip),
+        "every frame"
+    );
+    assert_eq!(summary["impression"], "insufficient", "{summary}");
 }
 
 #[test]
