@@ -252,7 +252,7 @@ impl Summary {
         let _ = writeln!(t, "Model: {}", self.model);
         let _ = writeln!(
             t,
-            "Note: the expression model is right on about 3 in 5 test faces (0.61), weakest on \
+            "Note: the expression model is right on about 3 in 5 test faces (0.63), weakest on \
              disgust, fear and sad; read these numbers as a rough trend, never as a judgement of \
              one student."
         );
