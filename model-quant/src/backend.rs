@@ -1,7 +1,7 @@
 //! Which burn backend trains the nets. `flex` (pure Rust) is the default and what CI uses;
 //! `libtorch` (cargo feature `tch`, libtorch CPU from `scripts/libtorch.sh`) trains the same
-//! nets; whether it is fast enough to keep is measured by the `model_speed` bench (1.1–1.2×
-//! flex per epoch on 2 loaded cores so far, see MODEL_CARD.md). Weights and checkpoints are
+//! nets, 1.7–1.9× faster than flex per epoch on a quiet 2-core machine (MODEL_CARD.md,
+//! Training speed) — under the 2× that would make it worth a second default. Weights and checkpoints are
 //! backend-independent, so a run may resume on the other backend.
 
 use burn::tensor::Device;
