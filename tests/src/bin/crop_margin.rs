@@ -1,9 +1,13 @@
 //! Measures which face-crop margin makes detected faces look most like FER-2013's framing:
-//! real PublicTest faces are enlarged into larger frames, found by our Haar detector, cropped
-//! with each margin, and classified by the shipped int8 model; accuracy is compared with
-//! classifying the original 48×48 faces. Prints a table.
+//! real FER-2013 faces are enlarged into larger frames, found by our Haar detector, cropped
+//! with each margin, and classified by an int8 model (the shipped LeNet-5 unless given);
+//! accuracy is compared with classifying the original 48×48 faces. Prints a table.
 //!
-//! `cargo run --release -p ekspresi-tests --bin crop_margin [-- N_FACES]`
+//! The faces are the validation split the training runs hold out of `Training` (10 % per
+//! class, seed 42): the kiosk's `face_margin` default is a choice, and choices are never
+//! made on `PublicTest`.
+//!
+//! `cargo run --release -p ekspresi-tests --bin crop_margin [-- N_FACES [MODEL.onnx]]`
 
 use ekspresi_common::model::ExpressionModel;
 use ekspresi_common::preprocess::{crop, crop_box};
@@ -19,10 +23,15 @@ fn main() -> anyhow::Result<()> {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(700);
-    let faces = data::load(&fer2013())?.with_usage(Usage::PublicTest);
+    let model_path = std::env::args()
+        .nth(2)
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| workspace().join("firmware/models/lenet5-int8.onnx"));
+    let training = data::load(&fer2013())?.with_usage(Usage::Training);
+    let (_, faces) = training.stratified_split(0.1, 42);
     let step = (faces.len() / n).max(1);
     let sample = faces.select(&(0..faces.len()).step_by(step).take(n).collect::<Vec<_>>());
-    let model = ExpressionModel::load(&workspace().join("firmware/models/lenet5-int8.onnx"), 1)?;
+    let model = ExpressionModel::load(&model_path, 1)?;
     let mut detector = Detector::new(Cascade::frontal_face()?, DetectParams::default())?;
 
     let direct = model.classify(&prepared_input(&sample))?;
@@ -67,9 +76,10 @@ fn main() -> anyhow::Result<()> {
         }
     }
     println!(
-        "{} PublicTest faces, {} detected in their padded frame",
+        "{} validation faces, {} detected in their padded frame ({})",
         sample.len(),
-        detected
+        detected,
+        model_path.display()
     );
     println!(
         "uncropped 48×48 faces: accuracy {:.3} (all), {:.3} (the detected ones)",
