@@ -14,7 +14,6 @@ use crate::contract::{INPUT_LEN, NUM_CLASSES};
 use crate::FACE_SIDE;
 
 type Plan = Arc<SimplePlan<TypedFact, Box<dyn TypedOp>>>;
-type State = tract_onnx::tract_core::plan::SimpleState<TypedFact, Box<dyn TypedOp>>;
 
 /// Why a model could not be loaded or run.
 #[derive(Debug, thiserror::Error)]
@@ -47,9 +46,6 @@ fn tract_error(context: impl Into<String>) -> impl FnOnce(TractError) -> ModelEr
 /// An optimised, runnable expression model with a fixed batch size.
 pub struct ExpressionModel {
     plan: Plan,
-    /// The plan's run state, kept between calls: `SimplePlan::run` would build a fresh one
-    /// (its value slots and op states) for every face. tract resets it after each run.
-    state: std::sync::Mutex<State>,
     batch: usize,
 }
 
@@ -130,11 +126,7 @@ impl ExpressionModel {
         let plan = optimised(model, batch)?
             .into_runnable()
             .map_err(tract_error("cannot plan the model"))?;
-        let state = std::sync::Mutex::new(
-            plan.spawn()
-                .map_err(tract_error("cannot start the model"))?,
-        );
-        Ok(Self { plan, state, batch })
+        Ok(Self { plan, batch })
     }
 
     /// The optimised graph, for inspection (which kernels tract chose).
@@ -199,22 +191,10 @@ impl ExpressionModel {
         }
         let tensor = Tensor::from_shape(&[self.batch, 1, FACE_SIDE, FACE_SIDE], batch)
             .map_err(tract_error("cannot build the input tensor"))?;
-        // A poisoned lock means a panic inside a run; the state is replaced below whenever a
-        // run fails, and tract resets it after every whole run.
-        let mut state = self
-            .state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let outputs = match state.run(tvec!(tensor.into_tvalue())) {
-            Ok(outputs) => outputs,
-            Err(error) => {
-                // A failed run may leave values behind: the next run starts from a new state.
-                if let Ok(fresh) = self.plan.spawn() {
-                    *state = fresh;
-                }
-                return Err(tract_error("inference failed")(error));
-            }
-        };
+        let outputs = self
+            .plan
+            .run(tvec!(tensor.into_tvalue()))
+            .map_err(tract_error("inference failed"))?;
         outputs
             .iter()
             .map(|o| {
