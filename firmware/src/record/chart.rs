@@ -109,7 +109,10 @@ fn draw_shares(
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], colour.stroke_width(3)));
         for run in runs {
             chart.draw_series(LineSeries::new(run.iter().copied(), style))?;
-            chart.draw_series(run.iter().map(|&p| Circle::new(p, 3, colour.filled())))?;
+            // Sized by the line's width (drawn widest first), so a point hidden under another
+            // series' point at the same value still shows as a ring.
+            let radius = line.width + 1;
+            chart.draw_series(run.iter().map(|&p| Circle::new(p, radius, colour.filled())))?;
         }
     }
     chart
