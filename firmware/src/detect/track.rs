@@ -25,19 +25,7 @@ pub struct FaceTracker {
 impl FaceTracker {
     /// Detects faces in `frame`: near the last face when allowed, else (or when that finds
     /// nothing) a full scan. `full_scan_every` = 0 always scans fully.
-    pub fn detect(
-        &mut self,
-        detector: &mut Detector,
-        frame: GreyImage<'_>,
-        full_scan_every: u32,
-    ) -> Vec<Group> {
-        let mut groups = Vec::new();
-        self.detect_into(detector, frame, full_scan_every, &mut groups);
-        groups
-    }
-
-    /// [`FaceTracker::detect`] into `groups` (cleared first), allocating nothing once the
-    /// buffers have grown.
+    /// Fills `groups` (cleared first), allocating nothing once the buffers have grown.
     pub fn detect_into(
         &mut self,
         detector: &mut Detector,
@@ -67,13 +55,7 @@ impl FaceTracker {
 
 impl Detector {
     /// Faces in the neighbourhood of `around`, at sizes near its size, in frame coordinates.
-    pub fn detect_near(&mut self, frame: GreyImage<'_>, around: Rect) -> Vec<Group> {
-        let mut groups = Vec::new();
-        self.detect_near_into(frame, around, &mut groups);
-        groups
-    }
-
-    /// [`Detector::detect_near`] into `groups` (cleared first).
+    /// Fills `groups` (cleared first).
     pub fn detect_near_into(
         &mut self,
         frame: GreyImage<'_>,
@@ -145,7 +127,8 @@ mod tests {
             y: full[0].y - 4,
             ..full[0]
         };
-        let near = detector.detect_near(frame, moved);
+        let mut near = Vec::new();
+        detector.detect_near_into(frame, moved, &mut near);
         assert_eq!(near.len(), 1, "{near:?}");
         assert!(
             near[0].rect.iou(&full[0]) > 0.7,
@@ -164,7 +147,8 @@ mod tests {
             width: 40,
             height: 40,
         }));
-        let found = tracker.detect(&mut detector, frame, 10);
+        let mut found = Vec::new();
+        tracker.detect_into(&mut detector, frame, 10, &mut found);
         assert!(found.iter().any(|g| g.rect.iou(&full[0]) > 0.9));
     }
 }

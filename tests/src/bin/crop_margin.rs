@@ -17,6 +17,8 @@ use firmware::detect::{Cascade, DetectParams, Detector, GreyImage};
 use image::{imageops, GrayImage, Luma};
 use model_quant::data::{self, Usage};
 use model_quant::export::prepared_input;
+use model_quant::nets::Arch;
+use model_quant::recipe::TrainConfig;
 
 fn main() -> anyhow::Result<()> {
     let n: usize = std::env::args()
@@ -28,7 +30,8 @@ fn main() -> anyhow::Result<()> {
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| workspace().join("firmware/models/lenet5-int8.onnx"));
     let training = data::load(&fer2013())?.with_usage(Usage::Training);
-    let (_, faces) = training.stratified_split(0.1, 42);
+    // The split every training run here uses (the paper recipe's seed and default split).
+    let (_, faces) = TrainConfig::paper(Arch::lenet5_wide()).split_faces(&training);
     let step = (faces.len() / n).max(1);
     let sample = faces.select(&(0..faces.len()).step_by(step).take(n).collect::<Vec<_>>());
     let model = ExpressionModel::load(&model_path, 1)?;
