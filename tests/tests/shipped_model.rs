@@ -1,6 +1,6 @@
-//! The shipped expression model, judged on FER-2013 `PublicTest` (never used for training or
+//! The shipped expression models, judged on FER-2013 `PublicTest` (never used for training or
 //! selection): its accuracy is what the model card claims, int8 stays within one point of its
-//! fp32 twin, and tract runs every layer of the int8 model with integer kernels.
+//! fp32 twin, and tract runs every layer of each int8 model with integer kernels.
 
 use std::path::{Path, PathBuf};
 
@@ -123,9 +123,23 @@ fn export_json(int8: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
 }
 
+/// Every listed int8 model runs on tract's integer kernels only: one integer matmul per
+/// `QLinearConv` of the file (convolutions, and fully-connected layers written as
+/// convolutions), nothing in front of the net (no `Pad`, no blur layer), no float conv left.
 #[test]
-fn tract_runs_the_int8_model_with_integer_kernels_only() {
-    let model = ExpressionModel::load(&models().join("lenet5-int8.onnx"), 1).unwrap();
+fn tract_runs_every_int8_model_with_integer_kernels_only() {
+    let installed = manifest();
+    for listed in &installed.manifest.models {
+        let path = installed.path_of(listed);
+        let arch = model_quant::nets::Arch::by_name(&listed.arch).expect("a known arch");
+        let layers = arch.convs.len() + arch.dense.len() + 1;
+        assert_integer_kernels_only(&path, layers);
+        eprintln!("{}: {layers} integer matmuls, no float kernel", listed.name);
+    }
+}
+
+fn assert_integer_kernels_only(path: &Path, layers: usize) {
+    let model = ExpressionModel::load(path, 1).unwrap();
     let graph = model.optimised_graph();
     let ops: Vec<(String, String)> = graph
         .nodes()
@@ -137,18 +151,17 @@ fn tract_runs_the_int8_model_with_integer_kernels_only() {
         .filter(|(name, _)| name == "OptMatMul")
         .map(|(_, debug)| debug)
         .collect();
-    // One integer matmul per QLinearConv of the file: 3 convolutions and 2 fully-connected
-    // layers written as convolutions; nothing in front of the net (no Pad, no blur layer).
-    let bytes = std::fs::read(models().join("lenet5-int8.onnx")).unwrap();
+    let bytes = std::fs::read(path).unwrap();
     // A node's op_type is protobuf field 4: tag 0x22, length 11, then the name.
     let qlinear_convs = bytes
         .windows(13)
         .filter(|w| w == b"\x22\x0bQLinearConv")
         .count();
-    assert_eq!(qlinear_convs, 5);
+    assert_eq!(qlinear_convs, layers, "{}", path.display());
     assert!(
         !bytes.windows(5).any(|w| w == b"\x22\x03Pad"),
-        "the int8 model has a Pad node"
+        "{} has a Pad node",
+        path.display()
     );
     assert_eq!(matmuls.len(), qlinear_convs, "{ops:?}");
     for debug in &matmuls {
@@ -166,17 +179,59 @@ fn tract_runs_the_int8_model_with_integer_kernels_only() {
     );
 }
 
-/// An independent runtime agrees: onnxruntime (from PyPI) and tract on 500 real test faces.
-/// Both implement ONNX's QLinearConv rounding, so top-1 must match on (nearly) every face.
+/// An independent runtime agrees: onnxruntime (from PyPI) and tract on 500 real test faces,
+/// for every listed int8 model. Both implement ONNX's QLinearConv rounding, so top-1 must
+/// match on (nearly) every face.
 #[test]
-fn onnxruntime_agrees_with_tract_on_the_int8_model() {
+fn onnxruntime_agrees_with_tract_on_every_int8_model() {
+    let faces = data::load(&fer2013())
+        .expect("FER-2013 loads")
+        .with_usage(Usage::PublicTest);
+    let installed = manifest();
+    for listed in &installed.manifest.models {
+        let path = installed.path_of(listed);
+        let ort = onnxruntime_probabilities(&path, 500);
+        let model = ExpressionModel::load(&path, 1).unwrap();
+        let mut agree = 0;
+        let mut max_diff = 0f32;
+        for (i, ort_p) in ort.iter().enumerate() {
+            let face = ekspresi_common::GreyImage::new(48, 48, faces.face(i)).unwrap();
+            let tract_p = model
+                .classify(&ekspresi_common::prepare_face(face))
+                .unwrap()[0];
+            agree += usize::from(
+                ekspresi_common::labels::most_probable_index(&tract_p)
+                    == ekspresi_common::labels::most_probable_index(ort_p),
+            );
+            for (a, b) in tract_p.iter().zip(ort_p) {
+                max_diff = max_diff.max((a - b).abs());
+            }
+        }
+        // The two runtimes may round a requantized logit of the head to neighbouring steps of
+        // its u8 grid; moving logits by one step δ moves a softmax probability by at most δ/2.
+        let step = head_output_step(&path);
+        eprintln!(
+            "{}: tract vs onnxruntime on 500 faces: top-1 agreement {agree}/500, \
+             max |Δp| {max_diff:.2e}, head output step δ = {step:.4}",
+            listed.name
+        );
+        assert!(agree >= 495, "{}: top-1 agreement {agree}/500", listed.name);
+        assert!(
+            max_diff <= step / 2.0,
+            "{}: max probability difference {max_diff} exceeds half a head output step ({step})",
+            listed.name
+        );
+    }
+}
+
+/// onnxruntime's probabilities for the first `count` PublicTest faces (tests/parity/ort_classify.py).
+fn onnxruntime_probabilities(model: &Path, count: usize) -> Vec<Vec<f32>> {
     let python = ekspresi_tests::python_with_onnxruntime();
-    let model_path = models().join("lenet5-int8.onnx");
     let output = std::process::Command::new(python)
         .arg(workspace().join("tests/parity/ort_classify.py"))
-        .arg(&model_path)
+        .arg(model)
         .arg(fer2013())
-        .arg("500")
+        .arg(count.to_string())
         .output()
         .expect("run onnxruntime");
     assert!(
@@ -184,52 +239,17 @@ fn onnxruntime_agrees_with_tract_on_the_int8_model() {
         "onnxruntime failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let ort: Vec<Vec<f32>> = String::from_utf8_lossy(&output.stdout)
+    let probabilities: Vec<Vec<f32>> = String::from_utf8_lossy(&output.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).expect("JSON probabilities"))
         .collect();
-    assert_eq!(ort.len(), 500);
-
-    let faces = data::load(&fer2013())
-        .expect("FER-2013 loads")
-        .with_usage(Usage::PublicTest);
-    let model = ExpressionModel::load(&model_path, 1).unwrap();
-    let mut agree = 0;
-    let mut max_diff = 0f32;
-    for (i, ort_p) in ort.iter().enumerate() {
-        let face = ekspresi_common::GreyImage::new(48, 48, faces.face(i)).unwrap();
-        let tract_p = model
-            .classify(&ekspresi_common::prepare_face(face))
-            .unwrap()[0];
-        agree += usize::from(
-            ekspresi_common::labels::most_probable_index(&tract_p)
-                == ekspresi_common::labels::most_probable_index(ort_p),
-        );
-        for (a, b) in tract_p.iter().zip(ort_p) {
-            max_diff = max_diff.max((a - b).abs());
-        }
-    }
-    eprintln!(
-        "tract vs onnxruntime on 500 faces: top-1 agreement {agree}/500, max |Δp| {max_diff:.2e}"
-    );
-    assert!(agree >= 495, "top-1 agreement {agree}/500");
-    // The two runtimes may round a requantized logit of the head to neighbouring steps of its
-    // u8 grid; moving logits by one step δ moves a softmax probability by at most δ/2.
-    let step = head_output_step();
-    eprintln!(
-        "head output step δ = {step:.4}, bound δ/2 = {:.4}",
-        step / 2.0
-    );
-    assert!(
-        max_diff <= step / 2.0,
-        "max probability difference {max_diff} exceeds half a head output step ({step})"
-    );
+    assert_eq!(probabilities.len(), count);
+    probabilities
 }
 
 /// The head's int8 output step (its calibrated range over 255 levels), from the export report.
-fn head_output_step() -> f32 {
-    let text = std::fs::read_to_string(models().join("lenet5.export.json")).expect("export report");
-    let report: serde_json::Value = serde_json::from_str(&text).expect("export JSON");
+fn head_output_step(int8: &Path) -> f32 {
+    let report = export_json(int8);
     let ranges = report["calibration_ranges"]
         .as_array()
         .expect("calibration ranges");
