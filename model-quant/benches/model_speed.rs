@@ -1,7 +1,7 @@
 //! Model speed, side by side in one run: training seconds per epoch for each architecture
 //! on each compiled-in burn backend (flex; libtorch with `--features tch`; batch 64,
-//! augmentation on), and per-face inference latency in
-//! tract for the shipped fp32 and int8 models. Prints two tables; run with
+//! augmentation on), and per-face inference latency in tract for every model
+//! `firmware/models/models.json` lists, fp32 and int8. Prints two tables; run with
 //! `cargo bench -p model-quant --bench model_speed` (needs ../shared/fer2013).
 //!
 //! Training is timed on a stratified sample of 1,400 training faces for one epoch and
@@ -101,10 +101,9 @@ fn inference_table(faces: &Faces) {
         .map(|i| prepare_face(GreyImage::new(48, 48, test.face(i)).expect("48×48 face")))
         .collect();
     let models_dir = workspace().join("firmware/models");
-    let shipped = ["lenet5-fp32.onnx", "lenet5-int8.onnx"].map(|file| models_dir.join(file));
     let extra = std::env::var("MODEL_SPEED_EXTRA").unwrap_or_default();
     let mut models: Vec<(PathBuf, ExpressionModel)> = Vec::new();
-    for path in shipped.into_iter().chain(
+    for path in shipped_models().into_iter().chain(
         extra
             .split(':')
             .filter(|p| !p.is_empty())
@@ -140,4 +139,23 @@ fn inference_table(faces: &Faces) {
             total.as_secs_f64() * 1e6 / (inputs.len() * ROUNDS) as f64
         );
     }
+}
+
+/// Every model `firmware/models/models.json` lists, each as its fp32 twin then its int8 file.
+fn shipped_models() -> Vec<PathBuf> {
+    let manifest_path = workspace().join("firmware/models/models.json");
+    let text = std::fs::read_to_string(&manifest_path).expect("firmware/models/models.json");
+    let manifest: serde_json::Value = serde_json::from_str(&text).expect("models.json is JSON");
+    let listed = manifest["models"]
+        .as_array()
+        .expect("models.json lists models");
+    listed
+        .iter()
+        .filter_map(|model| model["file"].as_str())
+        .flat_map(|int8| {
+            let int8 = workspace().join(int8);
+            let fp32 = PathBuf::from(int8.to_string_lossy().replace("-int8.onnx", "-fp32.onnx"));
+            [fp32, int8]
+        })
+        .collect()
 }
