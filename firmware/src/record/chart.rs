@@ -44,6 +44,15 @@ pub(crate) const LINES: [Line; 3] = [
     },
 ];
 
+impl Line {
+    /// Radius of the line's points, sized by its width at `scale` pixels per width unit. The
+    /// lines are drawn widest first, so where two series coincide (one second at 50 %
+    /// positive and 50 % neutral) the point beneath still shows as a ring around the one on top.
+    pub(crate) fn point_radius(&self, scale: u32) -> u32 {
+        scale * self.width + 1
+    }
+}
+
 pub(crate) const BAR: RGBColor = RGBColor(120, 120, 120);
 
 fn faces(second: &SecondCounts) -> u64 {
@@ -109,9 +118,7 @@ fn draw_shares(
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], colour.stroke_width(3)));
         for run in runs {
             chart.draw_series(LineSeries::new(run.iter().copied(), style))?;
-            // Sized by the line's width (drawn widest first), so a point hidden under another
-            // series' point at the same value still shows as a ring.
-            let radius = line.width + 1;
+            let radius = line.point_radius(1);
             chart.draw_series(run.iter().map(|&p| Circle::new(p, radius, colour.filled())))?;
         }
     }

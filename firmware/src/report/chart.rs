@@ -71,10 +71,8 @@ fn draw(
         let style = colour.stroke_width(line.width);
         for run in runs(minutes, share) {
             chart.draw_series(LineSeries::new(run.iter().copied(), style))?;
-            // Points sized by the line's width, drawn widest first: where two series
-            // coincide (one minute at 50 % positive and 50 % neutral), the one beneath still
-            // shows as a ring around the one on top.
-            let radius = 2 * line.width + 1;
+            // Twice the desk chart's scale: a point a minute here, not a point a second.
+            let radius = line.point_radius(2);
             chart.draw_series(run.iter().map(|&p| Circle::new(p, radius, colour.filled())))?;
         }
     }
