@@ -26,6 +26,8 @@
 mod clip;
 #[path = "support/measure.rs"]
 mod measure;
+#[path = "support/scene.rs"]
+mod scene;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -6,7 +6,8 @@
 
 use std::path::Path;
 
-use image::{imageops, RgbImage};
+#[path = "../benches/support/scene.rs"]
+mod scene;
 
 const FPS: u32 = 6;
 const SIZE: (u32, u32) = (640, 480);
@@ -47,17 +48,6 @@ const SCENES: [Scene; 4] = [
     },
 ];
 
-fn frame(still: &RgbImage, zoom: f32, pan: f32) -> RgbImage {
-    let height = (SIZE.1 as f32 * zoom).round() as u32;
-    let width = (still.width() as f32 * height as f32 / still.height() as f32).round() as u32;
-    let scaled = imageops::resize(still, width, height, imageops::FilterType::Triangle);
-    let mut canvas = RgbImage::from_pixel(SIZE.0, SIZE.1, image::Rgb([70, 70, 75]));
-    let x = (SIZE.0 as f32 / 2.0 - width as f32 / 2.0 + pan).round() as i64;
-    let y = ((SIZE.1 as i64) - i64::from(height)) / 2;
-    imageops::overlay(&mut canvas, &scaled, x, y);
-    canvas
-}
-
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let images = root.join("../tests/data/images");
@@ -80,7 +70,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let path = out.join(format!("frame_{index:04}.jpg"));
             let file = std::fs::File::create(&path)?;
             let mut encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(file, 75);
-            encoder.encode_image(&frame(&still, zoom, pan))?;
+            encoder.encode_image(&scene::compose(&still, SIZE, zoom, pan))?;
             index += 1;
         }
     }

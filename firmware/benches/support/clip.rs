@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use firmware::mp4::{PlainFile, VideoRecorder};
-use image::{imageops, RgbImage};
+use image::RgbImage;
 
 pub const FPS: u32 = 30;
 pub const SIZE: (u32, u32) = (640, 480);
@@ -99,7 +99,7 @@ fn record(path: &Path, repeats: u32) {
             let phase = std::f32::consts::TAU * t / scene.sway.1;
             let zoom = scene.zoom.0 + scene.zoom.1 * (phase * 0.7).sin();
             let pan = scene.sway.0 * phase.sin();
-            let mut frame = compose(&still, zoom, pan);
+            let mut frame = crate::scene::compose(&still, SIZE, zoom, pan);
             add_noise(&mut frame, &mut noise);
             let at = Duration::from_secs_f64(f64::from(index) / f64::from(FPS));
             recorder
@@ -110,17 +110,6 @@ fn record(path: &Path, repeats: u32) {
     }
     recorder.finish().expect("finish clip");
     std::fs::rename(&partial, path).expect("clip in place");
-}
-
-fn compose(still: &RgbImage, zoom: f32, pan: f32) -> RgbImage {
-    let height = (SIZE.1 as f32 * zoom).round() as u32;
-    let width = (still.width() as f32 * height as f32 / still.height() as f32).round() as u32;
-    let scaled = imageops::resize(still, width, height, imageops::FilterType::Triangle);
-    let mut canvas = RgbImage::from_pixel(SIZE.0, SIZE.1, image::Rgb([70, 70, 75]));
-    let x = (SIZE.0 as f32 / 2.0 - width as f32 / 2.0 + pan).round() as i64;
-    let y = (i64::from(SIZE.1) - i64::from(height)) / 2;
-    imageops::overlay(&mut canvas, &scaled, x, y);
-    canvas
 }
 
 /// Adds ±4 levels of deterministic noise (xorshift64), the same to a pixel's three channels.
