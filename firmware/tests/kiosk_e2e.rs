@@ -361,45 +361,35 @@ fn a_clip_without_faces_is_insufficient_and_lights_no_verdict() {
     );
 }
 
-/// A camera that drops frames: it delivers the demo clip's frames at their capture times
-/// but skips some, so the times it reports jump (as V4L2 sequence numbers do when the
-/// driver runs out of buffers).
-struct DroppingCamera {
-    inner: ImageFolderSource,
-    index: usize,
-    delivered: Arc<std::sync::Mutex<Vec<Duration>>>,
+/// A simulated camera: frames come from a closure, at the demo clip's 6 fps.
+struct SimulatedCamera<F> {
+    next: F,
+    live: bool,
+    name: &'static str,
 }
 
-impl DroppingCamera {
-    /// Frames 10..22 and 30..31 never arrive: a 2 s gap and a one-frame gap.
-    fn dropped(index: usize) -> bool {
-        (10..22).contains(&index) || index == 30
-    }
-}
-
-impl FrameSource for DroppingCamera {
+impl<F> FrameSource for SimulatedCamera<F>
+where
+    F: FnMut() -> Result<Option<Frame>, SourceError> + Send,
+{
     fn next_frame(&mut self) -> Result<Option<Frame>, SourceError> {
-        loop {
-            let Some(frame) = self.inner.next_frame()? else {
-                return Ok(None);
-            };
-            let index = self.index;
-            self.index += 1;
-            if !Self::dropped(index) {
-                self.delivered.lock().unwrap().push(frame.timestamp());
-                return Ok(Some(frame));
-            }
-        }
+        (self.next)()
     }
     fn frame_rate(&self) -> f64 {
-        self.inner.frame_rate()
+        6.0
     }
     fn is_live(&self) -> bool {
-        true
+        self.live
     }
     fn describe(&self) -> String {
-        "dropping camera (simulated)".into()
+        format!("{} (simulated)", self.name)
     }
+}
+
+/// Frames the dropping camera never delivers: 10..22 and 30, a 2 s gap and a one-frame gap
+/// (as V4L2 sequence numbers jump when the driver runs out of buffers).
+fn dropped(index: usize) -> bool {
+    (10..22).contains(&index) || index == 30
 }
 
 /// Packet times of the first video stream, in seconds, and the container's duration.
@@ -437,10 +427,24 @@ fn a_camera_that_drops_frames_gives_a_video_in_step_with_the_timeline() {
     };
     let mut kiosk = Kiosk::new(config, model(), leds).unwrap();
     let delivered = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let camera = DroppingCamera {
-        inner: ImageFolderSource::open(&demo_clip(), 6.0).unwrap(),
-        index: 0,
-        delivered: delivered.clone(),
+    let log = delivered.clone();
+    let mut clip = ImageFolderSource::open(&demo_clip(), 6.0).unwrap();
+    let mut index = 0;
+    // The demo clip's frames at their capture times, less the dropped ones: the times the
+    // camera reports jump.
+    let camera = SimulatedCamera {
+        live: true,
+        name: "dropping camera",
+        next: move || loop {
+            let Some(frame) = clip.next_frame()? else {
+                return Ok(None);
+            };
+            index += 1;
+            if !dropped(index - 1) {
+                log.lock().unwrap().push(frame.timestamp());
+                return Ok(Some(frame));
+            }
+        },
     };
     let report = kiosk
         .run_lessons(Box::new(camera), Arc::new(AtomicBool::new(false)))
@@ -477,27 +481,6 @@ fn a_camera_that_drops_frames_gives_a_video_in_step_with_the_timeline() {
     );
 }
 
-/// A live camera far faster than the analysis: every frame of the demo clip, decoded
-/// beforehand, delivered at once.
-struct FloodingCamera {
-    frames: std::collections::VecDeque<Frame>,
-}
-
-impl FrameSource for FloodingCamera {
-    fn next_frame(&mut self) -> Result<Option<Frame>, SourceError> {
-        Ok(self.frames.pop_front())
-    }
-    fn frame_rate(&self) -> f64 {
-        6.0
-    }
-    fn is_live(&self) -> bool {
-        true
-    }
-    fn describe(&self) -> String {
-        "flooding camera (simulated)".into()
-    }
-}
-
 /// Under overload the kiosk never loses the video: frames that arrive while the analysis is
 /// behind are recorded (with the last analysed frame's annotation) and counted as skipped,
 /// and the analysis takes the newest frame.
@@ -519,7 +502,12 @@ fn an_overloaded_camera_keeps_every_frame_in_the_video_and_the_newest_is_analyse
     let mut kiosk = Kiosk::new(config, model(), leds).unwrap();
     let report = kiosk
         .run_lessons(
-            Box::new(FloodingCamera { frames }),
+            // A live camera far faster than the analysis: every frame at once.
+            Box::new(SimulatedCamera {
+                live: true,
+                name: "flooding camera",
+                next: move || Ok(frames.pop_front()),
+            }),
             Arc::new(AtomicBool::new(false)),
         )
         .map(only_lesson)
@@ -542,42 +530,27 @@ fn an_overloaded_camera_keeps_every_frame_in_the_video_and_the_newest_is_analyse
     );
 }
 
-/// Plays frames, then fails like a camera unplugged mid-lesson.
-struct FailingSource {
-    inner: ImageFolderSource,
-    left: usize,
-}
-
-impl FrameSource for FailingSource {
-    fn next_frame(&mut self) -> Result<Option<Frame>, SourceError> {
-        if self.left == 0 {
-            return Err(SourceError::Camera {
-                device: "/dev/video0".into(),
-                reason: "device vanished (simulated)".into(),
-            });
-        }
-        self.left -= 1;
-        self.inner.next_frame()
-    }
-    fn frame_rate(&self) -> f64 {
-        self.inner.frame_rate()
-    }
-    fn is_live(&self) -> bool {
-        false
-    }
-    fn describe(&self) -> String {
-        "failing source".into()
-    }
-}
-
 #[test]
 fn a_source_that_fails_mid_lesson_ends_with_intact_files() {
     let out = scratch("e2e_failing_source");
     let (leds, _) = simulated_leds();
     let mut kiosk = Kiosk::new(config(&out), model(), leds).unwrap();
-    let source = FailingSource {
-        inner: ImageFolderSource::open(&demo_clip(), 6.0).unwrap(),
-        left: 20,
+    // 20 frames, then it fails like a camera unplugged mid-lesson.
+    let mut clip = ImageFolderSource::open(&demo_clip(), 6.0).unwrap();
+    let mut left = 20;
+    let source = SimulatedCamera {
+        live: false,
+        name: "failing source",
+        next: move || {
+            if left == 0 {
+                return Err(SourceError::Camera {
+                    device: "/dev/video0".into(),
+                    reason: "device vanished (simulated)".into(),
+                });
+            }
+            left -= 1;
+            clip.next_frame()
+        },
     };
     let report = kiosk
         .run_lessons(Box::new(source), Arc::new(AtomicBool::new(false)))
