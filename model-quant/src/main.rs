@@ -95,6 +95,11 @@ struct EvaluateArgs {
     /// Which split to score (Training, PublicTest).
     #[arg(long, default_value = "PublicTest")]
     usage: String,
+    /// Score the validation split of this run folder instead (carved from `Training` as its
+    /// config.json says): for choices about an exported model, such as int8 granularity,
+    /// without looking at `PublicTest`.
+    #[arg(long, value_name = "RUN", conflicts_with = "usage")]
+    validation_of: Option<PathBuf>,
     /// Use only the first N faces of each class.
     #[arg(long)]
     limit_per_class: Option<usize>,
@@ -182,9 +187,11 @@ struct TrainArgs {
 }
 
 fn main() -> Result<()> {
+    // Our own progress at info; dependencies (tract's kernel probes, burn) only warn.
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "warn,model_quant=info".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -271,18 +278,17 @@ fn run_confusion(args: ConfusionArgs) -> Result<()> {
 }
 
 fn run_evaluate(args: EvaluateArgs) -> Result<()> {
-    let usage: Usage = args.usage.parse().map_err(anyhow::Error::msg)?;
-    let mut faces = data::load(&args.data)?.with_usage(usage);
+    let (mut faces, split) = faces_to_score(&args)?;
     if let Some(n) = args.limit_per_class {
         faces = faces.take_per_class(n);
     }
     if faces.is_empty() {
-        bail!("{} has no {usage:?} faces", args.data.display());
+        bail!("{} has no {split} faces", args.data.display());
     }
     let evaluation = evaluate::evaluate(&args.model, &faces, args.batch.max(1))?;
     if let Some(png) = &args.confusion_png {
         let title = format!(
-            "{} on {usage:?}: accuracy {:.4} ({} faces)",
+            "{} on {split}: accuracy {:.4} ({} faces)",
             args.model.file_name().map_or_else(
                 || args.model.display().to_string(),
                 |n| n.to_string_lossy().into_owned()
@@ -298,6 +304,26 @@ fn run_evaluate(args: EvaluateArgs) -> Result<()> {
         print_table(&evaluation);
     }
     Ok(())
+}
+
+/// The faces `evaluate` scores, and the split's name: a `--usage` of the file, or a run's
+/// validation split.
+fn faces_to_score(args: &EvaluateArgs) -> Result<(data::Faces, String)> {
+    let faces = data::load(&args.data)?;
+    match &args.validation_of {
+        Some(run_dir) => {
+            let config = RunDir::new(run_dir).load_config()?;
+            let (_, validation) = config.split_faces(&faces.with_usage(Usage::Training));
+            Ok((
+                validation,
+                format!("the validation split of {}", run_dir.display()),
+            ))
+        }
+        None => {
+            let usage: Usage = args.usage.parse().map_err(anyhow::Error::msg)?;
+            Ok((faces.with_usage(usage), format!("{usage:?}")))
+        }
+    }
 }
 
 fn print_table(evaluation: &evaluate::Evaluation) {
