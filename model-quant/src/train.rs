@@ -28,6 +28,20 @@ use crate::run::{
     load_checkpoint, load_weights, save_checkpoint, save_model, EpochLog, RunDir, RunState,
 };
 
+/// A fresh start never writes over a run's work: its log, checkpoint and best weights
+/// would be lost to a forgotten `--resume`.
+fn refuse_to_overwrite(run: &RunDir) -> Result<()> {
+    let epochs_logged = run.load_log().map_or(0, |log| log.len());
+    if epochs_logged > 0 || run.checkpoint().exists() || run.best_model().exists() {
+        bail!(
+            "{} already holds a run ({epochs_logged} epochs logged): pass --resume to continue \
+             it, or choose another --run",
+            run.0.display()
+        );
+    }
+    Ok(())
+}
+
 /// Trains `config` on `train`, selecting on `validation`, in `run`. With `resume`, continues
 /// from the run's last checkpoint (its `config.json` must match `config.arch`).
 pub fn train(
@@ -86,6 +100,7 @@ pub fn train(
         log.truncate(state.epochs_done);
         tracing::info!(epochs_done = state.epochs_done, "resuming");
     } else {
+        refuse_to_overwrite(run)?;
         if let Some(source) = &config.init_from {
             init_from(config, &RunDir::new(source), &mut model)?;
         }

@@ -70,6 +70,22 @@ fn small_training_learns_and_exports_to_matching_fp32_and_int8() {
     )
     .expect("resume");
     assert_eq!(resumed.len(), 3);
+    // Starting afresh in it is refused: a forgotten --resume must not wipe a run.
+    let overwrite = train::train(
+        &config,
+        &train_set,
+        &validation_set,
+        &run,
+        false,
+        Backend::Flex,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        overwrite.contains("already holds a run (3 epochs"),
+        "{overwrite}"
+    );
+    assert_eq!(run.load_log().unwrap().len(), 3, "the log is kept");
 
     // Fine-tuning starts from the run's best weights: at learning rate 0 the new run's one
     // epoch validates like its source (only batch-norm statistics move), far above chance.

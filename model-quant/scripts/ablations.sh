@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# What each training option buys on the sharp rows (issue 11, item 2): short runs of the
+# shipped `lenet5-wide` recipe, each changing one thing, all on the same validation split and
+# seed, selected and compared on validation only (never PublicTest). Each run checkpoints
+# every epoch and this script resumes any unfinished one, so it can be stopped and started
+# again across sessions (commit the run folders' config.json, log.jsonl and training.png to
+# keep the results; the checkpoints of finished runs are not needed).
+#
+# Usage: model-quant/scripts/ablations.sh RUNS_DIR [EPOCHS] [VARIANT...]
+#   RUNS_DIR  where the run folders go (one per variant)
+#   EPOCHS    the cosine schedule of every variant but "longer" (which gets twice it); default 10
+#   VARIANT   run only these (default: all, in the order below)
+# Environment: MODEL_QUANT (binary, default target/release/model-quant), BACKEND (flex or
+# libtorch, default flex), DATA (default ../shared/fer2013/fer2013.csv.gz).
+#
+# Then `model-quant/scripts/ablations.sh RUNS_DIR table` prints the comparison.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+runs="${1:?usage: ablations.sh RUNS_DIR [EPOCHS] [VARIANT...]}"
+shift
+binary="${MODEL_QUANT:-target/release/model-quant}"
+backend="${BACKEND:-flex}"
+data="${DATA:-../shared/fer2013/fer2013.csv.gz}"
+
+# name | options on top of the baseline recipe (lenet5-wide: batch-norm, dropout 0.2,
+# shift ±10 %, rotation ±10°, flips, Adam 1e-3 → 1e-5 cosine, batch 64)
+variants=(
+  "baseline|"
+  "no-batch-norm|--no-batch-norm"
+  "no-dropout|--dropout 0"
+  "dropout-0.5|--dropout 0.5"
+  "label-smoothing-0.1|--label-smoothing 0.1"
+  "class-weights|--class-weights"
+  "no-augmentation|--no-augment"
+  "strong-augmentation|--max-shift 0.2 --max-rotation-deg 20"
+  "longer|LONGER"
+)
+
+table() {
+  python3 - "$runs" <<'PY'
+import json, pathlib, sys
+runs = pathlib.Path(sys.argv[1])
+print("| variant | epochs done | best epoch | best validation | train acc. (augmented) at best |")
+print("|---|---:|---:|---:|---:|")
+for run in sorted(p for p in runs.iterdir() if (p / "log.jsonl").is_file()):
+    log = [json.loads(l) for l in (run / "log.jsonl").read_text().splitlines() if l.strip()]
+    if not log:
+        continue
+    planned = json.loads((run / "config.json").read_text())["epochs"]
+    best = max(log, key=lambda e: e["validation_accuracy"])
+    print(f"| {run.name} | {len(log)} of {planned} | {best['epoch']} | "
+          f"{best['validation_accuracy']:.4f} | {best['train_accuracy']:.4f} |")
+PY
+}
+
+if [[ "${1:-}" == "table" ]]; then
+  table
+  exit 0
+fi
+epochs="${1:-10}"
+[[ $# -gt 0 ]] && shift
+[[ "$epochs" =~ ^[1-9][0-9]*$ ]] || { echo "EPOCHS must be a positive whole number, not '$epochs'" >&2; exit 2; }
+wanted=("$@")
+
+mkdir -p "$runs"
+for variant in "${variants[@]}"; do
+  name="${variant%%|*}"
+  options="${variant#*|}"
+  if [[ ${#wanted[@]} -gt 0 && ! " ${wanted[*]} " == *" $name "* ]]; then
+    continue
+  fi
+  run_epochs="$epochs"
+  if [[ "$options" == LONGER ]]; then
+    run_epochs=$((epochs * 2))
+    options=""
+  fi
+  resume=()
+  [[ -d "$runs/$name/checkpoint" ]] && resume=(--resume)
+  echo "== $name: $run_epochs epochs ${options:-(baseline recipe)}" >&2
+  # shellcheck disable=SC2086  # options are words by design
+  "$binary" train --data "$data" --run "$runs/$name" --arch lenet5-wide \
+    --epochs "$run_epochs" --backend "$backend" $options "${resume[@]}"
+done
+table
