@@ -194,6 +194,8 @@ fn main() -> Result<()> {
                 .unwrap_or_else(|_| "warn,model_quant=info".into()),
         )
         .with_writer(std::io::stderr)
+        // Colour only on a terminal: the journal (the kiosk's service) and files get plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match Cli::parse().command {
         Command::Train(args) => run_train(args),

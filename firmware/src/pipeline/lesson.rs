@@ -141,7 +141,13 @@ impl Lesson {
         let _ = kiosk.leds.show(annotation.impression);
         self.record_video(kiosk, frame, &annotation, lesson_time);
         self.last_annotation = Some(annotation);
-        tracing::trace!(at_ms = lesson_time.as_millis() as u64, "frame analysed");
+        // The student's face box (x, width; -1 without one), for tests and field debugging.
+        tracing::trace!(
+            at_ms = lesson_time.as_millis() as u64,
+            face_x = face.map_or(-1, |f| f.x),
+            face_width = face.map_or(-1, |f| f.width),
+            "frame analysed"
+        );
         if lesson_time >= self.next_refresh {
             self.next_refresh += refresh_period(kiosk);
             let note = self.video.as_ref().and_then(EncoderThread::note);
