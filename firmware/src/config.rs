@@ -24,17 +24,17 @@ pub struct CameraConfig {
 }
 
 impl Default for CameraConfig {
-    /// 640×480 at 15 fps: from the `pipeline_stages` bench and the Pi 4 estimate in the
-    /// README (about 26 ms of the analysis thread per frame on a Pi 4, so about 38 fps
-    /// on paper), 15 fps is the highest common camera rate with a 2× margin for what the
-    /// estimate cannot know; a faster camera still records every frame and analyses the
-    /// newest (`Lesson::record_only`).
+    /// 640×480 at 30 fps: from the `pipeline_stages` bench and the Pi 4 estimate in the
+    /// README (about 17 ms of the analysis thread per frame on a Pi 4, so about 57 analysed
+    /// frames a second on paper: a 1.9× margin over 30 fps). Where the estimate is wrong the
+    /// camera still records every frame and the analysis takes the newest
+    /// (`Lesson::record_only`), counting what it skipped.
     fn default() -> Self {
         Self {
             device: PathBuf::from("/dev/video0"),
             width: 640,
             height: 480,
-            fps: 15,
+            fps: 30,
             format: "auto".into(),
             libcamera_compat: false,
         }
@@ -75,8 +75,8 @@ impl Default for StudentRule {
     /// 66° horizontal field of view (Raspberry Pi Camera Module 3; the v2 module has 62°)
     /// has a focal length of 0.77 frame widths, so a face 1.15 m away is 0.1 frame widths
     /// wide. A student at the desk sits 40–80 cm from the camera (0.14–0.29 widths); a face
-    /// further than about 1.15 m is someone behind them. 3 frames: a fifth of a second at
-    /// 15 fps, enough to drop one- and two-frame false detections.
+    /// further than about 1.15 m is someone behind them. 3 frames (a tenth of a second at
+    /// 30 fps): enough to drop one- and two-frame false detections.
     fn default() -> Self {
         Self {
             min_face_fraction: 0.1,
