@@ -5,7 +5,7 @@
 #   board/scripts/cross.sh build    release kiosk for aarch64, stripped, with size and glibc check
 #   board/scripts/cross.sh test     board + firmware unit tests for aarch64 under qemu-user
 #   board/scripts/cross.sh demo     the demo lesson run by the aarch64 kiosk under qemu, ffprobed
-#   board/scripts/cross.sh parity   int8 top-1 on 500 FER faces: x86 vs aarch64 (needs ../shared)
+#   board/scripts/cross.sh parity   int8 top-1 on 500 FER faces, every listed model: x86 vs aarch64 (needs ../shared)
 #   board/scripts/cross.sh all      all of the above, in that order
 #
 # Toolchain: Debian bookworm's rustc-web/cargo-web (1.96, from bookworm-security) with its
@@ -116,11 +116,16 @@ parity() {
     fi
     cargo build --release --workspace --example face_probs
     debian_cargo build --release --target "$target" -p firmware --example face_probs
-    local x86 arm
+    local x86 arm model
     x86="$(mktemp)" arm="$(mktemp)"
-    "$repo/target/release/examples/face_probs" "$data" 500 >"$x86"
-    qemu-aarch64 "$target_dir/$target/release/examples/face_probs" "$data" 500 >"$arm"
-    python3 "$repo/board/scripts/compare_probs.py" "$x86" "$arm"
+    # Every model models.json lists: the kiosk may be configured to run any of them.
+    for model in $(python3 -c 'import json, sys; print(" ".join(m["name"] for m in json.load(open(sys.argv[1]))["models"]))' \
+        "$repo/firmware/models/models.json"); do
+        echo "model $model:"
+        "$repo/target/release/examples/face_probs" "$data" 500 "$model" >"$x86"
+        qemu-aarch64 "$target_dir/$target/release/examples/face_probs" "$data" 500 "$model" >"$arm"
+        python3 "$repo/board/scripts/compare_probs.py" "$x86" "$arm"
+    done
     rm -f "$x86" "$arm"
 }
 

@@ -1,9 +1,9 @@
-//! Prints the shipped int8 model's probabilities for the first N `PublicTest` faces of
-//! FER-2013, one JSON array per line. `board/scripts/cross.sh parity` runs it natively and
+//! Prints a shipped int8 model's probabilities (the default, or MODEL by its `models.json`
+//! name) for the first N `PublicTest` faces of FER-2013, one JSON array per line. `board/scripts/cross.sh parity` runs it natively and
 //! as an aarch64 binary under qemu and compares: tract picks different integer kernels on
 //! ARM, so identical top-1 is a real check, not a tautology.
 //!
-//! `cargo run --release -p firmware --example face_probs -- FER2013.csv.gz [N]`
+//! `cargo run --release -p firmware --example face_probs -- FER2013.csv.gz [N [MODEL]]`
 
 use std::io::{BufRead, BufReader, Write};
 
@@ -15,9 +15,10 @@ fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
     let data = args
         .next()
-        .context("usage: face_probs FER2013.csv[.gz] [N]")?;
+        .context("usage: face_probs FER2013.csv[.gz] [N [MODEL]]")?;
     let count: usize = args.next().map_or(Ok(500), |n| n.parse())?;
-    let model_path = firmware::models::resolve(None)?;
+    let model_name = args.next();
+    let model_path = firmware::models::resolve(model_name.as_deref())?;
     let model = ExpressionModel::load(&model_path, 1)?;
     let file = std::fs::File::open(&data).with_context(|| format!("cannot open {data}"))?;
     let reader: Box<dyn BufRead> = if data.ends_with(".gz") {
