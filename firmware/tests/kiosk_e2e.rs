@@ -453,6 +453,45 @@ fn a_two_person_clip_follows_the_front_face() {
     }
 }
 
+/// The config picks a shipped model by its `models.json` name: the demo clip through the
+/// VGG-style option analyses every frame and the summary names that model.
+#[test]
+fn the_config_picks_a_listed_model_by_name() {
+    let out = scratch("e2e_model_by_name");
+    let config = out.join("config.json");
+    std::fs::write(&config, r#"{"model": "vgg"}"#).unwrap();
+    let output = kiosk_command()
+        .arg("replay")
+        .arg(demo_clip())
+        .arg("--out")
+        .arg(out.join("kiosk"))
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let desks = std::fs::read_dir(out.join("kiosk/sessions")).unwrap();
+    let desk = desks.flatten().next().expect("a desk folder").path();
+    let session = std::fs::read_dir(desk)
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path();
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(session.join(session::SUMMARY_JSON)).unwrap())
+            .unwrap();
+    assert_eq!(summary["frames_analysed"], 48, "{summary}");
+    assert!(
+        summary["model"].as_str().unwrap_or("").contains("vgg"),
+        "{summary}"
+    );
+}
+
 /// A simulated camera: frames come from a closure, at the demo clip's 6 fps.
 struct SimulatedCamera<F> {
     next: F,
