@@ -13,7 +13,8 @@
 # Environment: MODEL_QUANT (binary, default target/release/model-quant), BACKEND (flex or
 # libtorch, default flex), DATA (default ../shared/fer2013/fer2013.csv.gz).
 #
-# Then `model-quant/scripts/ablations.sh RUNS_DIR table` prints the comparison.
+# Then `model-quant/scripts/ablations.sh RUNS_DIR table` prints the comparison. Test-time
+# mirror averaging needs no run of its own: `model-quant validate --run RUNS_DIR/baseline`.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 runs="${1:?usage: ablations.sh RUNS_DIR [EPOCHS] [VARIANT...]}"
