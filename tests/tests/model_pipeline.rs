@@ -39,17 +39,20 @@ fn small_training_learns_and_exports_to_matching_fp32_and_int8() {
     let dir = scratch_dir("model_pipeline");
     let run = RunDir::new(&dir.join("run"));
 
+    // Every run of this test trains on the same sample, on flex.
+    let train_on_sample = |config: &TrainConfig, run: &RunDir, resume: bool| {
+        train::train(
+            config,
+            &train_set,
+            &validation_set,
+            run,
+            resume,
+            Backend::Flex,
+        )
+    };
     let untrained = model_quant::nets::Net::new(&config.arch, &burn::tensor::Device::flex());
     let (loss_before, _) = predict::evaluate(&untrained, &train_set);
-    let log = train::train(
-        &config,
-        &train_set,
-        &validation_set,
-        &run,
-        false,
-        Backend::Flex,
-    )
-    .expect("training runs");
+    let log = train_on_sample(&config, &run, false).expect("training runs");
     assert_eq!(log.len(), 3);
     let trained = run::load_model(&config.arch, &run.best_model()).expect("best model reloads");
     let (loss_after, _) = predict::evaluate(&trained, &train_set);
@@ -60,27 +63,12 @@ fn small_training_learns_and_exports_to_matching_fp32_and_int8() {
     assert!(dir.join("run/training.png").exists() && dir.join("run/log.jsonl").exists());
 
     // Resuming a finished run trains nothing more and keeps the log.
-    let resumed = train::train(
-        &config,
-        &train_set,
-        &validation_set,
-        &run,
-        true,
-        Backend::Flex,
-    )
-    .expect("resume");
+    let resumed = train_on_sample(&config, &run, true).expect("resume");
     assert_eq!(resumed.len(), 3);
     // Starting afresh in it is refused: a forgotten --resume must not wipe a run.
-    let overwrite = train::train(
-        &config,
-        &train_set,
-        &validation_set,
-        &run,
-        false,
-        Backend::Flex,
-    )
-    .unwrap_err()
-    .to_string();
+    let overwrite = train_on_sample(&config, &run, false)
+        .unwrap_err()
+        .to_string();
     assert!(
         overwrite.contains("already holds a run (3 epochs"),
         "{overwrite}"
@@ -101,15 +89,8 @@ fn small_training_learns_and_exports_to_matching_fp32_and_int8() {
         init_from: Some(dir.join("run")),
         ..config.clone()
     };
-    let tuned = train::train(
-        &frozen,
-        &train_set,
-        &validation_set,
-        &RunDir::new(&dir.join("tuned")),
-        false,
-        Backend::Flex,
-    )
-    .expect("fine-tuning from the run");
+    let tuned = train_on_sample(&frozen, &RunDir::new(&dir.join("tuned")), false)
+        .expect("fine-tuning from the run");
     let tuned_accuracy = tuned[0].validation_accuracy;
     assert!(
         (tuned_accuracy - best).abs() < 0.03,
@@ -119,16 +100,9 @@ fn small_training_learns_and_exports_to_matching_fp32_and_int8() {
         seed: 4,
         ..frozen.clone()
     };
-    let refused = train::train(
-        &other_split,
-        &train_set,
-        &validation_set,
-        &RunDir::new(&dir.join("refused")),
-        false,
-        Backend::Flex,
-    )
-    .unwrap_err()
-    .to_string();
+    let refused = train_on_sample(&other_split, &RunDir::new(&dir.join("refused")), false)
+        .unwrap_err()
+        .to_string();
     assert!(refused.contains("another split or seed"), "{refused}");
 
     let check = faces.with_usage(Usage::PublicTest).take_per_class(30);
