@@ -10,6 +10,7 @@ pub mod font;
 pub mod fsutil;
 pub mod grey;
 pub mod labels;
+pub mod manifest;
 pub mod model;
 pub mod preprocess;
 pub mod rect;

@@ -134,6 +134,7 @@ fn write_session(root: &Path, desk: &str, start: SystemTime, seed: u64) {
         frames_dropped: 0,
         frames_skipped: 0,
         model: "lenet5-int8.onnx",
+        model_accuracy: Some(0.6291),
         video_note: None,
     });
     std::fs::write(

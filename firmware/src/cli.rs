@@ -26,8 +26,8 @@ const RESPONSIBLE_USE: &str = "\
 RESPONSIBLE USE: emotion recognition on students is regulated. The EU AI Act prohibits \
 emotion recognition in education institutions (Art. 5(1)(f)); children's images are special \
 personal data almost everywhere; use it only where the law allows, with informed consent, and \
-never to judge an individual. The model is right on about 3 in 5 unseen faces (0.629 on FER-2013 PublicTest; the VGG \
-option 0.653), weakest on disgust, fear and sad (see firmware/models/MODEL_CARD.md). The camera-on LED is lit whenever frames \
+never to judge an individual. The models are right on about 3 in 5 unseen faces, weakest on disgust, fear and sad \
+(each model's FER-2013 PublicTest accuracy: firmware/models/models.json; firmware/models/MODEL_CARD.md). The camera-on LED is lit whenever frames \
 are captured.";
 
 #[derive(Parser)]

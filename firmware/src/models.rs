@@ -8,45 +8,15 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
-
-/// File name of the manifest, in every models folder.
-pub const MANIFEST_FILE: &str = "models.json";
-
-/// `models.json`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Manifest {
-    /// Name of the model used when the config names none.
-    pub default: String,
-    pub models: Vec<ShippedModel>,
-}
-
-/// One shipped model, with what was measured of it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ShippedModel {
-    pub name: String,
-    /// The int8 ONNX file, relative to the repository root (installed: its file name, in
-    /// the manifest's folder).
-    pub file: String,
-    pub arch: String,
-    pub parameters: u64,
-    pub int8_bytes: u64,
-    /// Accuracy on FER-2013 `PublicTest`, scored once after selection on validation.
-    pub public_test_int8: f64,
-    pub public_test_fp32: f64,
-    /// tract, batch 1, one face, µs (model_speed bench, this machine).
-    pub tract_us_per_face: f64,
-}
+pub use ekspresi_common::manifest::{Manifest, ShippedModel, MANIFEST_FILE};
 
 /// Why no model could be chosen.
 #[derive(Debug, thiserror::Error)]
 pub enum ModelsError {
     #[error("no {MANIFEST_FILE} found (tried {0})")]
     NoManifest(String),
-    #[error("{path}: {reason}")]
-    BadManifest { path: PathBuf, reason: String },
+    #[error(transparent)]
+    BadManifest(#[from] ekspresi_common::manifest::ManifestError),
     #[error("no model named `{name}` in {path} (it lists {listed})")]
     UnknownName {
         name: String,
@@ -81,21 +51,8 @@ impl Installed {
 
     /// The manifest in `dir`.
     pub fn read(dir: &Path) -> Result<Self, ModelsError> {
-        let path = dir.join(MANIFEST_FILE);
-        let bad = |reason: String| ModelsError::BadManifest {
-            path: path.clone(),
-            reason,
-        };
-        let text = std::fs::read_to_string(&path).map_err(|e| bad(e.to_string()))?;
-        let manifest: Manifest = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
-        if !manifest.models.iter().any(|m| m.name == manifest.default) {
-            return Err(bad(format!(
-                "the default `{}` is not listed",
-                manifest.default
-            )));
-        }
         Ok(Self {
-            manifest,
+            manifest: Manifest::read(dir)?,
             dir: dir.to_owned(),
         })
     }
@@ -111,9 +68,7 @@ impl Installed {
     /// The model called `name`.
     pub fn named(&self, name: &str) -> Result<&ShippedModel, ModelsError> {
         self.manifest
-            .models
-            .iter()
-            .find(|m| m.name == name)
+            .named(name)
             .ok_or_else(|| ModelsError::UnknownName {
                 name: name.to_owned(),
                 path: self.dir.join(MANIFEST_FILE),
@@ -157,6 +112,15 @@ fn manifest_dirs() -> Vec<PathBuf> {
     dirs
 }
 
+/// The `PublicTest` accuracy (int8) the installed manifest states for the model file at
+/// `path`, matched by file name; `None` when no manifest lists it.
+pub fn stated_accuracy(path: &Path) -> Option<f64> {
+    let file_name = path.file_name()?.to_str()?;
+    let installed = Installed::find().ok()?;
+    let listed = installed.manifest.by_file_name(file_name)?;
+    Some(listed.public_test_int8)
+}
+
 /// True when the config's `model` is a path rather than a name.
 pub fn is_path(model: &str) -> bool {
     model.contains('/') || model.ends_with(".onnx")
@@ -192,5 +156,15 @@ mod tests {
             "{unknown}"
         );
         assert!(unknown.contains(&installed.manifest.default), "{unknown}");
+    }
+
+    #[test]
+    fn the_stated_accuracy_is_the_listed_models() {
+        let installed = Installed::find().unwrap();
+        for model in &installed.manifest.models {
+            let path = installed.path_of(model);
+            assert_eq!(stated_accuracy(&path), Some(model.public_test_int8));
+        }
+        assert_eq!(stated_accuracy(Path::new("elsewhere/mine-int8.onnx")), None);
     }
 }

@@ -14,6 +14,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use ekspresi_common::manifest::{fp32_twin, Manifest};
 use ekspresi_common::model::ExpressionModel;
 use ekspresi_common::{prepare_face, GreyImage};
 use model_quant::backend::Backend;
@@ -143,18 +144,14 @@ fn inference_table(faces: &Faces) {
 
 /// Every model `firmware/models/models.json` lists, each as its fp32 twin then its int8 file.
 fn shipped_models() -> Vec<PathBuf> {
-    let manifest_path = workspace().join("firmware/models/models.json");
-    let text = std::fs::read_to_string(&manifest_path).expect("firmware/models/models.json");
-    let manifest: serde_json::Value = serde_json::from_str(&text).expect("models.json is JSON");
-    let listed = manifest["models"]
-        .as_array()
-        .expect("models.json lists models");
-    listed
+    let models_dir = workspace().join("firmware/models");
+    let manifest = Manifest::read(&models_dir).expect("firmware/models/models.json reads");
+    manifest
+        .models
         .iter()
-        .filter_map(|model| model["file"].as_str())
-        .flat_map(|int8| {
-            let int8 = workspace().join(int8);
-            let fp32 = PathBuf::from(int8.to_string_lossy().replace("-int8.onnx", "-fp32.onnx"));
+        .flat_map(|model| {
+            let int8 = workspace().join(&model.file);
+            let fp32 = fp32_twin(&int8).expect("a listed model is named STEM-int8.onnx");
             [fp32, int8]
         })
         .collect()

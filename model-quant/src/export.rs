@@ -8,6 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{ensure, Context, Result};
+use ekspresi_common::manifest::{export_file, EXPORT_RECORD_SUFFIX, FP32_SUFFIX, INT8_SUFFIX};
 use ekspresi_common::model::ExpressionModel;
 use ekspresi_common::{prepare_face_into, GreyImage, FACE_SIDE};
 use rand::seq::SliceRandom;
@@ -152,9 +153,9 @@ pub fn export(
 ) -> Result<ExportReport> {
     let fp32 = Lowered::from_run(run)?.to_fp32(check)?;
     let int8 = fp32.quantize(calibration, granularity)?;
-    let fp32_path = with_suffix(out_stem, "-fp32.onnx");
+    let fp32_path = export_file(out_stem, FP32_SUFFIX);
     write_atomically(&fp32_path, fp32.bytes())?;
-    let int8_path = with_suffix(out_stem, "-int8.onnx");
+    let int8_path = export_file(out_stem, INT8_SUFFIX);
     write_atomically(&int8_path, int8.bytes())?;
     let report = ExportReport {
         arch: fp32.arch.name.clone(),
@@ -171,7 +172,7 @@ pub fn export(
         int8_top1_agreement: int8.top1_agreement,
         int8_max_abs_diff: int8.max_abs_diff_from_fp32,
     };
-    let report_path = with_suffix(out_stem, ".export.json");
+    let report_path = export_file(out_stem, EXPORT_RECORD_SUFFIX);
     write_atomically(
         &report_path,
         serde_json::to_string_pretty(&report)?.as_bytes(),
@@ -203,12 +204,6 @@ pub fn sample(faces: &Faces, n: usize, seed: u64) -> Faces {
     indices.shuffle(&mut rand::rngs::StdRng::seed_from_u64(seed));
     indices.truncate(n);
     faces.select(&indices)
-}
-
-fn with_suffix(stem: &Path, suffix: &str) -> PathBuf {
-    let mut name = stem.as_os_str().to_owned();
-    name.push(suffix);
-    PathBuf::from(name)
 }
 
 pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {

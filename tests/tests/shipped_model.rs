@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use ekspresi_common::manifest;
 use ekspresi_common::model::ExpressionModel;
 use ekspresi_tests::{fer2013, workspace};
 use firmware::models::Installed;
@@ -128,14 +129,12 @@ fn models_json_lists_files_that_exist_with_their_true_sizes() {
 
 /// `x-int8.onnx` → `x-fp32.onnx`.
 fn fp32_twin(int8: &Path) -> PathBuf {
-    let name = int8.file_name().unwrap().to_string_lossy();
-    int8.with_file_name(name.replace("-int8.onnx", "-fp32.onnx"))
+    manifest::fp32_twin(int8).expect("a listed model is named STEM-int8.onnx")
 }
 
 /// `x-int8.onnx` → what the export wrote to `x.export.json`.
 fn export_json(int8: &Path) -> serde_json::Value {
-    let name = int8.file_name().unwrap().to_string_lossy();
-    let path = int8.with_file_name(name.replace("-int8.onnx", ".export.json"));
+    let path = manifest::export_record(int8).expect("a listed model is named STEM-int8.onnx");
     serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
 }
 

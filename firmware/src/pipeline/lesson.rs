@@ -267,6 +267,7 @@ impl Lesson {
             frames_dropped: feed.dropped_so_far().saturating_sub(self.dropped_before),
             frames_skipped: self.skipped,
             model: &kiosk.model_name,
+            model_accuracy: kiosk.model_accuracy,
             video_note,
         };
         write_summaries(&self.session, &input, &self.counts.timeline)

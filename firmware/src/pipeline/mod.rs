@@ -41,6 +41,8 @@ pub struct Kiosk<P: OutputPin> {
     analysis: FaceAnalysis,
     leds: StatusLeds<P>,
     model_name: String,
+    /// `PublicTest` accuracy of the model as `models.json` states it, for the summary's note.
+    model_accuracy: Option<f64>,
     heartbeat: Option<Box<dyn FnMut() + Send>>,
 }
 
@@ -61,11 +63,13 @@ impl<P: OutputPin> Kiosk<P> {
             || model.display().to_string(),
             |n| n.to_string_lossy().into_owned(),
         );
+        let model_accuracy = crate::models::stated_accuracy(&model);
         Ok(Self {
             config,
             analysis,
             leds,
             model_name,
+            model_accuracy,
             heartbeat: None,
         })
     }

@@ -160,6 +160,7 @@ pub fn rebuild_summaries(session: &SessionDir) -> Result<Option<String>, anyhow:
         frames_dropped: last.frames_dropped,
         frames_skipped: last.frames_skipped,
         model: &last.model,
+        model_accuracy: last.model_accuracy,
         video_note: last.video_note.as_deref(),
     };
     write_summaries(session, &input, &timeline)?;

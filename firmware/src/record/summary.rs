@@ -13,8 +13,9 @@ use crate::aggregate::{CategoryCounts, Evidence, EvidenceFloor, Impression, Tall
 
 /// Version of `summary.json`'s layout (2: `impression` may be `insufficient`, never null,
 /// and `evidence` says what it rests on; 3: `lesson_id`, null unless the config names the
-/// lesson; 4: `frames_skipped`, 0 when absent). Readers take 2 to 4.
-pub const SCHEMA_VERSION: u32 = 4;
+/// lesson; 4: `frames_skipped`, 0 when absent; 5: `model_accuracy`, null when absent).
+/// Readers take 2 to 5.
+pub const SCHEMA_VERSION: u32 = 5;
 
 /// Reactions seen in one second of the lesson.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -110,6 +111,10 @@ pub struct Summary {
     /// The face evidence the impression rests on, and the floor it was held against.
     pub evidence: Evidence,
     pub model: String,
+    /// The model's accuracy on unseen faces (FER-2013 `PublicTest`, int8) as `models.json`
+    /// states it; `None` for a model the manifest does not list. Absent before schema 5.
+    #[serde(default)]
+    pub model_accuracy: Option<f64>,
     /// Why the video stopped early, if it did (e.g. storage full).
     pub video_note: Option<String>,
 }
@@ -125,6 +130,7 @@ pub struct SummaryInput<'a> {
     pub frames_dropped: u64,
     pub frames_skipped: u64,
     pub model: &'a str,
+    pub model_accuracy: Option<f64>,
     pub video_note: Option<&'a str>,
 }
 
@@ -166,6 +172,7 @@ impl Summary {
             impression: tally.impression(input.floor),
             evidence: tally.evidence(input.floor),
             model: input.model.to_owned(),
+            model_accuracy: input.model_accuracy,
             video_note: input.video_note.map(str::to_owned),
         }
     }
@@ -250,13 +257,25 @@ impl Summary {
             let _ = writeln!(t, "Video: {note}");
         }
         let _ = writeln!(t, "Model: {}", self.model);
-        let _ = writeln!(
-            t,
-            "Note: the expression models are right on about 3 in 5 test faces (0.63 the \
-             default, 0.65 the VGG option), weakest on disgust, fear and sad; read these numbers \
-             as a rough trend, never as a judgement of one student."
-        );
+        let _ = writeln!(t, "Note: {}", self.accuracy_note());
         t
+    }
+
+    /// How far to trust the expressions, from the model's measured accuracy.
+    fn accuracy_note(&self) -> String {
+        const CAUTION: &str =
+            "read these numbers as a rough trend, never as a judgement of one student.";
+        match self.model_accuracy {
+            Some(accuracy) => format!(
+                "the model is right on about {:.0} in 100 faces it never saw (FER-2013 \
+                 PublicTest: {accuracy:.3}), weakest on disgust, fear and sad; {CAUTION}",
+                accuracy * 100.0
+            ),
+            None => format!(
+                "this model is not one of the shipped ones, so its accuracy on unseen faces \
+                 was not measured; {CAUTION}"
+            ),
+        }
     }
 }
 
@@ -293,6 +312,7 @@ mod tests {
             frames_dropped: 0,
             frames_skipped: 0,
             model: "lenet5-int8",
+            model_accuracy: Some(0.6291),
             video_note: None,
         });
         assert_eq!(summary.frames_analysed, 5);
@@ -311,7 +331,13 @@ mod tests {
         assert!(text.contains("Impression: GOOD"), "{text}");
         assert!(text.contains("happy"));
         let json = serde_json::to_value(&summary).unwrap();
-        assert_eq!(json["schema_version"], 4);
+        assert_eq!(json["schema_version"], 5);
+        assert!(
+            text.contains(
+                "right on about 63 in 100 faces it never saw (FER-2013 PublicTest: 0.629)"
+            ),
+            "{text}"
+        );
         assert_eq!(json["impression"], "good");
         assert_eq!(json["evidence"]["face_seconds"], 1);
 
@@ -338,6 +364,7 @@ mod tests {
             frames_dropped: 0,
             frames_skipped: 0,
             model: "lenet5-int8",
+            model_accuracy: Some(0.6291),
             video_note: None,
         }
     }
