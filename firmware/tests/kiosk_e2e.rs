@@ -454,7 +454,8 @@ fn a_two_person_clip_follows_the_front_face() {
 }
 
 /// The config picks a shipped model by its `models.json` name: the demo clip through the
-/// VGG-style option analyses every frame and the summary names that model.
+/// VGG-style option analyses every frame and the summary names that model and states its
+/// measured accuracy from the manifest.
 #[test]
 fn the_config_picks_a_listed_model_by_name() {
     let out = scratch("e2e_model_by_name");
@@ -490,6 +491,15 @@ fn the_config_picks_a_listed_model_by_name() {
         summary["model"].as_str().unwrap_or("").contains("vgg"),
         "{summary}"
     );
+    let manifest = firmware::models::Installed::find().unwrap().manifest;
+    let vgg = manifest.named("vgg").expect("models.json lists vgg");
+    assert_eq!(
+        summary["model_accuracy"].as_f64(),
+        Some(vgg.public_test_int8)
+    );
+    let text = std::fs::read_to_string(session.join(session::SUMMARY_TXT)).unwrap();
+    let stated = format!("FER-2013 PublicTest: {:.3}", vgg.public_test_int8);
+    assert!(text.contains(&stated), "{text}");
 }
 
 /// A simulated camera: frames come from a closure, at the demo clip's 6 fps.
