@@ -113,11 +113,16 @@ fn manifest_dirs() -> Vec<PathBuf> {
 }
 
 /// The `PublicTest` accuracy (int8) the installed manifest states for the model file at
-/// `path`, matched by file name; `None` when no manifest lists it.
+/// `path`: the listed model with the same bytes (wherever the file sits, under whatever
+/// name); `None` for any other model, whose accuracy was not measured.
 pub fn stated_accuracy(path: &Path) -> Option<f64> {
-    let file_name = path.file_name()?.to_str()?;
+    let size = std::fs::metadata(path).ok()?.len();
     let installed = Installed::find().ok()?;
-    let listed = installed.manifest.by_file_name(file_name)?;
+    let bytes = std::fs::read(path).ok()?;
+    let listed = installed.manifest.models.iter().find(|model| {
+        model.int8_bytes == size
+            && std::fs::read(installed.path_of(model)).is_ok_and(|shipped| shipped == bytes)
+    })?;
     Some(listed.public_test_int8)
 }
 
@@ -166,5 +171,20 @@ mod tests {
             assert_eq!(stated_accuracy(&path), Some(model.public_test_int8));
         }
         assert_eq!(stated_accuracy(Path::new("elsewhere/mine-int8.onnx")), None);
+        // A copy of a shipped model under another name is still the measured model; the
+        // same name on other bytes is not.
+        let elsewhere = tempfile::tempdir().unwrap();
+        let default = installed.named(&installed.manifest.default).unwrap();
+        let copied = elsewhere.path().join("renamed.onnx");
+        std::fs::copy(installed.path_of(default), &copied).unwrap();
+        assert_eq!(stated_accuracy(&copied), Some(default.public_test_int8));
+        let impostor = elsewhere
+            .path()
+            .join(Path::new(&default.file).file_name().unwrap());
+        let mut bytes = std::fs::read(installed.path_of(default)).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        std::fs::write(&impostor, bytes).unwrap();
+        assert_eq!(stated_accuracy(&impostor), None);
     }
 }
