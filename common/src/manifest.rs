@@ -42,8 +42,13 @@ pub struct ShippedModel {
     /// Accuracy on FER-2013 `PublicTest`, scored once after selection on validation.
     pub public_test_int8: f64,
     pub public_test_fp32: f64,
-    /// tract, batch 1, one face, µs (model_speed bench, this machine).
+    /// tract, batch 1, one face, µs (model_speed bench, this machine); for a mirror-averaged
+    /// model both passes.
     pub tract_us_per_face: f64,
+    /// The graph averages each face with its mirror image (written in by `export --readout
+    /// mirror-average`; twice the work a face). Absent: one pass.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mirror_average: bool,
 }
 
 /// Why a manifest could not be read.

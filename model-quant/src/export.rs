@@ -19,6 +19,7 @@ use crate::data::{Faces, FACE_LEN};
 use crate::fsutil::write_atomically;
 use crate::metrics::argmax;
 use crate::nets::{Arch, Net};
+use crate::onnx::Readout;
 use crate::plain::PlainNet;
 use crate::predict;
 use crate::quantize::{self, Calibration, WeightGranularity};
@@ -40,6 +41,8 @@ pub struct ExportReport {
     pub fp32_bytes: usize,
     pub int8_bytes: usize,
     pub granularity: WeightGranularity,
+    /// Whether the graphs average each face with its mirror image.
+    pub readout: Readout,
     pub calibration_faces: usize,
     pub calibration_ranges: Vec<(f32, f32)>,
     pub check_faces: usize,
@@ -66,13 +69,16 @@ impl Lowered {
         Ok(Self { arch, net, plain })
     }
 
-    /// Stage 2: the fp32 ONNX graph, which must give burn's probabilities on `check` faces.
-    pub fn to_fp32(self, check: &Faces) -> Result<Fp32Graph> {
-        let bytes = onnx::to_bytes(&onnx::fp32_model(&self.plain, false));
+    /// Stage 2: the fp32 ONNX graph, which must give burn's probabilities (read out the
+    /// same way) on `check` faces.
+    pub fn to_fp32(self, check: &Faces, readout: Readout) -> Result<Fp32Graph> {
+        let bytes = onnx::to_bytes(&onnx::fp32_model(&self.plain, readout, false));
         let check_input = prepared_input(check);
         let probabilities = run_graph(&bytes, &check_input)?;
-        let max_abs_diff_from_burn =
-            max_abs_diff(&predict::predict(&self.net, check), &probabilities);
+        let max_abs_diff_from_burn = max_abs_diff(
+            &burn_probabilities(&self.net, check, readout),
+            &probabilities,
+        );
         ensure!(
             max_abs_diff_from_burn <= FP32_TOLERANCE,
             "fp32 ONNX in tract differs from burn by {max_abs_diff_from_burn} (> {FP32_TOLERANCE})"
@@ -80,6 +86,7 @@ impl Lowered {
         Ok(Fp32Graph {
             arch: self.arch,
             plain: self.plain,
+            readout,
             bytes,
             check_input,
             probabilities,
@@ -92,6 +99,7 @@ impl Lowered {
 pub struct Fp32Graph {
     arch: Arch,
     plain: PlainNet,
+    readout: Readout,
     bytes: Vec<u8>,
     check_input: Vec<f32>,
     probabilities: Vec<f32>,
@@ -115,6 +123,7 @@ impl Fp32Graph {
             &self.plain,
             &calibration,
             granularity,
+            self.readout,
         )?);
         let probabilities = run_graph(&bytes, &self.check_input)?;
         Ok(Int8Graph {
@@ -150,8 +159,9 @@ pub fn export(
     calibration: &Faces,
     check: &Faces,
     granularity: WeightGranularity,
+    readout: Readout,
 ) -> Result<ExportReport> {
-    let fp32 = Lowered::from_run(run)?.to_fp32(check)?;
+    let fp32 = Lowered::from_run(run)?.to_fp32(check, readout)?;
     let int8 = fp32.quantize(calibration, granularity)?;
     let fp32_path = export_file(out_stem, FP32_SUFFIX);
     write_atomically(&fp32_path, fp32.bytes())?;
@@ -165,6 +175,7 @@ pub fn export(
         fp32_bytes: fp32.bytes.len(),
         int8_bytes: int8.bytes.len(),
         granularity: int8.granularity,
+        readout,
         calibration_faces: int8.calibration.faces,
         calibration_ranges: int8.calibration.ranges,
         check_faces: check.len(),
@@ -179,6 +190,22 @@ pub fn export(
     )
     .with_context(|| format!("cannot write {}", report_path.display()))?;
     Ok(report)
+}
+
+/// burn's probabilities for `faces`, read out as the graph will be.
+fn burn_probabilities(net: &Net, faces: &Faces, readout: Readout) -> Vec<f32> {
+    let plain = predict::predict(net, faces);
+    match readout {
+        Readout::Single => plain,
+        Readout::MirrorAverage => {
+            let mirrored = predict::predict(net, &faces.mirrored());
+            plain
+                .iter()
+                .zip(&mirrored)
+                .map(|(a, b)| 0.5 * (a + b))
+                .collect()
+        }
+    }
 }
 
 /// Class probabilities of the ONNX graph `bytes` in tract for prepared `input`.

@@ -8,6 +8,7 @@ use model_quant::augment::AugmentConfig;
 use model_quant::backend::Backend;
 use model_quant::data::{self, Usage};
 use model_quant::nets::Arch;
+use model_quant::onnx::Readout;
 use model_quant::quantize::WeightGranularity;
 use model_quant::recipe::{SplitConfig, TrainConfig};
 use model_quant::run::{self, RunDir};
@@ -66,6 +67,9 @@ struct ExportArgs {
     /// How int8 weight scales are shared.
     #[arg(long, value_enum, default_value = "per-tensor")]
     granularity: WeightGranularity,
+    /// How the graphs read a face: one pass, or averaged with its mirror image (2× the work).
+    #[arg(long, value_enum, default_value = "single")]
+    readout: Readout,
     /// Training faces (random, seeded) used to calibrate activation ranges.
     #[arg(long, default_value_t = 1000)]
     calibration_faces: usize,
@@ -123,7 +127,8 @@ struct TrainArgs {
     #[arg(long)]
     run: PathBuf,
     /// lenet5-wide (shipped), lenet5 (narrower), lenet5-classic (LeCun's 6/16/120),
-    /// alexnet (the paper's second net) or vgg (the stronger Pi-budget candidate).
+    /// alexnet (the paper's second net), vgg (the stronger Pi-budget model) or vgg-lite
+    /// (cheap enough to run mirror-averaged).
     #[arg(long, default_value = "lenet5-wide")]
     arch: String,
     /// Epochs of the cosine schedule (with --resume: the new total).
@@ -220,6 +225,7 @@ fn run_export(args: ExportArgs) -> Result<()> {
         &calibration,
         &check,
         args.granularity,
+        args.readout,
     )?;
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())

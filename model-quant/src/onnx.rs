@@ -6,6 +6,10 @@
 //! same graph with float convs so the two compare layer for layer.
 //!
 //! Both follow the model contract in [`ekspresi_common::contract`].
+//!
+//! Test-time mirror averaging, when asked for, is written into the graph itself ([`Readout`]):
+//! the file then *is* the classifier the accuracy was measured on, and every consumer (the
+//! kiosk, `evaluate`, the benches, onnxruntime) runs it without knowing.
 
 use ekspresi_common::contract::{INPUT_NAME, NUM_CLASSES, OUTPUT_NAME};
 use ekspresi_common::FACE_SIDE;
@@ -189,16 +193,76 @@ pub fn pool_attrs(size: usize) -> Vec<(&'static str, Attr)> {
     ]
 }
 
+/// How a graph turns each input face into its probabilities.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Readout {
+    /// One pass of the net.
+    #[default]
+    Single,
+    /// The face and its left-right mirror image, one batch of 2N through the net, their
+    /// probabilities averaged (twice the work a face).
+    MirrorAverage,
+}
+
+impl Readout {
+    /// The tensor the net's first layer reads: the input, or input and mirror stacked.
+    pub fn begin(self, g: &mut GraphBuilder) -> String {
+        match self {
+            Readout::Single => INPUT_NAME.to_owned(),
+            Readout::MirrorAverage => {
+                let reversed: Vec<i64> = (0..FACE_SIDE as i64).rev().collect();
+                let columns = g.i64s("mirror_columns", &[FACE_SIDE], &reversed);
+                let mirrored = g.node(
+                    "Gather",
+                    &[INPUT_NAME, &columns],
+                    "input_mirrored",
+                    vec![("axis", Attr::Int(3))],
+                );
+                g.node(
+                    "Concat",
+                    &[INPUT_NAME, &mirrored],
+                    "input_pairs",
+                    vec![("axis", Attr::Int(0))],
+                )
+            }
+        }
+    }
+
+    /// Softmax of `logits` into the contract's output (averaging each face's pair).
+    pub fn end(self, g: &mut GraphBuilder, logits: &str) -> String {
+        let softmax = |g: &mut GraphBuilder, output: &str| {
+            g.node("Softmax", &[logits], output, vec![("axis", Attr::Int(1))])
+        };
+        match self {
+            Readout::Single => softmax(g, OUTPUT_NAME),
+            Readout::MirrorAverage => {
+                let stacked = softmax(g, "probabilities_stacked");
+                // Rows 0..N are the faces, N..2N their mirrors: [2, N, 7], mean over axis 0.
+                let shape = g.i64s("pairs_shape", &[3], &[2, -1, NUM_CLASSES as i64]);
+                let pairs = g.node("Reshape", &[&stacked, &shape], "probability_pairs", vec![]);
+                g.node(
+                    "ReduceMean",
+                    &[&pairs],
+                    OUTPUT_NAME,
+                    vec![("axes", Attr::Ints(vec![0])), ("keepdims", Attr::Int(0))],
+                )
+            }
+        }
+    }
+}
+
 /// Name of conv `index`'s output activation (after its ReLU, if any).
 pub fn activation_name(index: usize) -> String {
     format!("act{index}")
 }
 
 /// The fp32 model. With `expose_activations`, every conv's output activation is also a
-/// graph output (`act0`, `act1`, …, `N×C×H×W`), which calibration reads.
-pub fn fp32_model(net: &PlainNet, expose_activations: bool) -> ModelProto {
+/// graph output (`act0`, `act1`, …, `N×C×H×W`), which calibration reads (single readout
+/// only: a mirrored batch would be 2N).
+pub fn fp32_model(net: &PlainNet, readout: Readout, expose_activations: bool) -> ModelProto {
     let mut g = GraphBuilder::new(&net.name);
-    let mut x = INPUT_NAME.to_owned();
+    let mut x = readout.begin(&mut g);
     let mut activations = Vec::new();
     let mut side = FACE_SIDE;
     let mut conv_index = 0;
@@ -234,14 +298,9 @@ pub fn fp32_model(net: &PlainNet, expose_activations: bool) -> ModelProto {
         }
     }
     let flat = g.node("Flatten", &[&x], "logits", vec![("axis", Attr::Int(1))]);
-    g.node(
-        "Softmax",
-        &[&flat],
-        OUTPUT_NAME,
-        vec![("axis", Attr::Int(1))],
-    );
+    readout.end(&mut g, &flat);
     let mut outputs = vec![(OUTPUT_NAME, vec![NUM_CLASSES])];
-    if expose_activations {
+    if expose_activations && readout == Readout::Single {
         outputs.extend(activations.iter().map(|(n, d)| (n.as_str(), d.clone())));
     }
     g.finish(

@@ -12,13 +12,13 @@
 //! `QLinearSoftmax`) are deliberately not used.
 
 use anyhow::{ensure, Result};
-use ekspresi_common::contract::{INPUT_LEN, INPUT_NAME, NUM_CLASSES, OUTPUT_NAME};
+use ekspresi_common::contract::{INPUT_LEN, NUM_CLASSES, OUTPUT_NAME};
 use ekspresi_common::model::ExpressionModel;
 use serde::{Deserialize, Serialize};
 use tract_onnx::pb::ModelProto;
 use tract_onnx::prelude::Framework;
 
-use crate::onnx::{self, conv_attrs, pool_attrs, Attr, GraphBuilder};
+use crate::onnx::{self, conv_attrs, pool_attrs, Attr, GraphBuilder, Readout};
 use crate::plain::{Conv, Layer, PlainNet};
 
 /// How weights are scaled.
@@ -41,7 +41,7 @@ pub struct Calibration {
 /// output's min and max.
 pub fn calibrate(net: &PlainNet, faces: &[f32]) -> Result<Calibration> {
     const BATCH: usize = 50;
-    let model = onnx::fp32_model(net, true);
+    let model = onnx::fp32_model(net, Readout::Single, true);
     let parsed = ekspresi_common::model::onnx().model_for_proto_model(&model)?;
     let runner = ExpressionModel::from_inference_model(parsed, BATCH)?;
     let n_convs = net.convs().count();
@@ -115,6 +115,7 @@ pub fn int8_model(
     net: &PlainNet,
     calibration: &Calibration,
     granularity: WeightGranularity,
+    readout: Readout,
 ) -> Result<ModelProto> {
     ensure!(
         calibration.ranges.len() == net.convs().count(),
@@ -130,7 +131,8 @@ pub fn int8_model(
     };
     let s = g.f32s("input_scale", &[], &[input_params.scale]);
     let z = g.u8s("input_zero_point", &[], &[0]);
-    let mut x = g.node("QuantizeLinear", &[INPUT_NAME, &s, &z], "input_q", vec![]);
+    let input = readout.begin(&mut g);
+    let mut x = g.node("QuantizeLinear", &[&input, &s, &z], "input_q", vec![]);
     let mut conv_index = 0;
     for (i, layer) in net.layers.iter().enumerate() {
         match layer {
@@ -163,12 +165,7 @@ pub fn int8_model(
     let s = g.f32s("logits_scale", &[], &[input_params.scale]);
     let z = g.u8s("logits_zero_point", &[], &[input_params.zero_point]);
     let logits = g.node("DequantizeLinear", &[&flat, &s, &z], "logits", vec![]);
-    g.node(
-        "Softmax",
-        &[&logits],
-        OUTPUT_NAME,
-        vec![("axis", Attr::Int(1))],
-    );
+    readout.end(&mut g, &logits);
     Ok(g.finish(
         &[(OUTPUT_NAME, vec![NUM_CLASSES])],
         "Ekspresi expression model, int8 (QLinearConv, u8 activations, s8 weights). Input \

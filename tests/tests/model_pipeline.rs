@@ -8,6 +8,7 @@ use model_quant::backend::Backend;
 use model_quant::data::{self, Usage};
 use model_quant::export::{self, prepared_input};
 use model_quant::nets::Arch;
+use model_quant::onnx::Readout;
 use model_quant::quantize::WeightGranularity;
 use model_quant::recipe::{SplitConfig, TrainConfig};
 use model_quant::run::{self, RunDir};
@@ -112,6 +113,7 @@ fn small_training_learns_and_exports_to_matching_fp32_and_int8() {
         &train_set,
         &check,
         WeightGranularity::PerTensor,
+        Readout::Single,
     )
     .expect("export and quantization");
     assert!(
@@ -133,6 +135,59 @@ fn small_training_learns_and_exports_to_matching_fp32_and_int8() {
     assert!(probabilities
         .iter()
         .all(|p| (p.iter().sum::<f32>() - 1.0).abs() < 1e-3));
+
+    assert_mirror_average_export(&run, &dir, &train_set, &check, &probabilities);
+}
+
+/// The same run exported with the mirror average written into the graph: the fp32 graph
+/// matches burn's averaged forward pass (checked inside `export`), and the int8 graph gives
+/// each face the mean of the single-pass int8 model on the face and on its mirror image
+/// (the same integer kernels, so equal to float rounding), the same for a face as for its
+/// mirror.
+fn assert_mirror_average_export(
+    run: &RunDir,
+    dir: &std::path::Path,
+    train_set: &data::Faces,
+    check: &data::Faces,
+    single: &[[f32; 7]],
+) {
+    use ekspresi_common::model::ExpressionModel;
+    let report = export::export(
+        run,
+        &dir.join("mirrored"),
+        train_set,
+        check,
+        WeightGranularity::PerTensor,
+        Readout::MirrorAverage,
+    )
+    .expect("mirror-average export");
+    assert!(
+        report.fp32_max_abs_diff <= 1e-4,
+        "{}",
+        report.fp32_max_abs_diff
+    );
+    let averaged = ExpressionModel::load(&report.int8_model, 8).unwrap();
+    let of_faces = averaged.classify(&prepared_input(check)).unwrap();
+    let of_mirrors = averaged
+        .classify(&prepared_input(&check.mirrored()))
+        .unwrap();
+    let single_model = ExpressionModel::load(&dir.join("small-int8.onnx"), 8).unwrap();
+    let single_of_mirrors = single_model
+        .classify(&prepared_input(&check.mirrored()))
+        .unwrap();
+    let mut worst = 0f32;
+    for i in 0..check.len() {
+        for class in 0..7 {
+            let mean = 0.5 * (single[i][class] + single_of_mirrors[i][class]);
+            worst = worst
+                .max((of_faces[i][class] - mean).abs())
+                .max((of_mirrors[i][class] - of_faces[i][class]).abs());
+        }
+    }
+    assert!(
+        worst < 1e-5,
+        "mirror-average graph vs two single passes: {worst}"
+    );
 }
 
 #[test]

@@ -104,6 +104,14 @@ fn models_json_lists_files_that_exist_with_their_true_sizes() {
             model.name
         );
         assert!(model.tract_us_per_face > 0.0);
+        // Export records from before the readout existed are single-pass.
+        let readout = export["readout"].as_str().unwrap_or("single");
+        assert_eq!(
+            model.mirror_average,
+            readout == "mirror-average",
+            "{}",
+            model.name
+        );
     }
     let default = installed.named(&installed.manifest.default).unwrap();
     assert!(default.arch.starts_with("lenet5"), "{}", default.arch);
@@ -125,6 +133,37 @@ fn models_json_lists_files_that_exist_with_their_true_sizes() {
         same(firmware::models::resolve(None).unwrap()),
         same(installed.path_of(default))
     );
+}
+
+/// A model listed as mirror-averaged really is: it gives a face and its mirror image the
+/// same probabilities (real `PublicTest` faces), which a single-pass net does not.
+#[test]
+fn mirror_averaged_models_see_a_face_and_its_mirror_alike() {
+    let faces = data::load(&fer2013())
+        .expect("FER-2013 loads")
+        .with_usage(Usage::PublicTest)
+        .take_per_class(10);
+    let plain = model_quant::export::prepared_input(&faces);
+    let mirrored = model_quant::export::prepared_input(&faces.mirrored());
+    let installed = manifest();
+    for listed in &installed.manifest.models {
+        let model = ExpressionModel::load(&installed.path_of(listed), faces.len()).unwrap();
+        let (a, b) = (
+            model.classify(&plain).unwrap(),
+            model.classify(&mirrored).unwrap(),
+        );
+        let largest_gap = a
+            .iter()
+            .flatten()
+            .zip(b.iter().flatten())
+            .fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+        if listed.mirror_average {
+            assert!(largest_gap < 1e-6, "{}: {largest_gap}", listed.name);
+        } else {
+            assert!(largest_gap > 1e-3, "{}: {largest_gap}", listed.name);
+        }
+        eprintln!("{}: largest face/mirror gap {largest_gap}", listed.name);
+    }
 }
 
 /// `x-int8.onnx` → `x-fp32.onnx`.
