@@ -19,7 +19,9 @@ use firmware::source::{ImageFolderSource, Mp4Source};
 use image::GenericImageView;
 
 mod support;
-use support::{assert_decodes_cleanly, manifest_dir, on_tmpfs, scratch};
+use support::{
+    assert_decodes_cleanly, ffprobe_frames, kiosk_command, manifest_dir, on_tmpfs, scratch,
+};
 
 fn demo_clip() -> PathBuf {
     manifest_dir().join("assets/demo")
@@ -39,30 +41,6 @@ fn model() -> PathBuf {
 fn only_lesson(mut reports: Vec<LessonReport>) -> LessonReport {
     assert_eq!(reports.len(), 1, "expected one lesson: {reports:?}");
     reports.remove(0)
-}
-
-fn ffprobe_frames(video: &Path) -> (String, u64) {
-    let output = Command::new("ffprobe")
-        .args(["-v", "error", "-count_frames", "-select_streams", "v:0"])
-        .args([
-            "-show_entries",
-            "stream=codec_name,nb_read_frames",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(video)
-        .output()
-        .expect("ffprobe is installed (scripts/test.sh installs ffmpeg)");
-    assert!(
-        output.status.success(),
-        "ffprobe: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let text = String::from_utf8_lossy(&output.stdout).trim().to_owned();
-    let mut parts = text.split(',');
-    let codec = parts.next().unwrap_or("").to_owned();
-    let frames = parts.next().and_then(|n| n.parse().ok()).unwrap_or(0);
-    (codec, frames)
 }
 
 fn config(out: &Path) -> KioskConfig {
@@ -301,20 +279,6 @@ fn emulation_slowdown() -> u32 {
         8
     } else {
         1
-    }
-}
-
-/// The kiosk binary as a command; under emulation (`EKSPRESI_KIOSK_RUNNER=qemu-aarch64`,
-/// set by board/scripts/cross.sh) it is started through the emulator like the tests are.
-fn kiosk_command() -> Command {
-    let kiosk = env!("CARGO_BIN_EXE_ekspresi");
-    match std::env::var("EKSPRESI_KIOSK_RUNNER") {
-        Ok(runner) if !runner.is_empty() => {
-            let mut command = Command::new(runner);
-            command.arg(kiosk);
-            command
-        }
-        _ => Command::new(kiosk),
     }
 }
 

@@ -11,7 +11,7 @@ use firmware::record::{reserve, session};
 use firmware::seal;
 
 mod support;
-use support::{age_keygen, manifest_dir, scratch};
+use support::{age_keygen, kiosk_command, manifest_dir, scratch};
 
 /// Decrypts every segment of `session_dir` with the `age` CLI, concatenated in name order.
 fn decrypt_with_age_cli(session_dir: &Path, identity: &Path) -> Vec<u8> {
@@ -44,20 +44,7 @@ fn decrypt_with_age_cli(session_dir: &Path, identity: &Path) -> Vec<u8> {
 /// (codec, frames) of an MP4 by ffprobe; ffmpeg must decode it without a single error.
 fn probe(video: &Path) -> (String, u64) {
     support::assert_decodes_cleanly(video, "sealed lesson");
-    let output = Command::new("ffprobe")
-        .args(["-v", "error", "-count_frames", "-select_streams", "v:0"])
-        .args(["-show_entries", "stream=codec_name,nb_read_frames"])
-        .args(["-of", "csv=p=0"])
-        .arg(video)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&output.stdout).trim().to_owned();
-    let (codec, frames) = text.split_once(',').unwrap_or((&text, "0"));
-    (codec.to_owned(), frames.parse().unwrap_or(0))
-}
-
-fn kiosk() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_ekspresi"))
+    support::ffprobe_frames(video)
 }
 
 /// The demo clip three times over (24 s at 6 fps), so a lesson lasts long enough to watch.
@@ -176,7 +163,7 @@ impl SealedLesson {
 
     /// `ekspresi replay` of the clip into the data directory, stdout discarded.
     fn replay(&self, stderr: Stdio) -> std::process::Child {
-        kiosk()
+        kiosk_command()
             .arg("replay")
             .arg(&self.clip)
             .arg("--out")
@@ -255,7 +242,7 @@ fn an_encrypted_lesson_decrypts_with_the_age_cli_and_never_leaves_plaintext_vide
     // `kiosk decrypt` gives the same bytes; it never overwrites.
     let by_kiosk = out.join("by-kiosk.mp4");
     let decrypt = |target: &Path| {
-        kiosk()
+        kiosk_command()
             .arg("decrypt")
             .arg(session_dir)
             .arg("--identity")

@@ -69,3 +69,40 @@ pub fn assert_decodes_cleanly(video: &Path, context: &str) {
         String::from_utf8_lossy(&decode.stderr)
     );
 }
+
+/// (codec, frames) of the first video stream of `video`, by ffprobe counting the frames.
+#[allow(dead_code)]
+pub fn ffprobe_frames(video: &Path) -> (String, u64) {
+    let output = Command::new("ffprobe")
+        .args(["-v", "error", "-count_frames", "-select_streams", "v:0"])
+        .args(["-show_entries", "stream=codec_name,nb_read_frames"])
+        .args(["-of", "csv=p=0"])
+        .arg(video)
+        .output()
+        .expect("ffprobe is installed (scripts/test.sh installs ffmpeg)");
+    assert!(
+        output.status.success(),
+        "ffprobe: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    let mut parts = text.split(',');
+    let codec = parts.next().unwrap_or("").to_owned();
+    let frames = parts.next().and_then(|n| n.parse().ok()).unwrap_or(0);
+    (codec, frames)
+}
+
+/// The kiosk binary as a command; under emulation (`EKSPRESI_KIOSK_RUNNER=qemu-aarch64`,
+/// set by board/scripts/cross.sh) it is started through the emulator like the tests are.
+#[allow(dead_code)]
+pub fn kiosk_command() -> Command {
+    let kiosk = env!("CARGO_BIN_EXE_ekspresi");
+    match std::env::var("EKSPRESI_KIOSK_RUNNER") {
+        Ok(runner) if !runner.is_empty() => {
+            let mut command = Command::new(runner);
+            command.arg(kiosk);
+            command
+        }
+        _ => Command::new(kiosk),
+    }
+}
