@@ -418,13 +418,13 @@ fn a_two_person_clip_follows_the_front_face() {
 }
 
 /// The config picks a shipped model by its `models.json` name: the demo clip through the
-/// VGG-style option analyses every frame and the summary names that model and states its
-/// measured accuracy from the manifest.
+/// VGG-style option (mirror-averaged in its graph) analyses every frame and the summary names
+/// that model and states its measured accuracy from the manifest.
 #[test]
 fn the_config_picks_a_listed_model_by_name() {
     let out = scratch("e2e_model_by_name");
     let config = out.join("config.json");
-    std::fs::write(&config, r#"{"model": "vgg"}"#).unwrap();
+    std::fs::write(&config, r#"{"model": "vgg-lite"}"#).unwrap();
     let output = kiosk_command()
         .arg("replay")
         .arg(demo_clip())
@@ -452,11 +452,13 @@ fn the_config_picks_a_listed_model_by_name() {
             .unwrap();
     assert_eq!(summary["frames_analysed"], 48, "{summary}");
     assert!(
-        summary["model"].as_str().unwrap_or("").contains("vgg"),
+        summary["model"].as_str().unwrap_or("").contains("vgg-lite"),
         "{summary}"
     );
     let manifest = firmware::models::Installed::find().unwrap().manifest;
-    let vgg = manifest.named("vgg").expect("models.json lists vgg");
+    let vgg = manifest
+        .named("vgg-lite")
+        .expect("models.json lists vgg-lite");
     assert_eq!(
         summary["model_accuracy"].as_f64(),
         Some(vgg.public_test_int8)
