@@ -198,12 +198,7 @@ fn burn_probabilities(net: &Net, faces: &Faces, readout: Readout) -> Vec<f32> {
     match readout {
         Readout::Single => plain,
         Readout::MirrorAverage => {
-            let mirrored = predict::predict(net, &faces.mirrored());
-            plain
-                .iter()
-                .zip(&mirrored)
-                .map(|(a, b)| 0.5 * (a + b))
-                .collect()
+            predict::average(&plain, &predict::predict(net, &faces.mirrored()))
         }
     }
 }

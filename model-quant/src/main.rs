@@ -239,11 +239,7 @@ fn run_validate(args: ValidateArgs) -> Result<()> {
     let model = run::load_model(&config.arch, &run.best_model())?;
     let plain = predict::predict(&model, &validation);
     let mirrored = predict::predict(&model, &validation.mirrored());
-    let averaged: Vec<f32> = plain
-        .iter()
-        .zip(&mirrored)
-        .map(|(a, b)| 0.5 * (a + b))
-        .collect();
+    let averaged = predict::average(&plain, &mirrored);
     let accuracy = |probabilities: &[f32]| predict::accuracy(probabilities, &validation);
     let report = serde_json::json!({
         "run": args.run,

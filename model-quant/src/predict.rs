@@ -89,3 +89,13 @@ pub fn predict(model: &Net, faces: &Faces) -> Vec<f32> {
     }
     out
 }
+
+/// Element-wise mean of two probability tables of the same faces (a face and its mirror image:
+/// test-time mirror averaging).
+pub fn average(plain: &[f32], mirrored: &[f32]) -> Vec<f32> {
+    plain
+        .iter()
+        .zip(mirrored)
+        .map(|(a, b)| 0.5 * (a + b))
+        .collect()
+}
