@@ -17,7 +17,14 @@ command -v ssh-keygen >/dev/null 2>&1 || need_apt+=(openssh-client)
 [ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 [ -f /usr/share/doc/opencv-doc/examples/data/vtest.avi ] || need_apt+=(opencv-doc)
-ls /usr/lib/x86_64-linux-gnu/libclang*.so* >/dev/null 2>&1 || need_apt+=(libclang1-14 libclang-common-14-dev)
+# bindgen (clang-sys) loads libclang.so / libclang-<N>.so[.*], never libclang-cpp.so.<N>
+# (which libclang-cpp14 puts on a new machine): match only what it really loads.
+has_libclang() {
+  compgen -G '/usr/lib/llvm-*/lib/libclang.so*' >/dev/null ||
+    compgen -G '/usr/lib/*-linux-gnu*/libclang-[0-9]*.so*' >/dev/null ||
+    compgen -G '/usr/lib/*-linux-gnu*/libclang.so*' >/dev/null
+}
+has_libclang || need_apt+=(libclang1-14 libclang-common-14-dev)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     # (quiet: apt's progress lines would flood the CI log)
