@@ -1,6 +1,6 @@
 //! `kiosk`: the Ekspresi kiosk on a Raspberry Pi — the firmware's command line on this
 //! crate's camera and GPIO (`kiosk run` is what the systemd unit starts).
 
-fn main() -> anyhow::Result<()> {
-    firmware::cli::main(&board::pi::PiBoard)
+fn main() -> std::process::ExitCode {
+    firmware::cli::run(&board::pi::PiBoard)
 }

@@ -40,17 +40,20 @@ fn private_dir_builder(recursive: bool) -> std::fs::DirBuilder {
     builder
 }
 
-/// Replaces `path` with `bytes` atomically.
+/// Replaces `path` with `bytes` atomically. On failure (a full card) the temporary file is
+/// removed, so a failed write never holds on to the space a retry needs.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut name = path.file_name().unwrap_or_default().to_owned();
     name.push(".tmp");
     let temporary = path.with_file_name(name);
-    {
-        let mut file = create_private(&temporary)?;
+    let written = create_private(&temporary).and_then(|mut file| {
         file.write_all(bytes)?;
-        file.sync_all()?;
+        file.sync_all()
+    });
+    if let Err(error) = written.and_then(|()| std::fs::rename(&temporary, path)) {
+        let _ = std::fs::remove_file(&temporary);
+        return Err(error);
     }
-    std::fs::rename(&temporary, path)?;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         if let Ok(dir) = std::fs::File::open(dir) {
             let _ = dir.sync_all();

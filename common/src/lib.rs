@@ -9,6 +9,7 @@ pub mod contract;
 pub mod font;
 pub mod fsutil;
 pub mod grey;
+pub mod guard;
 pub mod labels;
 pub mod manifest;
 pub mod model;

@@ -70,14 +70,10 @@ impl ExpressionModel {
     /// output, and finite probabilities summing to 1 on a probe face.
     pub fn from_bytes(bytes: &[u8], batch: usize) -> Result<Self, ModelError> {
         // tract panics on some malformed graphs (fuzzing found one: an output naming no value
-        // indexes a map that lacks it); loading outside data must end in an error instead.
-        std::panic::catch_unwind(|| Self::from_bytes_unguarded(bytes, batch)).unwrap_or_else(
-            |panic| {
-                let message = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "no message".into());
+        // indexes a map that lacks it; a constant broadcast to terabytes is another): loading
+        // outside data must end in an error, with no panic text printed first.
+        crate::guard::quietly(|| Self::from_bytes_unguarded(bytes, batch)).unwrap_or_else(
+            |message| {
                 Err(ModelError::Tract {
                     context: "not a loadable ONNX model".into(),
                     message: format!("tract failed on it ({message})"),

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 use ekspresi_common::{Category, Expression};
 use firmware::aggregate::{EvidenceFloor, Tally};
 use firmware::record::session::{manifest, COMPLETE, MANIFEST, SUMMARY_JSON, TIMELINE_CSV};
-use firmware::record::summary::{Summary, SummaryInput, Timeline};
+use firmware::record::summary::{LessonTimes, Summary, SummaryInput, Timeline};
 
 const DESKS_PER_LESSON: usize = 30;
 const LESSON_SECONDS: u64 = 45 * 60;
@@ -136,6 +136,7 @@ fn write_session(root: &Path, desk: &str, start: SystemTime, seed: u64) {
         model: "lenet5-int8.onnx",
         model_accuracy: Some(0.6291),
         video_note: None,
+        times: LessonTimes::Camera,
     });
     std::fs::write(
         dir.join(SUMMARY_JSON),

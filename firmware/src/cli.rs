@@ -208,6 +208,19 @@ struct ClassifyArgs {
     json: bool,
 }
 
+/// The binaries' `main`: runs the command line on `board` and prints a failure as one line
+/// of causes (`Error: a: b: c`), never a Rust backtrace — not even with `RUST_BACKTRACE`
+/// set, where anyhow's default report would add one that reads like a crash.
+pub fn run<B: Board>(board: &B) -> std::process::ExitCode {
+    match main(board) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("Error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// Parses the command line and runs it on `board`.
 pub fn main<B: Board>(board: &B) -> Result<()> {
     tracing_subscriber::fmt()

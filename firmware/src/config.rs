@@ -357,15 +357,21 @@ impl KioskConfig {
         // Under a minute per lesson would fill the card with session folders; 24 h is a
         // sanity bound, not a product limit.
         let lesson = self.lesson_minutes;
-        if !(lesson == 0.0 || (0.05..=1440.0).contains(&lesson)) {
-            return invalid("lesson_minutes", "must be 0 (off) or 0.05..1440");
+        if !(lesson == 0.0 || (0.05..=crate::limits::MAX_LESSON_MINUTES).contains(&lesson)) {
+            return invalid("lesson_minutes", "must be 0 (off) or 0.05..720 (12 hours)");
         }
         Ok(())
     }
 
-    /// How long one lesson's session lasts (`None`: until the source ends or is stopped).
-    pub fn lesson_length(&self) -> Option<Duration> {
-        (self.lesson_minutes > 0.0).then(|| Duration::from_secs_f64(self.lesson_minutes * 60.0))
+    /// How long one lesson's session lasts: `lesson_minutes`, or with 0 (off) until the
+    /// source ends or is stopped — but never longer than [`crate::limits::MAX_LESSON`], so a
+    /// kiosk left running for days still writes sessions of bounded size.
+    pub fn lesson_length(&self) -> Duration {
+        if self.lesson_minutes > 0.0 {
+            Duration::from_secs_f64(self.lesson_minutes * 60.0).min(crate::limits::MAX_LESSON)
+        } else {
+            crate::limits::MAX_LESSON
+        }
     }
 }
 
@@ -419,7 +425,11 @@ mod tests {
             .to_string()
             .contains("lesson_minutes"));
         let lessons: KioskConfig = serde_json::from_str(r#"{"lesson_minutes": 45}"#).unwrap();
-        assert_eq!(lessons.lesson_length(), Some(Duration::from_secs(45 * 60)));
+        assert_eq!(lessons.lesson_length(), Duration::from_secs(45 * 60));
+        let all_day: KioskConfig = serde_json::from_str(r#"{"lesson_minutes": 0}"#).unwrap();
+        assert_eq!(all_day.lesson_length(), crate::limits::MAX_LESSON);
+        let long: KioskConfig = serde_json::from_str(r#"{"lesson_minutes": 721}"#).unwrap();
+        assert!(long.validate().is_err());
 
         let bad: KioskConfig =
             serde_json::from_str(r#"{"detect": {"scale_factor": 0.9}}"#).unwrap();

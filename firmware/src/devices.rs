@@ -118,6 +118,13 @@ pub trait FrameSource: Send {
     /// True for live sources: the pipeline must keep up and drops frames rather than wait.
     fn is_live(&self) -> bool;
     fn describe(&self) -> String;
+    /// For a recording: when it began, if the file says so plausibly (its container's
+    /// creation time), so a replayed lesson is dated by the recording, not by the replay.
+    /// `None` for a camera (its lessons run on the wall clock) and for a recording that
+    /// does not say.
+    fn recorded_at(&self) -> Option<std::time::SystemTime> {
+        None
+    }
 }
 
 /// The kiosk's three LEDs, driven through embedded-hal pins.

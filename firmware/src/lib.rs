@@ -6,7 +6,7 @@
 //! recorded frames and simulated LEDs; [`cli`] is the command line both binaries share. Modules: [`detect`] finds
 //! faces, [`classify`] reads their expression, [`aggregate`] counts and judges, [`pipeline`]
 //! runs a lesson, [`record`] writes the video and summaries, [`seal`] encrypts the video at rest, [`config`] reads settings,
-//! [`source`] gives frames (camera, recorded clips), [`imageio`] reads stills, [`service`]
+//! [`source`] gives frames (camera, recorded clips), [`imageio`] reads stills, [`limits`] states the bounds on a lesson, [`service`]
 //! is the all-day `kiosk run` loop and [`check`] the technician's self-test.
 
 pub mod aggregate;
@@ -18,6 +18,7 @@ pub mod config;
 pub mod detect;
 pub mod devices;
 pub mod imageio;
+pub mod limits;
 pub mod models;
 pub mod mp4;
 pub mod pipeline;

@@ -152,7 +152,11 @@ impl FragmentSink for SealedSegments {
         let name = segment_name(self.next_index);
         let path = self.dir.join(&name);
         let tmp = self.dir.join(format!("{name}.tmp"));
-        self.seal(piece, &tmp)?;
+        if let Err(error) = self.seal(piece, &tmp) {
+            // A full card mid-segment: the half-written segment gives its space back.
+            let _ = std::fs::remove_file(&tmp);
+            return Err(error);
+        }
         let io = |source| VideoError::Io {
             path: path.clone(),
             source,

@@ -159,3 +159,151 @@ fn a_truncated_video_fails_with_both_reasons() {
         "{text}"
     );
 }
+
+/// OpenCV's Megamind clip (MPEG-4 part 2 in AVI, 23.976 fps), from Debian's `opencv-doc`.
+const MEGAMIND: &str = "/usr/share/doc/opencv-doc/examples/data/Megamind.avi";
+
+/// Seconds of `video` by ffprobe: (first frame's time, last frame's time + its duration).
+fn ffprobe_span(video: &Path) -> f64 {
+    let output = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0", "-show_entries"])
+        .args([
+            "frame=best_effort_timestamp_time,duration_time",
+            "-of",
+            "compact",
+        ])
+        .arg(video)
+        .output()
+        .unwrap();
+    let field = |line: &str, name: &str| -> Option<f64> {
+        line.split('|')
+            .find_map(|f| f.strip_prefix(name)?.strip_prefix('='))
+            .and_then(|v| v.parse().ok())
+    };
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let frames: Vec<&str> = text.lines().filter(|l| l.starts_with("frame|")).collect();
+    let stamps: Vec<f64> = frames
+        .iter()
+        .filter_map(|l| field(l, "best_effort_timestamp_time"))
+        .collect();
+    let (first, last) = (stamps[0], stamps[stamps.len() - 1]);
+    // A last frame without a time (Megamind's) comes one frame after the last timed one.
+    let untimed_after = (frames.len()
+        - 1
+        - frames
+            .iter()
+            .rposition(|l| field(l, "best_effort_timestamp_time").is_some())
+            .unwrap()) as f64;
+    let period = frames
+        .iter()
+        .rev()
+        .find_map(|l| field(l, "duration_time"))
+        .unwrap_or((last - first) / (stamps.len() - 1) as f64);
+    last - first + (1.0 + untimed_after) * period
+}
+
+/// Issue 28: replay through ffmpeg analyses each decoded frame once (its rawvideo output's
+/// constant-rate sync once duplicated frames: 271 of Megamind's 270, 90 of a 26-frame
+/// variable-rate clip), and a replayed clip's summary spans the clip's own duration.
+#[test]
+fn every_decoded_frame_is_analysed_once_at_its_own_time() {
+    let dir = scratch("replay-frames");
+    // Variable frame rate: the demo's frames shown for 0.1 to 0.9 s each, 26 of them.
+    let list = dir.join("vfr.txt");
+    let mut concat = String::from("ffconcat version 1.0\n");
+    for i in 0..26 {
+        let frame = manifest_dir().join(format!("assets/demo/frame_{:04}.jpg", i));
+        concat.push_str(&format!(
+            "file '{}'\nduration {}\n",
+            frame.display(),
+            0.1 + 0.4 * ((i % 3) as f64)
+        ));
+    }
+    std::fs::write(&list, concat).unwrap();
+    let vfr = dir.join("vfr.mp4");
+    let status = Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-f", "concat", "-safe", "0", "-i"])
+        .arg(&list)
+        .args(["-fps_mode", "vfr", "-c:v", "libx264", "-pix_fmt", "yuv420p"])
+        .arg(&vfr)
+        .status()
+        .unwrap();
+    assert!(status.success(), "ffmpeg wrote the VFR clip");
+    let y4m = encode(&dir, "clip.y4m", &["-pix_fmt", "yuv420p"]);
+    let megamind = Path::new(MEGAMIND);
+    assert!(
+        megamind.exists(),
+        "TEST DATA MISSING: {MEGAMIND} (apt-get install opencv-doc; scripts/test.sh does)"
+    );
+    for clip in [megamind, vfr.as_path(), y4m.as_path()] {
+        let name = clip.file_name().unwrap().to_string_lossy().into_owned();
+        let (ok, text, summary) = replay(clip, &dir.join(format!("out-{name}")));
+        assert!(ok, "{name}: {text}");
+        let summary = summary.unwrap_or_else(|| panic!("{name}: no summary.json"));
+        assert_eq!(
+            summary["frames_analysed"],
+            ffprobe_frames(clip),
+            "{name}: every decoded frame, once"
+        );
+        let start = humantime::parse_rfc3339(summary["lesson_start"].as_str().unwrap()).unwrap();
+        let end = humantime::parse_rfc3339(summary["lesson_end"].as_str().unwrap()).unwrap();
+        let span = end.duration_since(start).unwrap().as_secs_f64();
+        let clip_span = ffprobe_span(clip);
+        // Summary times are whole seconds.
+        assert!(
+            (span - clip_span).abs() <= 1.0,
+            "{name}: the summary spans {span} s, the clip {clip_span} s"
+        );
+        assert_eq!(summary["times"], "recording_start_unknown", "{name}");
+        assert!(text.contains("Lesson start: unknown"), "{name}: {text}");
+    }
+}
+
+/// A clip that says when it was made is dated by it, not by when it was replayed.
+#[test]
+fn a_clip_with_a_creation_time_is_dated_by_it() {
+    let dir = scratch("replay-dated");
+    let dated = encode(
+        &dir,
+        "dated.mp4",
+        &[
+            PLAIN_HIGH,
+            &["-metadata", "creation_time=2026-11-02T09:00:00Z"],
+        ]
+        .concat(),
+    );
+    let (ok, text, summary) = replay(&dated, &dir.join("out"));
+    assert!(ok, "{text}");
+    let summary = summary.unwrap();
+    assert_eq!(summary["lesson_start"], "2026-11-02T09:00:00Z", "{summary}");
+    assert_eq!(
+        summary["lesson_end"], "2026-11-02T09:00:08Z",
+        "48 frames at 6 fps"
+    );
+    assert_eq!(summary["times"], "recording");
+}
+
+/// Pictures over the recorder's 3840×2160 are scaled to fit (the video is whole); a 2×2
+/// clip is refused up front, not analysed without a video.
+#[test]
+fn oversized_clips_are_scaled_and_tiny_ones_refused_up_front() {
+    let dir = scratch("replay-sizes");
+    let big = encode(
+        &dir,
+        "big.mp4",
+        &[PLAIN_HIGH, &["-vf", "scale=4096:2304", "-frames:v", "6"]].concat(),
+    );
+    let (ok, text, summary) = replay(&big, &dir.join("out-big"));
+    assert!(ok, "{text}");
+    let summary = summary.unwrap();
+    assert_eq!(summary["frames_analysed"], 6);
+    assert_eq!(summary["video_note"], serde_json::Value::Null, "{summary}");
+    let tiny = encode(
+        &dir,
+        "tiny.mp4",
+        &[PLAIN_HIGH, &["-vf", "scale=2:2", "-frames:v", "3"]].concat(),
+    );
+    let (ok, text, _) = replay(&tiny, &dir.join("out-tiny"));
+    assert!(!ok, "{text}");
+    assert!(text.contains("too small to find a face in"), "{text}");
+}

@@ -6,10 +6,26 @@
 //! with a clear error rather than evaluated wrongly. Thresholds are stored as OpenCV keeps
 //! them (`f32`, stage thresholds lowered by OpenCV's `THRESHOLD_EPS` of 1e-5) so that the
 //! evaluator reaches the same decisions.
+//!
+//! A cascade file is outside data: every number is checked before it is used — window sides
+//! within [`MAX_WINDOW_SIDE`], rectangles of whole, non-negative pixels inside the window
+//! (compared in `f64`, before any cast), thresholds and leaf values finite, the file at most
+//! [`MAX_CASCADE_BYTES`] — so the scan's corner offsets can neither wrap nor index out of
+//! its tables.
 
 use std::path::{Path, PathBuf};
 
 use roxmltree::{Document, Node};
+
+/// The largest detection window side accepted (OpenCV's face cascades use 20 to 24; the
+/// scan's corner offsets are `u32` and the pyramid starts at the window's size).
+pub const MAX_WINDOW_SIDE: u32 = 512;
+
+/// The smallest: the variance is normalised over the window less a 1-pixel border.
+pub const MIN_WINDOW_SIDE: u32 = 3;
+
+/// The largest cascade file read (OpenCV's biggest shipped cascade is under 3 MB).
+pub const MAX_CASCADE_BYTES: u64 = 64 * 1024 * 1024;
 
 /// OpenCV subtracts this from every stage threshold when it loads a cascade.
 const THRESHOLD_EPS: f32 = 1e-5;
@@ -90,10 +106,21 @@ impl Cascade {
     }
 
     pub fn load(path: &Path) -> Result<Cascade, CascadeError> {
-        let text = std::fs::read_to_string(path).map_err(|source| CascadeError::Io {
+        use std::io::Read as _;
+        let io = |source| CascadeError::Io {
             path: path.to_owned(),
             source,
-        })?;
+        };
+        let file = std::fs::File::open(path).map_err(io)?;
+        let mut text = String::new();
+        file.take(MAX_CASCADE_BYTES + 1)
+            .read_to_string(&mut text)
+            .map_err(io)?;
+        if text.len() as u64 > MAX_CASCADE_BYTES {
+            return Err(CascadeError::Inconsistent(format!(
+                "the file is over {MAX_CASCADE_BYTES} bytes"
+            )));
+        }
         Cascade::from_xml(&text)
     }
 
@@ -104,8 +131,8 @@ impl Cascade {
             .find(|n| n.has_tag_name("cascade"))
             .ok_or(CascadeError::Missing("cascade"))?;
         check_kind(&cascade)?;
-        let window_width = parse_child(&cascade, "width")?;
-        let window_height = parse_child(&cascade, "height")?;
+        let window_width = window_side(&cascade, "width")?;
+        let window_height = window_side(&cascade, "height")?;
         let features = child(&cascade, "features")?
             .children()
             .filter(Node::is_element)
@@ -153,8 +180,34 @@ fn check_kind(cascade: &Node) -> Result<(), CascadeError> {
     Ok(())
 }
 
+/// The window's `width` or `height`, a whole number of pixels within the stated bounds.
+fn window_side(cascade: &Node, name: &'static str) -> Result<u32, CascadeError> {
+    let side: u64 = parse_child(cascade, name)?;
+    u32::try_from(side)
+        .ok()
+        .filter(|side| (MIN_WINDOW_SIDE..=MAX_WINDOW_SIDE).contains(side))
+        .ok_or_else(|| CascadeError::BadValue {
+            element: name,
+            text: side.to_string(),
+            expected: "a window side of 3 to 512 pixels",
+        })
+}
+
+/// A finite number: NaN or an infinity would make every comparison with it false (or true).
+fn finite(value: f32, element: &'static str) -> Result<f32, CascadeError> {
+    if value.is_finite() {
+        Ok(value)
+    } else {
+        Err(CascadeError::BadValue {
+            element,
+            text: value.to_string(),
+            expected: "a finite number",
+        })
+    }
+}
+
 fn parse_stage(node: &Node, n_features: usize) -> Result<Stage, CascadeError> {
-    let threshold: f32 = parse_child(node, "stageThreshold")?;
+    let threshold = finite(parse_child(node, "stageThreshold")?, "stageThreshold")?;
     let stumps = child(node, "weakClassifiers")?
         .children()
         .filter(Node::is_element)
@@ -181,18 +234,22 @@ fn parse_stump(node: &Node, n_features: usize) -> Result<Stump, CascadeError> {
             leaves.len()
         )));
     }
-    let feature = internal[2] as usize;
-    if internal[2] < 0.0 || feature >= n_features {
+    // Compared in f64 before the cast: NaN, negatives, fractions and huge values all fail.
+    let index = internal[2];
+    let valid_index = index.fract() == 0.0 && (0.0..n_features as f64).contains(&index);
+    if !valid_index {
         return Err(CascadeError::Inconsistent(format!(
-            "weak classifier uses feature {} of {n_features}",
-            internal[2]
+            "weak classifier uses feature {index} of {n_features}"
         )));
     }
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let feature = index as usize; // a whole number in 0..n_features (checked above)
+    let threshold = internal[3] as f32;
     Ok(Stump {
         feature,
-        threshold: internal[3] as f32,
-        left: leaves[0],
-        right: leaves[1],
+        threshold: finite(threshold, "internalNodes")?,
+        left: finite(leaves[0], "leafValues")?,
+        right: finite(leaves[1], "leafValues")?,
     })
 }
 
@@ -225,7 +282,7 @@ fn parse_rect(
     window_width: u32,
     window_height: u32,
 ) -> Result<WeightedRect, CascadeError> {
-    let values = numbers::<f32>(node, "rects")?;
+    let values = numbers::<f64>(node, "rects")?;
     let [x, y, w, h, weight] = values[..] else {
         return Err(CascadeError::BadValue {
             element: "rects",
@@ -233,20 +290,32 @@ fn parse_rect(
             expected: "x y width height weight",
         });
     };
-    let rect = WeightedRect {
-        x: x as u32,
-        y: y as u32,
-        width: w as u32,
-        height: h as u32,
-        weight,
-    };
-    let inside = x >= 0.0 && y >= 0.0 && w > 0.0 && h > 0.0;
-    if !inside || rect.x + rect.width > window_width || rect.y + rect.height > window_height {
+    // All in f64, before any cast: a value that does not fit is refused, never saturated
+    // or wrapped (x = 4294967295 once passed a u32 bounds check by wrapping x + width).
+    let whole = [x, y, w, h]
+        .iter()
+        .all(|v| v.is_finite() && v.fract() == 0.0);
+    let inside = whole
+        && x >= 0.0
+        && y >= 0.0
+        && w > 0.0
+        && h > 0.0
+        && x + w <= f64::from(window_width)
+        && y + h <= f64::from(window_height);
+    if !inside {
         return Err(CascadeError::Inconsistent(format!(
             "feature rectangle {x} {y} {w} {h} leaves the {window_width}×{window_height} window"
         )));
     }
-    Ok(rect)
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let pixels = |v: f64| v as u32; // whole and within 0..=MAX_WINDOW_SIDE (checked above)
+    Ok(WeightedRect {
+        x: pixels(x),
+        y: pixels(y),
+        width: pixels(w),
+        height: pixels(h),
+        weight: finite(weight as f32, "rects")?,
+    })
 }
 
 fn child<'a, 'input>(
@@ -326,6 +395,115 @@ mod tests {
                 weight: 3.0
             }
         );
+    }
+
+    /// The first feature's first rectangle (`6 4 12 9 -1.`) replaced by `rect`.
+    fn with_first_rect(rect: &str) -> String {
+        FRONTAL_FACE_XML.replacen("6 4 12 9 -1.</_>", &format!("{rect}</_>"), 1)
+    }
+
+    #[test]
+    fn a_rectangle_at_u32_max_is_refused_not_wrapped() {
+        // Issue 28, exactly: x = 4294967295 once saturated to u32::MAX, x + width wrapped
+        // to 0 in release and the scan indexed out of bounds in a rayon worker.
+        let xml = with_first_rect("4294967295 0 1 1 -1.");
+        assert_ne!(xml, FRONTAL_FACE_XML);
+        let err = Cascade::from_xml(&xml).unwrap_err();
+        assert!(err.to_string().contains("leaves the 24×24 window"), "{err}");
+        // The class around it: every coordinate at every extreme, and non-whole values.
+        for extreme in [
+            "4294967295",
+            "4294967296",
+            "18446744073709551615",
+            "-9223372036854775808",
+            "1e300",
+            "-1e300",
+            "NaN",
+            "inf",
+            "-inf",
+            "-0.5",
+            "0.5",
+            "24",
+        ] {
+            for field in 0..4 {
+                let mut values = ["6", "4", "12", "9"];
+                values[field] = extreme;
+                let xml = with_first_rect(&format!("{} -1.", values.join(" ")));
+                assert!(
+                    Cascade::from_xml(&xml).is_err(),
+                    "rect field {field} = {extreme} was accepted"
+                );
+            }
+            let xml = with_first_rect(&format!("6 4 12 9 {extreme}"));
+            let finite_weight = extreme.parse::<f32>().is_ok_and(f32::is_finite);
+            assert_eq!(
+                Cascade::from_xml(&xml).is_ok(),
+                finite_weight,
+                "weight {extreme}"
+            );
+        }
+    }
+
+    #[test]
+    fn non_finite_thresholds_and_leaves_are_refused() {
+        // Issue 28, exactly: <stageThreshold>NaN was accepted and the scan reported a face.
+        let first = "<stageThreshold>-5.0425500869750977e+00</stageThreshold>";
+        for bad in ["NaN", "nan", "inf", "-inf", "1e39", "-1e39"] {
+            let xml = FRONTAL_FACE_XML.replacen(
+                first,
+                &format!("<stageThreshold>{bad}</stageThreshold>"),
+                1,
+            );
+            let err = Cascade::from_xml(&xml).unwrap_err();
+            assert!(err.to_string().contains("stageThreshold"), "{bad}: {err}");
+            let leaves = FRONTAL_FACE_XML.replacen(
+                "<leafValues>\n            2.0875380039215088e+00",
+                &format!("<leafValues>\n            {bad}"),
+                1,
+            );
+            assert_ne!(leaves, FRONTAL_FACE_XML);
+            assert!(Cascade::from_xml(&leaves).is_err(), "leaf {bad}");
+        }
+    }
+
+    #[test]
+    fn window_sides_out_of_bounds_are_refused() {
+        // Issue 28, exactly: <width>4000000000 and <height>4000000000 were accepted.
+        for (tag, original) in [
+            ("width", "<width>24</width>"),
+            ("height", "<height>24</height>"),
+        ] {
+            for bad in [
+                "4000000000",
+                "4294967295",
+                "18446744073709551615",
+                "0",
+                "1",
+                "2",
+                "513",
+                "-1",
+                "NaN",
+                "1e300",
+            ] {
+                let xml = FRONTAL_FACE_XML.replacen(original, &format!("<{tag}>{bad}</{tag}>"), 1);
+                assert_ne!(xml, FRONTAL_FACE_XML);
+                assert!(
+                    Cascade::from_xml(&xml).is_err(),
+                    "{tag} = {bad} was accepted"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn feature_indices_must_be_whole_and_listed() {
+        let first = "0 -1 0 -3.1511999666690826e-02";
+        assert!(FRONTAL_FACE_XML.contains(first));
+        for bad in ["NaN", "-1", "0.5", "2913", "1e300", "inf"] {
+            let xml =
+                FRONTAL_FACE_XML.replacen(first, &format!("0 -1 {bad} -3.1511999666690826e-02"), 1);
+            assert!(Cascade::from_xml(&xml).is_err(), "feature index {bad}");
+        }
     }
 
     #[test]

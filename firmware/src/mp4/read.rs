@@ -19,7 +19,6 @@ use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use openh264::decoder::Decoder;
 use openh264::formats::YUVSource;
@@ -207,8 +206,18 @@ impl Mp4Source {
             self.annexb.extend_from_slice(&sets);
         }
         avcc_to_annexb(&avcc, &mut self.annexb).map_err(|e| self.error(e))?;
-        // timescale > 0 (TrackInfo::parse), so this is finite and not negative.
-        let timestamp = Duration::from_secs_f64(sample.time as f64 / f64::from(self.timescale));
+        // timescale > 0 (TrackInfo::parse), so this is finite and not negative; a time past
+        // the longest lesson (durations of 0xFFFFFFFF reach 10^9 s) is refused here, before
+        // anything is sized by it.
+        let seconds = sample.time as f64 / f64::from(self.timescale);
+        let timestamp = crate::limits::frame_time_in_bounds(seconds).ok_or_else(|| {
+            self.error(format!(
+                "frame {} is stamped {seconds:.0} s into the recording, past the longest \
+                 lesson ({} s): its sample durations or decode times are not a recording's",
+                self.frames + 1,
+                crate::limits::MAX_LESSON_SECONDS
+            ))
+        })?;
         let path = &self.path;
         let decoded = self
             .decoder

@@ -22,6 +22,8 @@ pub trait FragmentSink: Send {
 pub struct PlainFile {
     path: PathBuf,
     file: File,
+    /// Bytes stored so far: where the file is cut back to when a piece fails half-written.
+    stored: u64,
 }
 
 impl PlainFile {
@@ -34,6 +36,7 @@ impl PlainFile {
         Ok(Self {
             path: path.to_owned(),
             file,
+            stored: 0,
         })
     }
 }
@@ -44,7 +47,18 @@ impl FragmentSink for PlainFile {
             path: self.path.clone(),
             source,
         };
-        self.file.write_all(piece).map_err(io)?;
-        self.file.sync_data().map_err(io)
+        let written = self
+            .file
+            .write_all(piece)
+            .and_then(|()| self.file.sync_data());
+        if let Err(error) = written {
+            // A full card mid-piece: cut the half-written piece off again, so the file
+            // ends at a whole fragment and its space goes back to the summaries.
+            let _ = self.file.set_len(self.stored);
+            let _ = self.file.sync_data();
+            return Err(io(error));
+        }
+        self.stored = self.stored.saturating_add(piece.len() as u64);
+        Ok(())
     }
 }

@@ -5,12 +5,12 @@
 //! the queue full, and a frame is dropped and counted. File sources are read without drops
 //! or skips (the queue blocks), as fast as analysis goes.
 
-use std::any::Any;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+
+use ekspresi_common::guard::quietly;
 
 use crate::devices::{Frame, FrameSource, SourceError};
 
@@ -19,6 +19,8 @@ pub(crate) struct Feed {
     pub live: bool,
     pub fps: f64,
     pub description: String,
+    /// When the recording began, for a recording that says so ([`FrameSource::recorded_at`]).
+    pub recorded_at: Option<std::time::SystemTime>,
     /// Frames a live source had to drop (queue full), over all lessons.
     pub dropped: Arc<AtomicU64>,
     /// Frames in the queue, not yet taken by the lesson.
@@ -31,6 +33,7 @@ impl Feed {
             live: source.is_live(),
             fps: source.frame_rate(),
             description: source.describe(),
+            recorded_at: source.recorded_at(),
             dropped: Arc::new(AtomicU64::new(0)),
             queued: Arc::new(AtomicUsize::new(0)),
         }
@@ -72,12 +75,12 @@ pub(crate) fn spawn_capture(
         while !stop.load(Ordering::Relaxed) {
             // A panicking source ends the lesson as a failed one ("ended early"), never as
             // a quiet end of stream that would mark it complete.
-            let message = match catch_unwind(AssertUnwindSafe(|| source.next_frame())) {
+            let message = match quietly(|| source.next_frame()) {
                 Ok(Ok(Some(frame))) => Ok(frame),
                 Ok(Ok(None)) => break,
                 Ok(Err(error)) => Err(error),
                 Err(panic) => Err(SourceError::Device(
-                    format!("the frame source panicked: {}", panic_text(panic.as_ref())).into(),
+                    format!("the frame source panicked: {panic}").into(),
                 )),
             };
             let failed = message.is_err();
@@ -101,13 +104,4 @@ pub(crate) fn spawn_capture(
         }
     });
     (receiver, handle)
-}
-
-/// The message of a panic payload (a `&str` or `String`, as `panic!` makes them).
-fn panic_text(payload: &(dyn Any + Send)) -> &str {
-    payload
-        .downcast_ref::<&str>()
-        .copied()
-        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
-        .unwrap_or("(no message)")
 }

@@ -23,7 +23,7 @@ use crate::record::overlay::{Annotation, Overlay};
 use crate::record::privacy::blur_picture;
 use crate::record::seconds::SecondLog;
 use crate::record::session::{self, SessionDir};
-use crate::record::summary::{Summary, SummaryInput, Timeline};
+use crate::record::summary::{LessonTimes, Summary, SummaryInput, Timeline};
 
 /// What a finished lesson left behind.
 #[derive(Debug)]
@@ -38,13 +38,17 @@ pub struct LessonReport {
 /// A lesson in progress.
 pub(crate) struct Lesson {
     session: SessionDir,
+    /// The kiosk's clock when the lesson opened (its folder's name).
     start: String,
+    opened_at: SystemTime,
     counts: LessonCounts,
     tracker: FaceTracker,
     student: StudentTrack,
     video: Option<EncoderThread>,
     overlay: Overlay,
     first_timestamp: Option<Duration>,
+    /// The source's time of the latest frame (the lesson's span, for a recording).
+    last_timestamp: Option<Duration>,
     next_refresh: Duration,
     dropped_before: u64,
     /// What the last analysed frame showed, drawn on frames recorded without analysis.
@@ -59,7 +63,8 @@ impl Lesson {
     pub fn open<P: OutputPin>(kiosk: &mut Kiosk<P>, feed: &Feed) -> Result<Self> {
         kiosk.room_for_a_lesson();
         let config = &kiosk.config;
-        let start = rfc3339_now();
+        let opened_at = SystemTime::now();
+        let start = humantime::format_rfc3339_seconds(opened_at).to_string();
         let session =
             SessionDir::create(&config.data_dir, &config.desk_id, &start).with_context(|| {
                 format!(
@@ -94,11 +99,13 @@ impl Lesson {
             counts: LessonCounts::new(config.smoothing_alpha, seconds),
             session,
             start,
+            opened_at,
             tracker: FaceTracker::default(),
             student: StudentTrack::default(),
             video,
             overlay: Overlay::new(),
             first_timestamp: None,
+            last_timestamp: None,
             next_refresh: refresh_period(kiosk),
             dropped_before: feed.dropped_so_far(),
             last_annotation: None,
@@ -109,16 +116,14 @@ impl Lesson {
             .leds
             .show(lesson.counts.tally.impression(kiosk.config.evidence));
         let _ = kiosk.leds.camera(true);
-        lesson.write(kiosk, feed, None, None)?;
+        kiosk.with_reserve("summaries", |kiosk| lesson.write(kiosk, feed, false, None))?;
         Ok(lesson)
     }
 
     /// True when a frame captured at `timestamp` belongs to the next lesson.
-    pub fn is_over_at(&self, timestamp: Duration, length: Option<Duration>) -> bool {
-        match (self.first_timestamp, length) {
-            (Some(first), Some(length)) => timestamp.saturating_sub(first) >= length,
-            _ => false,
-        }
+    pub fn is_over_at(&self, timestamp: Duration, length: Duration) -> bool {
+        self.first_timestamp
+            .is_some_and(|first| timestamp.saturating_sub(first) >= length)
     }
 
     /// Analyses, counts, shows and records one frame.
@@ -129,9 +134,14 @@ impl Lesson {
         feed: &Feed,
     ) -> Result<()> {
         let lesson_time = self.take_frame(kiosk, &frame);
-        let sighting = kiosk
-            .analysis
-            .analyse(&frame, &mut self.tracker, &mut self.student)?;
+        // The detector runs on rayon workers and tract under it: a panic there (a bug, or
+        // a model or cascade that slipped past its checks) ends the lesson with an error,
+        // printed as one line, never as a Rust panic with a backtrace.
+        let (analysis, tracker, student) =
+            (&mut kiosk.analysis, &mut self.tracker, &mut self.student);
+        let sighting =
+            ekspresi_common::guard::quietly(|| analysis.analyse(&frame, tracker, student))
+                .map_err(|panic| anyhow::anyhow!("the frame analysis failed: {panic}"))??;
         let reset_after = kiosk.config.no_face_reset_frames;
         let now = self
             .counts
@@ -151,7 +161,11 @@ impl Lesson {
         if lesson_time >= self.next_refresh {
             self.next_refresh += refresh_period(kiosk);
             let note = self.video.as_ref().and_then(EncoderThread::note);
-            self.write(kiosk, feed, None, note.as_deref())?;
+            // A refresh that cannot be written (a full card) is retried at the next one and
+            // at the lesson's end; the lesson goes on.
+            if let Err(error) = self.write(kiosk, feed, false, note.as_deref()) {
+                tracing::warn!(error = format!("{error:#}"), "summaries not refreshed");
+            }
         }
         Ok(())
     }
@@ -160,6 +174,7 @@ impl Lesson {
     /// frame's is zero), a watchdog beat and an LED tick.
     fn take_frame<P: OutputPin>(&mut self, kiosk: &mut Kiosk<P>, frame: &Frame) -> Duration {
         let first = *self.first_timestamp.get_or_insert(frame.timestamp());
+        self.last_timestamp = Some(frame.timestamp());
         kiosk.beat();
         let _ = kiosk.leds.tick(frame.timestamp());
         frame.timestamp().saturating_sub(first)
@@ -195,11 +210,22 @@ impl Lesson {
             return;
         };
         // statvfs every 16th frame is plenty: a frame adds tens of kB at most.
-        let low = self.counts.tally.frames() % 16 == 1 && kiosk.low_on_space();
+        let due = self.counts.tally.frames() % 16 == 1;
         // Low: older lessons' videos go first (retention); only if that is not enough does
         // this lesson's video stop.
-        if video.is_running() && low && !kiosk.make_room(Some(&self.session.path)) {
+        if video.is_running()
+            && due
+            && kiosk.low_on_space()
+            && !kiosk.make_room(Some(&self.session.path))
+        {
             video.stop_for("stopped: free space fell under the configured floor");
+            let _ = kiosk.leds.set_fault(Some(Fault::StorageFull));
+        }
+        // Whatever the floor is set to, the lesson's own files keep their room on the card:
+        // checked every frame (one statvfs, microseconds), so the video stops right after
+        // the fragment that crossed the margin.
+        if video.is_running() && kiosk.card_nearly_full() {
+            video.stop_for("stopped: the card filled up during the lesson (the lesson's summaries keep their room)");
             let _ = kiosk.leds.set_fault(Some(Fault::StorageFull));
         }
         if video.is_running() {
@@ -229,15 +255,19 @@ impl Lesson {
             None => (0, Some("not recorded (video is \"none\")".to_owned())),
         };
         self.counts.flush_seconds();
-        let end = rfc3339_now();
-        let summary = self.write(kiosk, feed, Some(&end), note.as_deref())?;
+        let summary = kiosk.with_reserve("summaries", |kiosk| {
+            self.write(kiosk, feed, true, note.as_deref())
+        })?;
         let completion = match &source_error {
             Some(e) => format!("ended early: {e}"),
             None => "complete".to_owned(),
         };
-        self.session
-            .complete_feeding(&completion, &mut || kiosk.beat())
-            .context("cannot write MANIFEST/COMPLETE")?;
+        let session = &self.session;
+        kiosk.with_reserve("MANIFEST", |kiosk| {
+            session
+                .complete_feeding(&completion, &mut || kiosk.beat())
+                .context("cannot write MANIFEST/COMPLETE")
+        })?;
         if last {
             let _ = kiosk.leds.camera(false);
         }
@@ -250,18 +280,50 @@ impl Lesson {
         })
     }
 
+    /// The lesson's start, its end once `closing`, and what they are read from: a camera's
+    /// lesson runs on the kiosk's clock; a recording's spans its own frames' times, from its
+    /// creation time when it has one (else from when it was replayed, said so).
+    fn times(&self, feed: &Feed, closing: bool) -> (String, Option<String>, LessonTimes) {
+        if feed.live {
+            return (
+                self.start.clone(),
+                closing.then(rfc3339_now),
+                LessonTimes::Camera,
+            );
+        }
+        let first = self.first_timestamp.unwrap_or_default();
+        let frames_span = self.last_timestamp.unwrap_or(first).saturating_sub(first);
+        // The last frame lasts one frame period (a sane rate only; sources check theirs).
+        let period = (feed.fps.is_finite() && (0.1..=240.0).contains(&feed.fps))
+            .then(|| Duration::from_secs_f64(1.0 / feed.fps))
+            .filter(|_| self.last_timestamp.is_some())
+            .unwrap_or_default();
+        let (start, times) = match feed.recorded_at {
+            Some(began) => (began + first, LessonTimes::Recording),
+            None => (self.opened_at, LessonTimes::RecordingStartUnknown),
+        };
+        let format = |t: SystemTime| humantime::format_rfc3339_seconds(t).to_string();
+        // To the millisecond: 48 frames at 6 fps last 8 s, not 7.999999.
+        // (Both terms are bounded by limits::MAX_LESSON, so the cast cannot truncate.)
+        let span =
+            Duration::from_millis(((frames_span + period).as_secs_f64() * 1000.0).round() as u64);
+        let end = closing.then(|| format(start + span));
+        (format(start), end, times)
+    }
+
     fn write<P: OutputPin>(
         &self,
         kiosk: &Kiosk<P>,
         feed: &Feed,
-        end: Option<&str>,
+        closing: bool,
         video_note: Option<&str>,
     ) -> Result<Summary> {
+        let (start, end, times) = self.times(feed, closing);
         let input = SummaryInput {
             desk_id: &kiosk.config.desk_id,
             lesson_id: kiosk.config.lesson_id.as_deref(),
-            lesson_start: &self.start,
-            lesson_end: end,
+            lesson_start: &start,
+            lesson_end: end.as_deref(),
             tally: &self.counts.tally,
             floor: kiosk.config.evidence,
             frames_dropped: feed.dropped_so_far().saturating_sub(self.dropped_before),
@@ -269,6 +331,7 @@ impl Lesson {
             model: &kiosk.model_name,
             model_accuracy: kiosk.model_accuracy,
             video_note,
+            times,
         };
         write_summaries(&self.session, &input, &self.counts.timeline)
     }

@@ -35,6 +35,12 @@ use capture::{spawn_capture, Captured, Feed};
 use lesson::Lesson;
 pub use lesson::LessonReport;
 
+/// Free space on the card (the reserve counted as free) below which a lesson's video stops:
+/// the reserve's room for the summaries, per-second log, `MANIFEST` and `COMPLETE` (a long
+/// lesson's fit in a few hundred kB), and room for the per-second log and a fragment in
+/// flight on top — the same whether the reserve is held or was given up.
+const VIDEO_MARGIN_BYTES: u64 = reserve::RESERVE_BYTES + 256 * 1024;
+
 /// The analysis side of the kiosk.
 pub struct Kiosk<P: OutputPin> {
     config: KioskConfig,
@@ -216,6 +222,33 @@ impl<P: OutputPin> Kiosk<P> {
             Ok(false) => tracing::warn!("card full and no space reserve left"),
             Err(error) => tracing::warn!(%error, "cannot give up the space reserve"),
         }
+    }
+
+    /// Runs `write` (a lesson's summaries, `MANIFEST`, `COMPLETE`); when it fails — a card
+    /// that filled during the lesson — and the space reserve is held, gives the reserve up
+    /// and tries once more, so the lesson's analysis is kept whatever the video took.
+    fn with_reserve<T>(
+        &mut self,
+        what: &str,
+        mut write: impl FnMut(&mut Self) -> Result<T>,
+    ) -> Result<T> {
+        let error = match write(self) {
+            Ok(value) => return Ok(value),
+            Err(error) => error,
+        };
+        match reserve::release(&self.config.data_dir) {
+            Ok(true) => {
+                tracing::warn!(%error, "card full: the space reserve is given up for the lesson's {what}");
+                write(self)
+            }
+            _ => Err(error),
+        }
+    }
+
+    /// True when the card has less than [`VIDEO_MARGIN_BYTES`] free: the video stops there,
+    /// whatever the configured floor.
+    fn card_nearly_full(&self) -> bool {
+        reserve::free_space(&self.config.data_dir).is_ok_and(|bytes| bytes < VIDEO_MARGIN_BYTES)
     }
 
     /// The configured free-space floor (`min_free_mib`), in bytes.

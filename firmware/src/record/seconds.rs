@@ -16,6 +16,7 @@ use super::files::write_summaries;
 use super::session::{SessionDir, SECONDS_CSV, SUMMARY_JSON};
 use super::summary::{Summary, SummaryInput, Timeline};
 use crate::aggregate::Tally;
+use crate::limits::{MAX_FRAMES_IN_A_SECOND, MAX_LESSON_SECONDS, MAX_SECONDS_CSV_BYTES};
 
 const HEADER: &str = "second,angry,disgust,fear,happy,sad,surprise,neutral,no_face\n";
 
@@ -42,6 +43,15 @@ impl SecondRow {
         let [second, faces @ .., no_face] = numbers.as_slice() else {
             return None;
         };
+        // A row past the longest lesson, or claiming more frames than a second can hold, is
+        // not one the kiosk wrote: reading stops there, as at a torn line.
+        let frames = faces
+            .iter()
+            .chain([no_face])
+            .try_fold(0u64, |sum, &n| sum.checked_add(n))?;
+        if *second >= MAX_LESSON_SECONDS || frames > MAX_FRAMES_IN_A_SECOND {
+            return None;
+        }
         Some(Self {
             second: *second,
             faces: faces.try_into().ok()?,
@@ -99,10 +109,15 @@ impl SecondLog {
     }
 }
 
-/// The whole rows of a session's `seconds.csv`: a torn last line (the cut came mid-write) and
-/// anything after it are left out.
+/// The whole rows of a session's `seconds.csv`: a torn last line (the cut came mid-write), a
+/// row out of bounds ([`crate::limits`]) and anything after either are left out; at most
+/// [`MAX_SECONDS_CSV_BYTES`] are read.
 pub fn read_rows(path: &Path) -> std::io::Result<Vec<SecondRow>> {
-    let text = std::fs::read_to_string(path)?;
+    use std::io::Read as _;
+    let mut text = String::new();
+    File::open(path)?
+        .take(MAX_SECONDS_CSV_BYTES)
+        .read_to_string(&mut text)?;
     Ok(text
         .split_inclusive('\n')
         .skip(1)
@@ -162,6 +177,7 @@ pub fn rebuild_summaries(session: &SessionDir) -> Result<Option<String>, anyhow:
         model: &last.model,
         model_accuracy: last.model_accuracy,
         video_note: last.video_note.as_deref(),
+        times: last.times,
     };
     write_summaries(session, &input, &timeline)?;
     Ok(Some(format!(
@@ -206,6 +222,24 @@ mod tests {
         text.push_str("4,0,0,1");
         std::fs::write(session.file(SECONDS_CSV), text).unwrap();
         assert_eq!(read_rows(&session.file(SECONDS_CSV)).unwrap().len(), 3);
+
+        // Rows no lesson can hold end the log there: a second past 12 hours, counts of
+        // billions (replaying them would loop for ages), counts that overflow when summed.
+        for bad in [
+            "43200,0,0,0,1,0,0,0,0",
+            "18446744073709551615,0,0,0,1,0,0,0,0",
+            "5,0,0,0,18446744073709551615,0,0,0,0",
+            "5,0,0,0,9223372036854775808,0,0,0,9223372036854775808",
+            "5,0,0,0,1001,0,0,0,0",
+        ] {
+            let mut text = HEADER.to_owned();
+            text.push_str("0,0,0,0,1,0,0,0,0\n");
+            text.push_str(bad);
+            text.push_str("\n1,0,0,0,1,0,0,0,0\n");
+            std::fs::write(session.file(SECONDS_CSV), text).unwrap();
+            let rows = read_rows(&session.file(SECONDS_CSV)).unwrap();
+            assert_eq!(rows.len(), 1, "{bad}");
+        }
 
         let (tally, timeline) = replay(&rows);
         assert_eq!(tally.frames(), 5);

@@ -13,9 +13,25 @@ use crate::aggregate::{CategoryCounts, Evidence, EvidenceFloor, Impression, Tall
 
 /// Version of `summary.json`'s layout (2: `impression` may be `insufficient`, never null,
 /// and `evidence` says what it rests on; 3: `lesson_id`, null unless the config names the
-/// lesson; 4: `frames_skipped`, 0 when absent; 5: `model_accuracy`, null when absent).
-/// Readers take 2 to 5.
-pub const SCHEMA_VERSION: u32 = 5;
+/// lesson; 4: `frames_skipped`, 0 when absent; 5: `model_accuracy`, null when absent; 6:
+/// `times`, what the lesson's start and end are read from, `camera` when absent).
+/// Readers take 2 to 6.
+pub const SCHEMA_VERSION: u32 = 6;
+
+/// What a summary's `lesson_start` and `lesson_end` are.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LessonTimes {
+    /// A live camera's lesson: the kiosk's clock when it started and ended.
+    #[default]
+    Camera,
+    /// A replayed recording that says when it was made: its creation time plus the frames'
+    /// own times.
+    Recording,
+    /// A replayed recording that does not say when it was made: the start is when it was
+    /// replayed (not when the lesson was), the span is the recording's own.
+    RecordingStartUnknown,
+}
 
 /// Reactions seen in one second of the lesson.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,7 +50,11 @@ pub struct Timeline {
 }
 
 impl Timeline {
+    /// Counts one frame `second` into the lesson. A lesson never lasts longer than
+    /// [`crate::limits::MAX_LESSON`] (the kiosk opens the next one), so the table is sized
+    /// by that bound; a later second is counted in the last row rather than growing it.
     pub fn record(&mut self, second: u64, category: Option<ekspresi_common::Category>) {
+        let second = second.min(crate::limits::MAX_LESSON_SECONDS - 1);
         while self.seconds.len() as u64 <= second {
             let next = self.seconds.len() as u64;
             self.seconds.push(SecondCounts {
@@ -117,6 +137,9 @@ pub struct Summary {
     pub model_accuracy: Option<f64>,
     /// Why the video stopped early, if it did (e.g. storage full).
     pub video_note: Option<String>,
+    /// What `lesson_start` and `lesson_end` are read from. Absent before schema 6.
+    #[serde(default)]
+    pub times: LessonTimes,
 }
 
 /// What the summary is built from.
@@ -132,6 +155,7 @@ pub struct SummaryInput<'a> {
     pub model: &'a str,
     pub model_accuracy: Option<f64>,
     pub video_note: Option<&'a str>,
+    pub times: LessonTimes,
 }
 
 impl Summary {
@@ -174,6 +198,7 @@ impl Summary {
             model: input.model.to_owned(),
             model_accuracy: input.model_accuracy,
             video_note: input.video_note.map(str::to_owned),
+            times: input.times,
         }
     }
 
@@ -204,14 +229,7 @@ impl Summary {
     pub fn to_text(&self) -> String {
         let mut t = String::new();
         let _ = writeln!(t, "Ekspresi lesson summary — desk {}", self.desk_id);
-        let _ = writeln!(t, "Lesson start: {}", self.lesson_start);
-        let _ = writeln!(
-            t,
-            "Lesson end:   {}",
-            self.lesson_end
-                .as_deref()
-                .unwrap_or("(in progress or interrupted)")
-        );
+        self.write_times(&mut t);
         let _ = writeln!(t);
         let _ = writeln!(t, "Impression: {}", self.impression_text());
         let _ = writeln!(t);
@@ -259,6 +277,47 @@ impl Summary {
         let _ = writeln!(t, "Model: {}", self.model);
         let _ = writeln!(t, "Note: {}", self.accuracy_note());
         t
+    }
+
+    /// The lesson's start and end lines, saying where they come from.
+    fn write_times(&self, t: &mut String) {
+        let end = self
+            .lesson_end
+            .as_deref()
+            .unwrap_or("(in progress or interrupted)");
+        let span = self
+            .span_seconds()
+            .map_or(String::new(), |s| format!("{s} s"));
+        match self.times {
+            LessonTimes::Camera => {
+                let _ = writeln!(t, "Lesson start: {}", self.lesson_start);
+                let _ = writeln!(t, "Lesson end:   {end}");
+            }
+            LessonTimes::Recording => {
+                let _ = writeln!(
+                    t,
+                    "Lesson start: {} (the recording's time)",
+                    self.lesson_start
+                );
+                let _ = writeln!(t, "Lesson end:   {end} (the recording's time; {span})");
+            }
+            LessonTimes::RecordingStartUnknown => {
+                let _ = writeln!(
+                    t,
+                    "Lesson start: unknown (the recording does not say when it was made; \
+                     replayed at {})",
+                    self.lesson_start
+                );
+                let _ = writeln!(t, "Lesson length: {span} (the recording's own)");
+            }
+        }
+    }
+
+    /// Seconds from `lesson_start` to `lesson_end`, when both are times.
+    pub fn span_seconds(&self) -> Option<u64> {
+        let start = humantime::parse_rfc3339(&self.lesson_start).ok()?;
+        let end = humantime::parse_rfc3339(self.lesson_end.as_deref()?).ok()?;
+        Some(end.duration_since(start).ok()?.as_secs())
     }
 
     /// How far to trust the expressions, from the model's measured accuracy.
@@ -314,6 +373,7 @@ mod tests {
             model: "lenet5-int8",
             model_accuracy: Some(0.6291),
             video_note: None,
+            times: LessonTimes::Camera,
         });
         assert_eq!(summary.frames_analysed, 5);
         let total: f64 = summary.expressions.iter().map(|e| e.percent).sum();
@@ -331,7 +391,7 @@ mod tests {
         assert!(text.contains("Impression: GOOD"), "{text}");
         assert!(text.contains("happy"));
         let json = serde_json::to_value(&summary).unwrap();
-        assert_eq!(json["schema_version"], 5);
+        assert_eq!(json["schema_version"], 6);
         assert!(
             text.contains(
                 "right on about 63 in 100 faces it never saw (FER-2013 PublicTest: 0.629)"
@@ -366,6 +426,7 @@ mod tests {
             model: "lenet5-int8",
             model_accuracy: Some(0.6291),
             video_note: None,
+            times: LessonTimes::Camera,
         }
     }
 

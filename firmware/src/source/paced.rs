@@ -53,6 +53,10 @@ impl FrameSource for Paced {
     fn describe(&self) -> String {
         format!("{} (in real time)", self.inner.describe())
     }
+
+    fn recorded_at(&self) -> Option<std::time::SystemTime> {
+        self.inner.recorded_at()
+    }
 }
 
 #[cfg(test)]
