@@ -2,6 +2,7 @@
 //! when it is missing (a test that needs FER-2013 or OpenCV never passes without them).
 
 pub mod mutate;
+pub mod onnx_mutate;
 
 use std::path::{Path, PathBuf};
 
