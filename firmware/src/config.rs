@@ -1,6 +1,8 @@
 //! The kiosk's configuration: JSON, every field optional with a default, unknown fields
 //! rejected, and values validated at start with errors that name the field.
 
+#![deny(clippy::arithmetic_side_effects, clippy::cast_possible_truncation)]
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -396,6 +398,7 @@ pub fn is_safe_name(name: &str) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects, clippy::cast_possible_truncation)] // test inputs
 mod tests {
     use super::*;
 

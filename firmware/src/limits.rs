@@ -4,6 +4,8 @@
 //! lesson time (the per-second timeline, the per-second log) is sized from them, never from
 //! a number in a file.
 
+#![deny(clippy::arithmetic_side_effects, clippy::cast_possible_truncation)]
+
 use std::time::Duration;
 
 /// The longest lesson: a session is closed and the next one opened when this much video
@@ -31,6 +33,7 @@ pub fn frame_time_in_bounds(seconds: f64) -> Option<Duration> {
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects, clippy::cast_possible_truncation)] // test inputs
 mod tests {
     use super::*;
 

@@ -320,7 +320,9 @@ fn replace_xml_number(bytes: &mut Vec<u8>, field: u8, occurrence: u16, token: u8
         .into_iter()
         .filter_map(|start| {
             let body = start + open.len();
-            let end = find_all(&bytes[body..], close.as_bytes()).first().map(|e| body + e)?;
+            let end = find_all(&bytes[body..], close.as_bytes())
+                .first()
+                .map(|e| body + e)?;
             Some((body, end))
         })
         .collect();
@@ -336,7 +338,11 @@ fn replace_xml_number(bytes: &mut Vec<u8>, field: u8, occurrence: u16, token: u8
 /// Replaces the value after the `key`-th `"…":` of a JSON text, when it is a scalar.
 fn replace_json_value(bytes: &mut Vec<u8>, key: u16, which: u8) {
     let colons: Vec<usize> = (0..bytes.len())
-        .filter(|&i| bytes[i] == b':' && i > 0 && bytes[..i].iter().rev().find(|b| !b.is_ascii_whitespace()) == Some(&b'"'))
+        .filter(|&i| {
+            bytes[i] == b':'
+                && i > 0
+                && bytes[..i].iter().rev().find(|b| !b.is_ascii_whitespace()) == Some(&b'"')
+        })
         .collect();
     let Some(&colon) = colons.get(usize::from(key) % colons.len().max(1)) else {
         return;
@@ -470,24 +476,56 @@ mod tests {
     #[test]
     fn structured_edits_hit_their_fields() {
         let xml = b"<cascade><width>24</width><rects><_>6 4 12 9 -1.</_></rects></cascade>";
-        let rect_x = Edit::XmlField { field: 5, occurrence: 0, token: 0, which: 7 };
+        let rect_x = Edit::XmlField {
+            field: 5,
+            occurrence: 0,
+            token: 0,
+            which: 7,
+        };
         assert_eq!(
             String::from_utf8(apply(xml, &[rect_x])).unwrap(),
             "<cascade><width>24</width><rects><_>4294967295 4 12 9 -1.</_></rects></cascade>"
         );
-        let width = Edit::XmlField { field: 0, occurrence: 0, token: 0, which: 9 };
-        assert!(String::from_utf8(apply(xml, &[width])).unwrap().contains("<width>4000000000</width>"));
+        let width = Edit::XmlField {
+            field: 0,
+            occurrence: 0,
+            token: 0,
+            which: 9,
+        };
+        assert!(String::from_utf8(apply(xml, &[width]))
+            .unwrap()
+            .contains("<width>4000000000</width>"));
         let json = br#"{"fps": 6, "name": "desk", "on": true, "nested": {"a": 1}}"#;
-        let edited = |key, which| String::from_utf8(apply(json, &[Edit::JsonValue { key, which }])).unwrap();
-        assert_eq!(edited(0, 15), r#"{"fps": NaN, "name": "desk", "on": true, "nested": {"a": 1}}"#);
-        assert_eq!(edited(1, 12), r#"{"fps": 6, "name": -9223372036854775808, "on": true, "nested": {"a": 1}}"#);
-        assert_eq!(edited(2, 0), r#"{"fps": 6, "name": "desk", "on": 0, "nested": {"a": 1}}"#);
-        assert_eq!(edited(3, 0), std::str::from_utf8(json).unwrap(), "objects are left alone");
+        let edited =
+            |key, which| String::from_utf8(apply(json, &[Edit::JsonValue { key, which }])).unwrap();
+        assert_eq!(
+            edited(0, 15),
+            r#"{"fps": NaN, "name": "desk", "on": true, "nested": {"a": 1}}"#
+        );
+        assert_eq!(
+            edited(1, 12),
+            r#"{"fps": 6, "name": -9223372036854775808, "on": true, "nested": {"a": 1}}"#
+        );
+        assert_eq!(
+            edited(2, 0),
+            r#"{"fps": 6, "name": "desk", "on": 0, "nested": {"a": 1}}"#
+        );
+        assert_eq!(
+            edited(3, 0),
+            std::str::from_utf8(json).unwrap(),
+            "objects are left alone"
+        );
         // trun: size, type, version/flags, sample count, then the samples' fields.
         let mut mp4 = vec![0, 0, 0, 24];
         mp4.extend_from_slice(b"trun");
         mp4.extend_from_slice(&[0, 0, 1, 0, 0, 0, 0, 2, 0, 0, 0, 7, 0, 0, 0, 7]);
-        let duration = Edit::Mp4Field { kind: 0, occurrence: 0, word: 5, wide: false, which: 9 };
+        let duration = Edit::Mp4Field {
+            kind: 0,
+            occurrence: 0,
+            word: 5,
+            wide: false,
+            which: 9,
+        };
         assert_eq!(&apply(&mp4, &[duration])[20..24], &[0xff; 4]);
     }
 

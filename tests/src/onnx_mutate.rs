@@ -42,10 +42,27 @@ const EXTREME_F32: [f32; 10] = [
 /// One structured edit; indices are taken modulo what the model has.
 #[derive(Debug, Clone)]
 pub enum OnnxEdit {
-    InitializerDim { initializer: u16, dim: u8, which: u8 },
-    InputDim { dim: u8, which: u8 },
-    IntAttribute { node: u16, attribute: u8, element: u8, which: u8 },
-    FloatAttribute { node: u16, attribute: u8, element: u8, which: u8 },
+    InitializerDim {
+        initializer: u16,
+        dim: u8,
+        which: u8,
+    },
+    InputDim {
+        dim: u8,
+        which: u8,
+    },
+    IntAttribute {
+        node: u16,
+        attribute: u8,
+        element: u8,
+        which: u8,
+    },
+    FloatAttribute {
+        node: u16,
+        attribute: u8,
+        element: u8,
+        which: u8,
+    },
 }
 
 pub fn onnx_edits() -> impl Strategy<Value = Vec<OnnxEdit>> {
@@ -82,7 +99,11 @@ fn apply_one(graph: &mut pb::GraphProto, edit: &OnnxEdit) {
     let int = |which: u8| EXTREME_I64[usize::from(which) % EXTREME_I64.len()];
     let float = |which: u8| EXTREME_F32[usize::from(which) % EXTREME_F32.len()];
     match *edit {
-        OnnxEdit::InitializerDim { initializer, dim, which } => {
+        OnnxEdit::InitializerDim {
+            initializer,
+            dim,
+            which,
+        } => {
             if let Some(tensor) = pick(&mut graph.initializer, initializer) {
                 if let Some(d) = pick(&mut tensor.dims, dim) {
                     *d = int(which);
@@ -99,11 +120,19 @@ fn apply_one(graph: &mut pb::GraphProto, edit: &OnnxEdit) {
                     _ => None,
                 });
             if let Some(d) = dims.and_then(|shape| pick(&mut shape.dim, dim)) {
-                d.value = Some(pb::tensor_shape_proto::dimension::Value::DimValue(int(which)));
+                d.value = Some(pb::tensor_shape_proto::dimension::Value::DimValue(int(
+                    which,
+                )));
             }
         }
-        OnnxEdit::IntAttribute { node, attribute, element, which } => {
-            let attribute = pick(&mut graph.node, node).and_then(|n| pick(&mut n.attribute, attribute));
+        OnnxEdit::IntAttribute {
+            node,
+            attribute,
+            element,
+            which,
+        } => {
+            let attribute =
+                pick(&mut graph.node, node).and_then(|n| pick(&mut n.attribute, attribute));
             if let Some(a) = attribute {
                 match pick(&mut a.ints, element) {
                     Some(v) => *v = int(which),
@@ -111,8 +140,14 @@ fn apply_one(graph: &mut pb::GraphProto, edit: &OnnxEdit) {
                 }
             }
         }
-        OnnxEdit::FloatAttribute { node, attribute, element, which } => {
-            let attribute = pick(&mut graph.node, node).and_then(|n| pick(&mut n.attribute, attribute));
+        OnnxEdit::FloatAttribute {
+            node,
+            attribute,
+            element,
+            which,
+        } => {
+            let attribute =
+                pick(&mut graph.node, node).and_then(|n| pick(&mut n.attribute, attribute));
             if let Some(a) = attribute {
                 match pick(&mut a.floats, element) {
                     Some(v) => *v = float(which),

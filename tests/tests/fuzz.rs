@@ -150,7 +150,9 @@ fn mp4_case(dir: &Path, bytes: &[u8]) {
 #[test]
 fn config_parsing_and_validation_survive_mutated_configs() {
     let config = corpus("board/deploy/config.json");
-    fuzz("config", 2000, text_edits(), |edits| config_case(apply(&config, edits)));
+    fuzz("config", 2000, text_edits(), |edits| {
+        config_case(apply(&config, edits))
+    });
     fuzz("config values", 1000, json_edits(), |edits| {
         config_case(apply(&config, edits));
     });
@@ -187,7 +189,9 @@ fn clip_folders_survive_mutated_clip_json() {
             }
         });
     };
-    fuzz("clip.json", 300, text_edits(), |edits| case(apply(&clip_json, edits)));
+    fuzz("clip.json", 300, text_edits(), |edits| {
+        case(apply(&clip_json, edits))
+    });
     fuzz("clip.json values", 200, json_edits(), |edits| {
         case(apply(&clip_json, edits));
     });
@@ -197,7 +201,9 @@ fn clip_folders_survive_mutated_clip_json() {
 fn cascade_loading_and_detection_survive_mutated_cascades() {
     let xml = corpus("firmware/assets/haarcascade_frontalface_default.xml");
     let face = Arc::new(face_frame());
-    fuzz("cascade", 60, text_edits(), |edits| cascade_case(apply(&xml, edits), &face));
+    fuzz("cascade", 60, text_edits(), |edits| {
+        cascade_case(apply(&xml, edits), &face)
+    });
     fuzz("cascade fields", 120, cascade_edits(), |edits| {
         cascade_case(apply(&xml, edits), &face);
     });
@@ -227,9 +233,16 @@ fn cascade_case(bytes: Vec<u8>, face: &Arc<(usize, usize, Vec<u8>)>) {
         // The loader's contract, beyond "no crash": a NaN threshold once loaded and made
         // every window a face; a rectangle outside the window once read out of bounds.
         let (w, h) = (cascade.window_width, cascade.window_height);
-        assert!((3..=512).contains(&w) && (3..=512).contains(&h), "window {w}×{h}");
+        assert!(
+            (3..=512).contains(&w) && (3..=512).contains(&h),
+            "window {w}×{h}"
+        );
         for stage in &cascade.stages {
-            assert!(stage.threshold.is_finite(), "stage threshold {}", stage.threshold);
+            assert!(
+                stage.threshold.is_finite(),
+                "stage threshold {}",
+                stage.threshold
+            );
             for stump in &stage.stumps {
                 let values = [stump.threshold, stump.left, stump.right];
                 assert!(values.iter().all(|v| v.is_finite()), "stump {stump:?}");
@@ -260,7 +273,9 @@ fn cascade_case(bytes: Vec<u8>, face: &Arc<(usize, usize, Vec<u8>)>) {
 #[test]
 fn model_loading_survives_mutated_models() {
     let onnx = corpus("firmware/models/lenet5-int8.onnx");
-    fuzz("model", 40, binary_edits(), |edits| model_case(apply(&onnx, edits)));
+    fuzz("model", 40, binary_edits(), |edits| {
+        model_case(apply(&onnx, edits))
+    });
     fuzz("model shapes and attributes", 60, onnx_edits(), |edits| {
         if let Some(bytes) = apply_onnx(&onnx, edits) {
             model_case(bytes);

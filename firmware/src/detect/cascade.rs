@@ -13,6 +13,8 @@
 //! [`MAX_CASCADE_BYTES`] — so the scan's corner offsets can neither wrap nor index out of
 //! its tables.
 
+#![deny(clippy::arithmetic_side_effects, clippy::cast_possible_truncation)]
+
 use std::path::{Path, PathBuf};
 
 use roxmltree::{Document, Node};
@@ -244,6 +246,7 @@ fn parse_stump(node: &Node, n_features: usize) -> Result<Stump, CascadeError> {
     }
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     let feature = index as usize; // a whole number in 0..n_features (checked above)
+    #[allow(clippy::cast_possible_truncation)] // to OpenCV's f32; a huge value is inf, refused
     let threshold = internal[3] as f32;
     Ok(Stump {
         feature,
@@ -314,6 +317,7 @@ fn parse_rect(
         y: pixels(y),
         width: pixels(w),
         height: pixels(h),
+        #[allow(clippy::cast_possible_truncation)] // f32 as OpenCV keeps it; inf is refused
         weight: finite(weight as f32, "rects")?,
     })
 }
@@ -363,6 +367,7 @@ fn numbers<T: std::str::FromStr>(
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects, clippy::cast_possible_truncation)] // test inputs
 mod tests {
     use super::*;
 

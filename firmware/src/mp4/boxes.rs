@@ -3,6 +3,8 @@
 //! as a whole box. Every size read from the file is checked before use: a size that
 //! overflows, is smaller than its header or runs past the end of the file is an error.
 
+#![deny(clippy::arithmetic_side_effects, clippy::cast_possible_truncation)]
+
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 
@@ -21,7 +23,7 @@ impl TopBox {
     /// Where the next box starts.
     pub fn end(&self) -> u64 {
         // box_at only returns boxes that end inside the file, so this cannot overflow.
-        self.start + self.len
+        self.start.saturating_add(self.len)
     }
 }
 
@@ -89,6 +91,7 @@ pub fn box_at(file: &mut File, offset: u64, file_len: u64) -> Result<Option<TopB
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects, clippy::cast_possible_truncation)] // test inputs
 mod tests {
     use super::*;
     use std::io::Write;

@@ -15,6 +15,8 @@
 //! its whole frames and then fails with "input ended early after frame N", so a truncated
 //! recording is never taken for a complete one.
 
+#![deny(clippy::arithmetic_side_effects, clippy::cast_possible_truncation)]
+
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -188,7 +190,7 @@ impl Mp4Source {
                 return Ok(None);
             };
             if let Some(frame) = self.decode_sample(sample)? {
-                self.frames += 1;
+                self.frames = self.frames.saturating_add(1);
                 return Ok(Some(frame));
             }
         }
@@ -214,7 +216,7 @@ impl Mp4Source {
             self.error(format!(
                 "frame {} is stamped {seconds:.0} s into the recording, past the longest \
                  lesson ({} s): its sample durations or decode times are not a recording's",
-                self.frames + 1,
+                self.frames.saturating_add(1),
                 crate::limits::MAX_LESSON_SECONDS
             ))
         })?;
@@ -230,7 +232,15 @@ impl Mp4Source {
             return Ok(None);
         };
         let (width, height) = yuv.dimensions();
-        let mut rgb = vec![0; width * height * 3];
+        // The decoder's picture sizes are bounded by H.264 levels; checked all the same.
+        let bytes = width
+            .checked_mul(height)
+            .and_then(|pixels| pixels.checked_mul(3))
+            .ok_or_else(|| SourceError::File {
+                path: path.display().to_string(),
+                reason: format!("a {width}×{height} picture"),
+            })?;
+        let mut rgb = vec![0; bytes];
         yuv.write_rgb8(&mut rgb);
         Frame::new(width, height, rgb, timestamp)
             .map(Some)
@@ -322,7 +332,7 @@ fn parameter_sets(avcc: &[u8]) -> Result<Vec<u8>, String> {
         at = copy_nal(avcc, at, &mut out).ok_or_else(short)?;
     }
     let pps_count = usize::from(*avcc.get(at).ok_or_else(short)?);
-    at += 1;
+    at = at.checked_add(1).ok_or_else(short)?;
     for _ in 0..pps_count {
         at = copy_nal(avcc, at, &mut out).ok_or_else(short)?;
     }
@@ -331,24 +341,27 @@ fn parameter_sets(avcc: &[u8]) -> Result<Vec<u8>, String> {
 
 /// Copies the 16-bit-length-prefixed NAL at `at` as Annex-B; returns the position after it.
 fn copy_nal(record: &[u8], at: usize, out: &mut Vec<u8>) -> Option<usize> {
-    let len = usize::from(u16::from_be_bytes([*record.get(at)?, *record.get(at + 1)?]));
-    let nal = record.get(at + 2..at + 2 + len)?;
+    let start = at.checked_add(2)?;
+    let len = usize::from(u16::from_be_bytes(record.get(at..start)?.try_into().ok()?));
+    let end = start.checked_add(len)?;
     out.extend_from_slice(&[0, 0, 0, 1]);
-    out.extend_from_slice(nal);
-    Some(at + 2 + len)
+    out.extend_from_slice(record.get(start..end)?);
+    Some(end)
 }
 
 /// Rewrites 4-byte-length-prefixed NAL units (MP4 samples) as Annex-B start-code units.
 fn avcc_to_annexb(sample: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
     let mut rest = sample;
     while !rest.is_empty() {
-        let len = read_u32(rest, 0).ok_or("truncated NAL length")? as usize;
-        let nal = rest
-            .get(4..4 + len)
+        let len = read_u32(rest, 0).ok_or("truncated NAL length")?;
+        let end = usize::try_from(len)
+            .ok()
+            .and_then(|len| len.checked_add(4))
+            .filter(|&end| end <= rest.len())
             .ok_or("NAL unit runs past its sample")?;
         out.extend_from_slice(&[0, 0, 0, 1]);
-        out.extend_from_slice(nal);
-        rest = &rest[4 + len..];
+        out.extend_from_slice(&rest[4..end]);
+        rest = &rest[end..];
     }
     Ok(())
 }
@@ -390,15 +403,15 @@ impl FragmentDefaults {
         let mut base = moof_start;
         if flags & 0x1 != 0 {
             base = read_u64(tfhd, at).ok_or("tfhd too short")?;
-            at += 8;
+            at = at.saturating_add(8);
         }
         if flags & 0x2 != 0 {
-            at += 4; // sample description index
+            at = at.saturating_add(4); // sample description index
         }
         let mut duration = trex_duration;
         if flags & 0x8 != 0 {
             duration = read_u32(tfhd, at).ok_or("tfhd too short")?;
-            at += 4;
+            at = at.saturating_add(4);
         }
         let size = (flags & 0x10 != 0).then(|| read_u32(tfhd, at)).flatten();
         Ok(Self {
@@ -430,10 +443,10 @@ fn parse_trun(
             .base
             .checked_add_signed(i64::from(data_offset))
             .ok_or("bad data offset")?;
-        at += 4;
+        at = at.saturating_add(4);
     }
     if flags & 0x4 != 0 {
-        at += 4; // first sample flags
+        at = at.saturating_add(4); // first sample flags
     }
     let mut samples = Vec::with_capacity(count.min(1 << 16));
     for _ in 0..count {
@@ -442,7 +455,7 @@ fn parse_trun(
                 return Ok(None);
             }
             let value = read_u32(trun, at).ok_or("trun too short for its samples")?;
-            at += 4;
+            at = at.saturating_add(4);
             Ok(Some(value))
         };
         let duration = field(0x100)?.unwrap_or(defaults.duration);
@@ -494,11 +507,12 @@ fn find_top_box(
             // len ≥ 8 and the box lies inside the file (box_at), so this is bounded by it.
             let mut bytes = vec![
                 0;
-                usize::try_from(top.len - 8)
+                usize::try_from(top.len.saturating_sub(8))
                     .map_err(std::io::Error::other)
                     .map_err(io)?
             ];
-            file.seek(SeekFrom::Start(top.start + 8)).map_err(io)?;
+            file.seek(SeekFrom::Start(top.start.saturating_add(8)))
+                .map_err(io)?;
             file.read_exact(&mut bytes).map_err(io)?;
             return Ok(Some((bytes, top.end())));
         }
@@ -508,14 +522,19 @@ fn find_top_box(
 }
 
 fn read_u32(bytes: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_be_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
+    Some(u32::from_be_bytes(
+        bytes.get(at..at.checked_add(4)?)?.try_into().ok()?,
+    ))
 }
 
 fn read_u64(bytes: &[u8], at: usize) -> Option<u64> {
-    Some(u64::from_be_bytes(bytes.get(at..at + 8)?.try_into().ok()?))
+    Some(u64::from_be_bytes(
+        bytes.get(at..at.checked_add(8)?)?.try_into().ok()?,
+    ))
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects, clippy::cast_possible_truncation)] // test inputs
 mod tests {
     use super::*;
 

@@ -14,6 +14,8 @@
 //! fragment that holds is finally decoded ([`Mp4Source::fragment_decodes`]; each fragment
 //! starts with a keyframe and decodes alone) and dropped too if the decoder reports an error.
 
+#![deny(clippy::arithmetic_side_effects, clippy::cast_possible_truncation)]
+
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
@@ -101,8 +103,8 @@ fn last_whole_fragment(
 
 /// True when `mdat`'s payload tiles exactly into valid length-prefixed H.264 NAL units.
 fn holds_h264(file: &mut File, mdat: &TopBox) -> std::io::Result<bool> {
-    file.seek(SeekFrom::Start(mdat.start + mdat.header_len))?;
-    let payload = mdat.len - mdat.header_len;
+    file.seek(SeekFrom::Start(mdat.start.saturating_add(mdat.header_len)))?;
+    let payload = mdat.len.saturating_sub(mdat.header_len);
     let mut reader = BufReader::with_capacity(64 * 1024, file.take(payload));
     let mut left = payload;
     while left > 0 {
@@ -111,11 +113,11 @@ fn holds_h264(file: &mut File, mdat: &TopBox) -> std::io::Result<bool> {
             return Ok(false);
         }
         let nal_len = u64::from(u32::from_be_bytes(length));
-        left -= 4;
+        left = left.saturating_sub(4); // left >= 5 (checked above)
         if nal_len == 0 || nal_len > left || !nal_unit_holds(&mut reader, nal_len)? {
             return Ok(false);
         }
-        left -= nal_len;
+        left = left.saturating_sub(nal_len); // nal_len <= left (checked above)
     }
     Ok(true)
 }
@@ -133,7 +135,7 @@ fn nal_unit_holds(reader: &mut impl BufRead, len: u64) -> std::io::Result<bool> 
         }
         let take = chunk
             .len()
-            .min(usize::try_from(len - seen).unwrap_or(usize::MAX));
+            .min(usize::try_from(len.saturating_sub(seen)).unwrap_or(usize::MAX));
         for (i, &byte) in chunk[..take].iter().enumerate() {
             if seen == 0 && i == 0 {
                 let nal_type = byte & 0x1f;
@@ -143,16 +145,21 @@ fn nal_unit_holds(reader: &mut impl BufRead, len: u64) -> std::io::Result<bool> 
             } else if zeros >= 2 && byte <= 2 {
                 return Ok(false);
             }
-            zeros = if byte == 0 { zeros + 1 } else { 0 };
+            zeros = if byte == 0 {
+                zeros.saturating_add(1)
+            } else {
+                0
+            };
             last = byte;
         }
         reader.consume(take);
-        seen += take as u64;
+        seen = seen.saturating_add(u64::try_from(take).unwrap_or(u64::MAX));
     }
     Ok(last != 0)
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects, clippy::cast_possible_truncation)] // test inputs
 mod tests {
     use super::*;
 

@@ -4,6 +4,8 @@
 //! recovery rebuilds the lesson's summaries from the log ([`rebuild_summaries`]) rather than
 //! keeping the last periodic summary, which can be `summary_refresh_s` behind.
 
+#![deny(clippy::arithmetic_side_effects, clippy::cast_possible_truncation)]
+
 use std::fs::File;
 use std::io::Write as _;
 use std::path::Path;
@@ -93,8 +95,11 @@ impl SecondLog {
             ..SecondRow::default()
         });
         match face {
-            Some(expression) => row.faces[expression.label()] += 1,
-            None => row.no_face += 1,
+            Some(expression) => {
+                let count = &mut row.faces[expression.label()];
+                *count = count.saturating_add(1);
+            }
+            None => row.no_face = row.no_face.saturating_add(1),
         }
         Ok(())
     }
@@ -164,7 +169,11 @@ pub fn rebuild_summaries(session: &SessionDir) -> Result<Option<String>, anyhow:
     let start = humantime::parse_rfc3339(&last.lesson_start)?;
     // No whole second yet: the lesson ended where it began.
     let end_offset = Duration::from_secs(rows.last().map_or(0, |row| row.second.saturating_add(1)));
-    let end = humantime::format_rfc3339_seconds(start + end_offset).to_string();
+    // The rows end within limits::MAX_LESSON_SECONDS (read_rows), so this cannot overflow.
+    let end = start
+        .checked_add(end_offset)
+        .ok_or_else(|| anyhow::anyhow!("{SECONDS_CSV}: the lesson ends past any date"))?;
+    let end = humantime::format_rfc3339_seconds(end).to_string();
     let input = SummaryInput {
         desk_id: &last.desk_id,
         lesson_id: last.lesson_id.as_deref(),
@@ -189,6 +198,7 @@ pub fn rebuild_summaries(session: &SessionDir) -> Result<Option<String>, anyhow:
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects, clippy::cast_possible_truncation)] // test inputs
 mod tests {
     use super::*;
 

@@ -22,6 +22,8 @@
 //! that reports an error and exits 0 anyway (as it does on a truncated file) is an error
 //! after the frames that decoded — never a quietly shorter "complete" lesson.
 
+#![deny(clippy::arithmetic_side_effects, clippy::cast_possible_truncation)]
+
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -251,7 +253,7 @@ fn probe(path: &Path) -> Result<Probed, String> {
 fn plausible_time(text: &str) -> Option<SystemTime> {
     let time = humantime::parse_rfc3339_weak(text.trim_end_matches('Z')).ok()?;
     let seconds = time.duration_since(SystemTime::UNIX_EPOCH).ok()?.as_secs();
-    let year = 1970 + seconds / 31_556_952;
+    let year = (seconds / 31_556_952).saturating_add(1970);
     PLAUSIBLE_YEARS.contains(&year).then_some(time)
 }
 
@@ -298,7 +300,9 @@ impl FrameTimes {
     fn next(&mut self) -> Result<Duration, String> {
         let stamp = self.next_stamp()?;
         let period = Duration::from_secs_f64(1.0 / self.fps);
-        let after_last = self.last.map_or(Duration::ZERO, |last| last + period);
+        let after_last = self
+            .last
+            .map_or(Duration::ZERO, |last| last.saturating_add(period));
         let time = match stamp {
             None => after_last,
             Some(stamp) => {
@@ -359,12 +363,18 @@ fn parse_rate(rate: &str) -> Option<f64> {
 
 impl FrameSource for FfmpegSource {
     fn next_frame(&mut self) -> Result<Option<Frame>, SourceError> {
-        let mut rgb = vec![0u8; self.width * self.height * 3];
+        // Sides are at most MAX_SIDE (probe): 7680² × 3 fits any usize of 32 bits and more.
+        let bytes = self
+            .width
+            .checked_mul(self.height)
+            .and_then(|pixels| pixels.checked_mul(3))
+            .ok_or_else(|| self.error("frame size overflows"))?;
+        let mut rgb = vec![0u8; bytes];
         let mut filled = 0;
         while filled < rgb.len() {
             match self.stdout.read(&mut rgb[filled..]) {
                 Ok(0) => break,
-                Ok(n) => filled += n,
+                Ok(n) => filled = filled.saturating_add(n),
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(self.error(e)),
             }
@@ -379,7 +389,7 @@ impl FrameSource for FfmpegSource {
             )));
         }
         let timestamp = self.times.next().map_err(|e| self.error(e))?;
-        self.frames += 1;
+        self.frames = self.frames.saturating_add(1);
         Frame::new(self.width, self.height, rgb, timestamp)
             .map(Some)
             .map_err(|e| self.error(e))
@@ -421,6 +431,7 @@ impl Drop for FfmpegSource {
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects, clippy::cast_possible_truncation)] // test inputs
 mod tests {
     use super::*;
 

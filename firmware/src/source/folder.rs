@@ -2,6 +2,8 @@
 //! (PNG/JPEG, played in name order) with an optional `clip.json` giving its frame rate, or the
 //! same held in memory (the built-in demo clip, [`super::demo`]).
 
+#![deny(clippy::arithmetic_side_effects, clippy::cast_possible_truncation)]
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -133,7 +135,7 @@ impl FrameSource for ImageFolderSource {
             return Ok(None);
         };
         let timestamp = Duration::from_secs_f64(self.next as f64 / self.fps);
-        self.next += 1;
+        self.next = self.next.saturating_add(1);
         Ok(Some(Frame::from_image(image, timestamp)))
     }
 

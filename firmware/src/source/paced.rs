@@ -2,6 +2,8 @@
 //! camera would deliver it — for watching a desk's LEDs follow a clip, and for tests that
 //! cut the kiosk at a known moment of the lesson.
 
+#![deny(clippy::arithmetic_side_effects, clippy::cast_possible_truncation)]
+
 use std::time::{Duration, Instant};
 
 use crate::devices::{Frame, FrameSource, SourceError};
@@ -34,8 +36,9 @@ impl FrameSource for Paced {
         let (wall, first) = *self
             .origin
             .get_or_insert_with(|| (Instant::now(), frame.timestamp()));
-        let due = wall + frame.timestamp().saturating_sub(first);
-        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+        // A time past what an Instant can hold is simply not waited for.
+        let due = wall.checked_add(frame.timestamp().saturating_sub(first));
+        if let Some(wait) = due.and_then(|due| due.checked_duration_since(Instant::now())) {
             std::thread::sleep(wait.min(MAX_WAIT));
         }
         Ok(Some(frame))
@@ -60,6 +63,7 @@ impl FrameSource for Paced {
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects, clippy::cast_possible_truncation)] // test inputs
 mod tests {
     use std::path::Path;
 
