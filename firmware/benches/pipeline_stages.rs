@@ -18,6 +18,9 @@
 //!    RSS, beside the same with the full scan; and the steady per-frame CPU, from a replay
 //!    of the clip twice over less the clip's (no start-up or close in it).
 //!
+//! With `EKSPRESI_BENCH_BASELINE` set to another `ekspresi` binary (an earlier commit's), the
+//! replay section runs it too, taking turns with this build, for a side-by-side comparison.
+//!
 //! Times are the best of a few rounds (the least disturbed by other load on a shared
 //! machine); CPU time is the process's over all its threads; allocations are counted by a
 //! counting global allocator.
@@ -386,10 +389,28 @@ fn print_stages(rows: &[(&str, Stage)]) {
     }
 }
 
-/// `ekspresi replay` on the clip in its own process, with `config` (JSON; `None`: defaults).
-fn replay(clip: &Path, dir: &Path, name: &str, config: Option<&str>) -> (ChildRun, u64) {
+/// The `ekspresi` binaries the replay section runs: this build, and with
+/// `EKSPRESI_BENCH_BASELINE=/path/to/ekspresi` (an earlier commit's release build) that one
+/// too, interleaved round by round, so a change is compared side by side in one run.
+fn binaries() -> Vec<(String, PathBuf)> {
+    let mut binaries = vec![("this build".to_owned(), PathBuf::from(env!("CARGO_BIN_EXE_ekspresi")))];
+    if let Ok(baseline) = std::env::var("EKSPRESI_BENCH_BASELINE") {
+        binaries.push(("baseline".to_owned(), PathBuf::from(baseline)));
+    }
+    binaries
+}
+
+/// `binary replay` on the clip in its own process, with `config` (JSON; `None`: defaults).
+fn replay(
+    binary: &Path,
+    clip: &Path,
+    dir: &Path,
+    name: &str,
+    config: Option<&str>,
+) -> (ChildRun, u64) {
     let out = dir.join(format!("replay-{name}"));
-    let mut command = Command::new(env!("CARGO_BIN_EXE_ekspresi"));
+    let _ = std::fs::remove_dir_all(&out);
+    let mut command = Command::new(binary);
     command.arg("replay").arg(clip).arg("--out").arg(&out);
     if let Some(config) = config {
         let path = dir.join(format!("{name}.json"));
@@ -427,16 +448,25 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     found
 }
 
-/// The fastest of `ROUNDS` replays of `clip` with `config`: the run and frames analysed.
-fn best_replay(clip: &Path, dir: &Path, slug: &str, config: Option<&str>) -> (ChildRun, u64) {
-    let mut best: Option<(ChildRun, u64)> = None;
+/// The fastest of `ROUNDS` replays of `clip` with `config` by each binary, the binaries
+/// taking turns within a round: per binary, the run and frames analysed.
+fn best_replays(
+    binaries: &[(String, PathBuf)],
+    clip: &Path,
+    dir: &Path,
+    slug: &str,
+    config: Option<&str>,
+) -> Vec<(ChildRun, u64)> {
+    let mut best: Vec<Option<(ChildRun, u64)>> = vec![None; binaries.len()];
     for round in 0..ROUNDS {
-        let run = replay(clip, dir, &format!("{slug}-{round}"), config);
-        if best.as_ref().is_none_or(|b| run.0.wall < b.0.wall) {
-            best = Some(run);
+        for (index, (_, binary)) in binaries.iter().enumerate() {
+            let run = replay(binary, clip, dir, &format!("{slug}-{index}-{round}"), config);
+            if best[index].as_ref().is_none_or(|b| run.0.wall < b.0.wall) {
+                best[index] = Some(run);
+            }
         }
     }
-    best.expect("ROUNDS > 0")
+    best.into_iter().map(|b| b.expect("ROUNDS > 0")).collect()
 }
 
 /// The replays: the clip, and the clip twice in one file; the difference of the two is the
@@ -444,24 +474,29 @@ fn best_replay(clip: &Path, dir: &Path, slug: &str, config: Option<&str>) -> (Ch
 fn print_replays(clips: (&Path, &Path), dir: &Path, frames: usize) {
     let seconds = frames as f64 / f64::from(clip::FPS);
     println!("\n## The whole kiosk replaying the clip (`ekspresi replay`, own process, recording on; best of {ROUNDS})\n");
-    println!("| settings | frames analysed | wall s | × real time | CPU ms/frame | CPU ms/frame, steady (clip ×2 − clip) | peak RSS MiB |");
-    println!("|---|---:|---:|---:|---:|---:|---:|");
+    println!("| settings | binary | frames analysed | wall s | × real time | CPU ms/frame | CPU ms/frame, steady (clip ×2 − clip) | peak RSS MiB |");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|");
     let full = r#"{"scan": "full", "track_face_frames": 0}"#;
+    let binaries = binaries();
     for (name, slug, config) in [
         ("defaults", "defaults", None),
         ("full scan, no tracking", "full", Some(full)),
     ] {
-        let (once, analysed) = best_replay(clips.0, dir, slug, config);
-        let (twice, analysed_twice) = best_replay(clips.1, dir, &format!("{slug}-x2"), config);
-        let added = analysed_twice.saturating_sub(analysed).max(1) as f64;
-        let steady = (twice.cpu.as_secs_f64() - once.cpu.as_secs_f64()) * 1e3 / added;
-        println!(
-            "| {name} | {analysed} | {:.2} | {:.1}× | {:.2} | {steady:.2} | {:.1} |",
-            once.wall.as_secs_f64(),
-            seconds / once.wall.as_secs_f64(),
-            once.cpu.as_secs_f64() * 1e3 / analysed.max(1) as f64,
-            once.peak_rss_mib.max(twice.peak_rss_mib)
-        );
+        let once = best_replays(&binaries, clips.0, dir, slug, config);
+        let twice = best_replays(&binaries, clips.1, dir, &format!("{slug}-x2"), config);
+        for (((binary, _), (once, analysed)), (twice, analysed_twice)) in
+            binaries.iter().zip(once).zip(twice)
+        {
+            let added = analysed_twice.saturating_sub(analysed).max(1) as f64;
+            let steady = (twice.cpu.as_secs_f64() - once.cpu.as_secs_f64()) * 1e3 / added;
+            println!(
+                "| {name} | {binary} | {analysed} | {:.2} | {:.1}× | {:.2} | {steady:.2} | {:.1} |",
+                once.wall.as_secs_f64(),
+                seconds / once.wall.as_secs_f64(),
+                once.cpu.as_secs_f64() * 1e3 / analysed.max(1) as f64,
+                once.peak_rss_mib.max(twice.peak_rss_mib)
+            );
+        }
     }
 }
 

@@ -52,6 +52,7 @@ fn timeval(t: libc::timeval) -> Duration {
 }
 
 /// A child process's wall time, CPU time and peak resident memory.
+#[derive(Clone, Copy)]
 pub struct ChildRun {
     pub wall: Duration,
     pub cpu: Duration,
