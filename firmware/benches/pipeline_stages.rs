@@ -393,7 +393,10 @@ fn print_stages(rows: &[(&str, Stage)]) {
 /// `EKSPRESI_BENCH_BASELINE=/path/to/ekspresi` (an earlier commit's release build) that one
 /// too, interleaved round by round, so a change is compared side by side in one run.
 fn binaries() -> Vec<(String, PathBuf)> {
-    let mut binaries = vec![("this build".to_owned(), PathBuf::from(env!("CARGO_BIN_EXE_ekspresi")))];
+    let mut binaries = vec![(
+        "this build".to_owned(),
+        PathBuf::from(env!("CARGO_BIN_EXE_ekspresi")),
+    )];
     if let Ok(baseline) = std::env::var("EKSPRESI_BENCH_BASELINE") {
         binaries.push(("baseline".to_owned(), PathBuf::from(baseline)));
     }
@@ -460,7 +463,13 @@ fn best_replays(
     let mut best: Vec<Option<(ChildRun, u64)>> = vec![None; binaries.len()];
     for round in 0..ROUNDS {
         for (index, (_, binary)) in binaries.iter().enumerate() {
-            let run = replay(binary, clip, dir, &format!("{slug}-{index}-{round}"), config);
+            let run = replay(
+                binary,
+                clip,
+                dir,
+                &format!("{slug}-{index}-{round}"),
+                config,
+            );
             if best[index].as_ref().is_none_or(|b| run.0.wall < b.0.wall) {
                 best[index] = Some(run);
             }

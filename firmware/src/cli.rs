@@ -316,7 +316,18 @@ fn replay(clip: Clip<'_>, out: &Path, args: &RunArgs) -> Result<()> {
 
 /// A video file: the kiosk's own recordings through `Mp4Source` (exact frame times, no
 /// external tool), anything else through ffmpeg, with both reasons if neither reads it.
+/// Only a regular file is read: a FIFO would hang the probe or be read twice (once by each
+/// reader), a device would never end.
 fn recorded_video(file: &Path) -> Result<Box<dyn FrameSource>> {
+    let kind = std::fs::metadata(file)
+        .with_context(|| format!("cannot read {}", file.display()))?
+        .file_type();
+    if !kind.is_file() {
+        bail!(
+            "{}: not a regular file (a pipe, device or socket is not replayed)",
+            file.display()
+        );
+    }
     match Mp4Source::open(file) {
         Ok(source) => Ok(Box::new(source)),
         Err(own) => {

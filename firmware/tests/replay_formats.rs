@@ -307,3 +307,58 @@ fn oversized_clips_are_scaled_and_tiny_ones_refused_up_front() {
     assert!(!ok, "{text}");
     assert!(text.contains("too small to find a face in"), "{text}");
 }
+
+/// A file's name is only its name (issue 29's replay class): `-i`, `-f`, `pipe:0` and
+/// `seq/%d.png` are those files, analysed as themselves — never ffmpeg options, stdin or an
+/// image-sequence pattern that would analyse other files — and a named pipe is refused
+/// rather than hanging the replay.
+#[test]
+fn file_names_are_files_never_options_urls_or_patterns() {
+    let dir = scratch("replay-names");
+    let clip = encode(&dir, "clip.avi", &["-c:v", "mpeg4", "-q:v", "3"]);
+    let seq = dir.join("seq");
+    std::fs::create_dir_all(&seq).unwrap();
+    // Decoys the pattern would pick up instead: other pictures named 1.png, 2.png, 3.png.
+    for i in 1..=3 {
+        std::fs::copy(
+            manifest_dir().join("assets/demo/frame_0000.jpg"),
+            seq.join(format!("{i}.png")),
+        )
+        .unwrap();
+    }
+    for name in ["-i", "-f", "pipe:0", "seq/%d.png"] {
+        std::fs::copy(&clip, dir.join(name)).unwrap();
+        // As a user types it: a relative name, after `--`, from the clip's folder.
+        let out = dir.join(format!("out-{}", name.replace(['/', '%', ':'], "_")));
+        let output = Command::new(KIOSK)
+            .current_dir(&dir)
+            .arg("replay")
+            .arg("--out")
+            .arg(&out)
+            .arg("--")
+            .arg(name)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{name}: {stderr}");
+        let session = std::fs::read_dir(out.join("sessions/desk-1"))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap();
+        let summary: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(session.path().join("summary.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            summary["frames_analysed"], 48,
+            "{name}: the named file itself"
+        );
+    }
+    let fifo = dir.join("pipe.mp4");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    let (ok, text, _) = replay(&fifo, &dir.join("out-fifo"));
+    assert!(!ok, "{text}");
+    assert!(text.contains("not a regular file"), "{text}");
+}

@@ -13,8 +13,9 @@
 //! `creation_time`, when it has a plausible one, dates the lesson (see
 //! [`FrameSource::recorded_at`]).
 //!
-//! File names reach both tools as `file:` URLs, so a name like `-i`, `pipe:0` or
-//! `seq/%d.png` is that file and nothing else. Pictures larger than the recorder's
+//! File names never reach either tool: they read this process's open descriptor of the file
+//! (`/proc/<pid>/fd/<n>`), so a name like `-i`, `pipe:0` or `seq/%d.png` is that file and
+//! nothing else, and only a regular file is read. Pictures larger than the recorder's
 //! [`MAX_RECORD_WIDTH`]×[`MAX_RECORD_HEIGHT`] are scaled down to fit by ffmpeg (said in
 //! the description); pictures smaller than the detector's window are refused up front.
 //!
@@ -50,6 +51,8 @@ const PLAUSIBLE_YEARS: std::ops::RangeInclusive<u64> = 2000..=2100;
 /// A video decoded by the system's ffmpeg.
 pub struct FfmpegSource {
     path: PathBuf,
+    /// The open file the tools read (see [`OpenInput`]).
+    _input: OpenInput,
     child: Child,
     stdout: ChildStdout,
     /// ffprobe listing the same frames' timestamps, one line per frame.
@@ -65,12 +68,37 @@ pub struct FfmpegSource {
     created: Option<SystemTime>,
 }
 
-/// `path` as a `file:` URL, so that ffmpeg and ffprobe take it as that file whatever its
-/// name looks like (an option, `pipe:0`, an image-sequence pattern).
-fn file_url(path: &Path) -> OsString {
-    let mut url = OsString::from("file:");
-    url.push(path.as_os_str());
-    url
+/// The file as ffmpeg and ffprobe are given it: this process's open descriptor of it, as a
+/// `file:` URL of `/proc/<pid>/fd/<n>`. The name a desk or a user chose never reaches them —
+/// not as an option (`-i`), a protocol (`pipe:0`), nor an image-sequence pattern or an
+/// extension that picks a demuxer (`seq/%d.png`) — so they probe the content, and they read
+/// the very file that was checked to be a regular one (no swap in between).
+struct OpenInput {
+    /// Held open while the tools run: the `/proc` path names it.
+    _file: std::fs::File,
+    url: OsString,
+}
+
+impl OpenInput {
+    fn open(path: &Path) -> Result<Self, String> {
+        // stat before open: opening a FIFO would block until a writer came.
+        let kind = std::fs::metadata(path)
+            .map_err(|e| e.to_string())?
+            .file_type();
+        if !kind.is_file() {
+            return Err("not a regular file (a pipe, device or socket is not replayed)".into());
+        }
+        let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+        if !file.metadata().map_err(|e| e.to_string())?.is_file() {
+            return Err("not a regular file".into());
+        }
+        let url = OsString::from(format!(
+            "file:/proc/{}/fd/{}",
+            std::process::id(),
+            std::os::fd::AsRawFd::as_raw_fd(&file)
+        ));
+        Ok(Self { _file: file, url })
+    }
 }
 
 impl FfmpegSource {
@@ -80,7 +108,8 @@ impl FfmpegSource {
             path: path.display().to_string(),
             reason,
         };
-        let probed = probe(path).map_err(error)?;
+        let input = OpenInput::open(path).map_err(error)?;
+        let probed = probe(&input.url).map_err(error)?;
         let (width, height) = recorded_size(probed.width, probed.height).map_err(error)?;
         let errors = tempfile::tempfile().map_err(|e| error(format!("temporary file: {e}")))?;
         let errors_for_child = errors
@@ -88,7 +117,7 @@ impl FfmpegSource {
             .map_err(|e| error(format!("temporary file: {e}")))?;
         let mut child = Command::new("ffmpeg")
             .args(["-v", "error", "-nostdin", "-i"])
-            .arg(file_url(path))
+            .arg(&input.url)
             .args(["-map", "0:v:0", "-fps_mode", "passthrough", "-vf"])
             .arg(picture_filter(
                 (probed.width, probed.height),
@@ -108,10 +137,11 @@ impl FfmpegSource {
             .stdout
             .take()
             .ok_or_else(|| error("ffmpeg gave no output pipe".into()))?;
-        let times = FrameTimes::start(path, probed.fps).map_err(error)?;
+        let times = FrameTimes::start(&input.url, probed.fps).map_err(error)?;
         let scaled = (width, height) != (probed.width & !1, probed.height & !1);
         Ok(Self {
             path: path.to_owned(),
+            _input: input,
             child,
             stdout,
             times,
@@ -201,7 +231,7 @@ fn picture_filter(from: (usize, usize), to: (usize, usize)) -> String {
 }
 
 /// Size, frame rate and creation time of the first video stream, from ffprobe's JSON.
-fn probe(path: &Path) -> Result<Probed, String> {
+fn probe(input: &OsString) -> Result<Probed, String> {
     let output = Command::new("ffprobe")
         .args(["-v", "error", "-select_streams", "v:0", "-show_entries"])
         .args([
@@ -209,7 +239,7 @@ fn probe(path: &Path) -> Result<Probed, String> {
             "-of",
             "json",
         ])
-        .arg(file_url(path))
+        .arg(input)
         .stdin(Stdio::null())
         .output()
         .map_err(|e| format!("cannot run ffprobe (install ffmpeg to replay this format): {e}"))?;
@@ -270,13 +300,13 @@ struct FrameTimes {
 }
 
 impl FrameTimes {
-    fn start(path: &Path, fps: f64) -> Result<Self, String> {
+    fn start(input: &OsString, fps: f64) -> Result<Self, String> {
         let mut child = Command::new("ffprobe")
             .args(["-v", "quiet", "-select_streams", "v:0", "-show_entries"])
             // `compact` names each line's section: a frame's own line starts "frame|", and
             // side data (x264's SEI, for one) never passes for a frame.
             .args(["frame=best_effort_timestamp_time", "-of", "compact"])
-            .arg(file_url(path))
+            .arg(input)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
