@@ -10,7 +10,7 @@ use model_quant::data::{self, Usage};
 use model_quant::nets::Arch;
 use model_quant::onnx::Readout;
 use model_quant::quantize::WeightGranularity;
-use model_quant::recipe::{SplitConfig, TrainConfig};
+use model_quant::recipe::{OptimizerKind, Schedule, SplitConfig, TrainConfig};
 use model_quant::run::{self, RunDir};
 use model_quant::{evaluate, export};
 use model_quant::{predict, train};
@@ -186,6 +186,25 @@ struct TrainArgs {
     /// optimiser and this run's own schedule: fine-tuning, e.g. with weaker augmentation.
     #[arg(long, conflicts_with = "resume")]
     init_from: Option<PathBuf>,
+    /// Optimiser: adam (the paper's) or sgd-nesterov (SGD with Nesterov momentum).
+    #[arg(long, value_enum, default_value = "adam")]
+    optimizer: OptimizerArg,
+    /// Momentum of sgd-nesterov.
+    #[arg(long, default_value_t = 0.9)]
+    momentum: f64,
+    /// Learning-rate schedule: cosine over the run, or plateau (×--plateau-factor after
+    /// --plateau-patience epochs without a better validation accuracy).
+    #[arg(long, value_enum, default_value = "cosine")]
+    schedule: ScheduleArg,
+    /// Factor of each plateau cut.
+    #[arg(long, default_value_t = 0.75)]
+    plateau_factor: f64,
+    /// Epochs without a better validation accuracy before a plateau cut.
+    #[arg(long, default_value_t = 5)]
+    plateau_patience: usize,
+    /// Probability of random erasing (a rectangle of 2–33 % of the face filled with noise).
+    #[arg(long, default_value_t = 0.0)]
+    erase_probability: f32,
     /// burn backend to train on (libtorch needs a build with `--features tch`).
     #[arg(long, value_enum, default_value = "flex")]
     backend: Backend,
@@ -369,6 +388,13 @@ fn augment_config(args: &TrainArgs) -> Result<Option<AugmentConfig>> {
         return Ok(None);
     }
     let mut augment = AugmentConfig::default();
+    if !(0.0..=1.0).contains(&args.erase_probability) {
+        bail!(
+            "--erase-probability must be in [0, 1], got {}",
+            args.erase_probability
+        );
+    }
+    augment.erase_probability = args.erase_probability;
     if let Some(shift) = args.max_shift {
         if !(0.0..0.5).contains(&shift) {
             bail!("--max-shift must be in [0, 0.5), got {shift}");
@@ -382,6 +408,52 @@ fn augment_config(args: &TrainArgs) -> Result<Option<AugmentConfig>> {
         augment.max_rotation_deg = degrees;
     }
     Ok(Some(augment))
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum OptimizerArg {
+    Adam,
+    SgdNesterov,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ScheduleArg {
+    Cosine,
+    Plateau,
+}
+
+/// The optimiser and schedule of `args`, checked.
+fn optimizer_and_schedule(args: &TrainArgs) -> Result<(OptimizerKind, Schedule)> {
+    let optimizer = match args.optimizer {
+        OptimizerArg::Adam => OptimizerKind::Adam,
+        OptimizerArg::SgdNesterov => {
+            if !(0.0..1.0).contains(&args.momentum) {
+                bail!("--momentum must be in [0, 1), got {}", args.momentum);
+            }
+            OptimizerKind::SgdNesterov {
+                momentum: args.momentum,
+            }
+        }
+    };
+    let schedule = match args.schedule {
+        ScheduleArg::Cosine => Schedule::Cosine,
+        ScheduleArg::Plateau => {
+            if !(args.plateau_factor > 0.0 && args.plateau_factor < 1.0) {
+                bail!(
+                    "--plateau-factor must be in (0, 1), got {}",
+                    args.plateau_factor
+                );
+            }
+            if args.plateau_patience == 0 {
+                bail!("--plateau-patience must be at least 1");
+            }
+            Schedule::Plateau {
+                factor: args.plateau_factor,
+                patience: args.plateau_patience,
+            }
+        }
+    };
+    Ok((optimizer, schedule))
 }
 
 fn run_train(args: TrainArgs) -> Result<()> {
@@ -413,6 +485,8 @@ fn run_train(args: TrainArgs) -> Result<()> {
             limit_per_class: args.limit_per_class,
         },
         init_from: args.init_from.clone(),
+        optimizer: optimizer_and_schedule(&args)?.0,
+        schedule: optimizer_and_schedule(&args)?.1,
     };
     let training = data::load(&args.data)?.with_usage(Usage::Training);
     let (train_set, validation_set) = config.split_faces(&training);

@@ -25,6 +25,7 @@ pub(crate) fn batch_input(
         let face = match augment {
             Some(config) => {
                 augment::apply(faces.face(index), &Transform::random(config, rng), scratch);
+                augment::erase(scratch, config.erase_probability, rng);
                 scratch.as_raw().as_slice()
             }
             None => faces.face(index),

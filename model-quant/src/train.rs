@@ -9,7 +9,8 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use burn::module::Module;
 use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
-use burn::optim::{AdamConfig, GradientsParams};
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{AdamConfig, GradientsParams, SgdConfig};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use ekspresi_common::FACE_SIDE;
 use image::GrayImage;
@@ -23,7 +24,7 @@ use crate::data::Faces;
 use crate::fsutil::write_atomically;
 use crate::nets::Net;
 use crate::predict::{batch_input, evaluate};
-use crate::recipe::TrainConfig;
+use crate::recipe::{OptimizerKind, Schedule, TrainConfig};
 use crate::run::{
     load_checkpoint, load_weights, save_checkpoint, save_model, EpochLog, RunDir, RunState,
 };
@@ -115,13 +116,19 @@ pub fn train(
     let mut since_best = state.epochs_done - state.best_epoch.min(state.epochs_done);
     for epoch in state.epochs_done + 1..=config.epochs {
         let started = Instant::now();
+        let epoch_rate = match config.schedule {
+            Schedule::Cosine => None,
+            Schedule::Plateau { factor, patience } => {
+                Some(plateau_rate(config, &log, factor, patience))
+            }
+        };
         let (trained, train_loss, train_accuracy, learning_rate) = train_epoch(
             config,
             model,
             &mut optimizer,
             &loss_fn,
             train,
-            epoch,
+            (epoch, epoch_rate),
             &device,
         );
         model = trained;
@@ -185,11 +192,43 @@ fn init_from(config: &TrainConfig, source: &RunDir, model: &mut Net) -> Result<(
 }
 
 fn optimizer(config: &TrainConfig) -> burn::optim::ModuleOptimizer {
-    let mut adam = AdamConfig::new();
-    if let Some(decay) = config.weight_decay {
-        adam = adam.with_weight_decay(Some(burn::optim::decay::WeightDecayConfig::new(decay)));
+    let decay = config
+        .weight_decay
+        .map(burn::optim::decay::WeightDecayConfig::new);
+    match config.optimizer {
+        OptimizerKind::Adam => AdamConfig::new().with_weight_decay(decay).init(),
+        OptimizerKind::SgdNesterov { momentum } => SgdConfig::new()
+            .with_weight_decay(decay)
+            .with_momentum(Some(
+                MomentumConfig::new()
+                    .with_momentum(momentum)
+                    .with_dampening(0.0)
+                    .with_nesterov(true),
+            ))
+            .init(),
     }
-    adam.init()
+}
+
+/// The learning rate of the epoch after `log` under a plateau schedule: the start rate,
+/// times `factor` for every `patience` epochs in a row without a new best validation
+/// accuracy, never under the minimum. A function of the log alone, so a resumed run picks
+/// up the rate it had.
+fn plateau_rate(config: &TrainConfig, log: &[EpochLog], factor: f64, patience: usize) -> f64 {
+    let mut rate = config.learning_rate;
+    let (mut best, mut since) = (f64::NEG_INFINITY, 0);
+    for entry in log {
+        if entry.validation_accuracy > best {
+            best = entry.validation_accuracy;
+            since = 0;
+        } else {
+            since += 1;
+            if since >= patience.max(1) {
+                rate = (rate * factor).max(config.min_learning_rate);
+                since = 0;
+            }
+        }
+    }
+    rate
 }
 
 fn loss_function(config: &TrainConfig, train: &Faces, device: &Device) -> CrossEntropyLoss {
@@ -228,7 +267,7 @@ fn train_epoch(
     optimizer: &mut burn::optim::ModuleOptimizer,
     loss_fn: &CrossEntropyLoss,
     train: &Faces,
-    epoch: usize,
+    (epoch, epoch_rate): (usize, Option<f64>),
     device: &Device,
 ) -> (Net, f64, f64, f64) {
     // A per-epoch RNG derived from the seed: a resumed run draws what it would have drawn.
@@ -245,7 +284,7 @@ fn train_epoch(
     for (step, batch) in batches.iter().enumerate() {
         let progress_fraction =
             ((epoch - 1) as f64 + step as f64 / batches.len() as f64) / config.epochs as f64;
-        learning_rate = learning_rate_at(config, progress_fraction);
+        learning_rate = epoch_rate.unwrap_or_else(|| learning_rate_at(config, progress_fraction));
         let inputs = batch_input(
             train,
             batch,
@@ -319,6 +358,41 @@ mod tests {
         let mean: f32 = weights.iter().sum::<f32>() / 7.0;
         assert!((mean - 1.0).abs() < 1e-5);
         assert!(weights[1] > weights[0] && weights[0] > weights[3]);
+    }
+
+    #[test]
+    fn plateau_rate_cuts_after_patience_epochs_without_a_better_validation() {
+        let config = TrainConfig {
+            learning_rate: 0.01,
+            min_learning_rate: 0.004,
+            ..TrainConfig::paper(Arch::lenet5())
+        };
+        let log = |accuracies: &[f64]| -> Vec<EpochLog> {
+            accuracies
+                .iter()
+                .enumerate()
+                .map(|(i, &validation_accuracy)| EpochLog {
+                    epoch: i + 1,
+                    train_loss: 1.0,
+                    train_accuracy: 0.5,
+                    validation_loss: 1.0,
+                    validation_accuracy,
+                    learning_rate: 0.0,
+                    seconds: 1.0,
+                })
+                .collect()
+        };
+        let rate = |accuracies: &[f64]| plateau_rate(&config, &log(accuracies), 0.75, 2);
+        assert_eq!(rate(&[]), 0.01);
+        assert_eq!(rate(&[0.3, 0.4, 0.5]), 0.01, "improving: no cut");
+        assert_eq!(rate(&[0.5, 0.4]), 0.01, "one epoch without: no cut yet");
+        assert!(
+            (rate(&[0.5, 0.4, 0.5]) - 0.0075).abs() < 1e-12,
+            "a tie is no improvement"
+        );
+        assert!((rate(&[0.5, 0.4, 0.4, 0.6, 0.5]) - 0.0075).abs() < 1e-12);
+        // Cut after cut, floored at the minimum.
+        assert_eq!(rate(&[0.5, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1]), 0.004);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use model_quant::export::{self, prepared_input};
 use model_quant::nets::Arch;
 use model_quant::onnx::Readout;
 use model_quant::quantize::WeightGranularity;
-use model_quant::recipe::{SplitConfig, TrainConfig};
+use model_quant::recipe::{OptimizerKind, Schedule, SplitConfig, TrainConfig};
 use model_quant::run::{self, RunDir};
 use model_quant::{predict, train};
 
@@ -35,6 +35,8 @@ fn small_training_learns_and_exports_to_matching_fp32_and_int8() {
             limit_per_class: Some(100),
         },
         init_from: None,
+        optimizer: OptimizerKind::Adam,
+        schedule: Schedule::Cosine,
     };
     let (train_set, validation_set) = config.split_faces(&faces.with_usage(Usage::Training));
     let dir = scratch_dir("model_pipeline");
