@@ -55,14 +55,30 @@ pub struct ReportWritten {
     pub rejected: Vec<Rejected>,
 }
 
+/// A text cell of `class.csv` written so that a spreadsheet shows it as text: a cell a desk
+/// chose that starts with `=`, `+`, `-`, `@`, a tab or a carriage return would otherwise run
+/// as a formula when the teacher opens the file (OWASP's CSV injection); such a cell gets a
+/// leading `'`, which spreadsheets hide.
+struct TextCell<'a>(&'a str);
+
+impl Serialize for TextCell<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if self.0.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+            serializer.serialize_str(&format!("'{}", self.0))
+        } else {
+            serializer.serialize_str(self.0)
+        }
+    }
+}
+
 /// One row of `class.csv`.
 #[derive(Serialize)]
 struct ClassRow<'a> {
-    lesson: &'a str,
-    lesson_id: Option<&'a str>,
-    lesson_start: &'a str,
-    lesson_end: &'a str,
-    desk_id: &'a str,
+    lesson: TextCell<'a>,
+    lesson_id: Option<TextCell<'a>>,
+    lesson_start: TextCell<'a>,
+    lesson_end: TextCell<'a>,
+    desk_id: TextCell<'a>,
     sessions: usize,
     frames_analysed: u64,
     frames_with_face: u64,
@@ -219,11 +235,11 @@ impl CsvOut {
     fn lesson(&mut self, lesson: &LessonReport) -> Result<(), ReportError> {
         for desk in &lesson.desks {
             let row = ClassRow {
-                lesson: &lesson.key,
-                lesson_id: lesson.lesson_id.as_deref(),
-                lesson_start: &lesson.start,
-                lesson_end: &lesson.end,
-                desk_id: &desk.desk_id,
+                lesson: TextCell(&lesson.key),
+                lesson_id: lesson.lesson_id.as_deref().map(TextCell),
+                lesson_start: TextCell(&lesson.start),
+                lesson_end: TextCell(&lesson.end),
+                desk_id: TextCell(&desk.desk_id),
                 sessions: desk.sessions,
                 frames_analysed: desk.frames_analysed,
                 frames_with_face: desk.frames_with_face,
@@ -314,5 +330,49 @@ impl JsonOut {
             .write_all(b"}\n")
             .map_err(io_error(&self.staged.tmp))?;
         self.staged.commit(self.writer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cells_a_spreadsheet_would_run_as_formulas_are_written_as_text() {
+        let mut writer = csv::Writer::from_writer(Vec::new());
+        let cells = [
+            "=HYPERLINK(\"http://x\")",
+            "+1",
+            "-2+3",
+            "@SUM(A1)",
+            "\tx",
+            "\rx",
+            "desk-7",
+            "2026-11-02T09:00:00Z",
+            "",
+        ];
+        writer
+            .serialize(cells.iter().map(|c| TextCell(c)).collect::<Vec<_>>())
+            .unwrap();
+        let text = String::from_utf8(writer.into_inner().unwrap()).unwrap();
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .from_reader(text.as_bytes());
+        let row = reader.records().next().unwrap().unwrap();
+        let read: Vec<&str> = row.iter().collect();
+        assert_eq!(
+            read,
+            [
+                "'=HYPERLINK(\"http://x\")",
+                "'+1",
+                "'-2+3",
+                "'@SUM(A1)",
+                "'\tx",
+                "'\rx",
+                "desk-7",
+                "2026-11-02T09:00:00Z",
+                ""
+            ]
+        );
     }
 }
