@@ -215,10 +215,25 @@ pub fn run<B: Board>(board: &B) -> std::process::ExitCode {
     match main(board) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("Error: {error:#}");
+            eprintln!("Error: {}", terminal_safe(&format!("{error:#}")));
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// `text` with every control character escaped (`\u{1b}`, `\u{7}`, `\n`, …): names and
+/// reasons that come from a desk's files or folder names reach the teacher's terminal as
+/// data, never as escape sequences that retitle the window, move the cursor or hide lines.
+pub fn terminal_safe(text: &str) -> String {
+    let mut safe = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            safe.extend(c.escape_default());
+        } else {
+            safe.push(c);
+        }
+    }
+    safe
 }
 
 /// Parses the command line and runs it on `board`.
@@ -582,11 +597,14 @@ fn upload(args: UploadArgs) -> Result<()> {
     let outcome = crate::upload::upload_all(&config.data_dir, &transport, |session, done, all| {
         bar.set_length(all as u64);
         bar.set_position(done as u64);
-        bar.set_message(format!("{}/{}", session.desk, session.name));
+        bar.set_message(terminal_safe(&format!("{}/{}", session.desk, session.name)));
     })?;
     bar.finish_and_clear();
     for session in &outcome.uploaded {
-        println!("uploaded {}/{}", session.desk, session.name);
+        println!(
+            "uploaded {}",
+            terminal_safe(&format!("{}/{}", session.desk, session.name))
+        );
     }
     println!(
         "{} uploaded to {}, {} already uploaded, {} unfinished left alone",
@@ -616,7 +634,27 @@ fn report(args: ReportArgs) -> Result<()> {
         written.rejected.len()
     );
     for (path, reason) in &written.rejected {
-        println!("rejected {}: {reason}", path.display());
+        println!(
+            "rejected {}",
+            terminal_safe(&format!("{}: {reason}", path.display()))
+        );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_reach_the_terminal_escaped() {
+        let hostile = "desk-1/\u{1b}]0;owned\u{7}\u{1b}[2K\r\nfake line";
+        let safe = terminal_safe(hostile);
+        assert!(!safe.chars().any(char::is_control), "{safe:?}");
+        assert_eq!(
+            safe,
+            "desk-1/\\u{1b}]0;owned\\u{7}\\u{1b}[2K\\r\\nfake line"
+        );
+        assert_eq!(terminal_safe("Lesson 3 — ŝkolo ✓"), "Lesson 3 — ŝkolo ✓");
+    }
 }
