@@ -391,7 +391,8 @@ impl UploadConfig {
 
 /// A name that is safe as one path component: letters, digits, `-` and `_`.
 pub fn is_safe_name(name: &str) -> bool {
-    !name.is_empty()
+    (1..=64).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')

@@ -114,15 +114,32 @@ fn read_entry(dir: &Path) -> Result<SessionEntry, String> {
         }
     }
     let summary = read_summary(dir)?;
+    check_identity(&summary, dir)?;
+    check_counts(&summary)?;
     let start = humantime::parse_rfc3339(&summary.lesson_start)
         .map_err(|e| format!("lesson_start {:?}: {e}", summary.lesson_start))?;
     let timeline_seconds = count_timeline_rows(dir)?;
-    let timeline_end = start + Duration::from_secs(timeline_seconds);
+    if timeline_seconds > crate::limits::MAX_LESSON_SECONDS {
+        return Err(format!(
+            "{TIMELINE_CSV} has {timeline_seconds} rows: longer than a lesson can be"
+        ));
+    }
+    let timeline_end = start
+        .checked_add(Duration::from_secs(timeline_seconds))
+        .ok_or("lesson_start is past any date")?;
     let end = match summary.lesson_end.as_deref().map(humantime::parse_rfc3339) {
         Some(Ok(end)) => end.max(timeline_end),
         Some(Err(e)) => return Err(format!("lesson_end: {e}")),
         None => timeline_end,
     };
+    let span = end.duration_since(start).unwrap_or_default();
+    if span > MAX_SPAN {
+        return Err(format!(
+            "the lesson spans {} s, longer than a lesson can be ({} s)",
+            span.as_secs(),
+            MAX_SPAN.as_secs()
+        ));
+    }
     Ok(SessionEntry {
         path: dir.to_owned(),
         desk_id: summary.desk_id,
@@ -137,10 +154,87 @@ fn read_entry(dir: &Path) -> Result<SessionEntry, String> {
     })
 }
 
-/// The session's `summary.json` (schema 2 or 3).
+/// The longest span a session may claim: a lesson's bound, with a minute for the last
+/// second's rounding and a slow close.
+const MAX_SPAN: Duration = Duration::from_secs(crate::limits::MAX_LESSON_SECONDS + 60);
+
+/// The largest `summary.json` read (the kiosk's are about 1.5 kB).
+const MAX_SUMMARY_BYTES: u64 = 1024 * 1024;
+
+/// The largest `timeline.csv` counted (a 12-hour lesson's is about 1 MB).
+const MAX_TIMELINE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// An id a desk chose (desk, lesson), which becomes a folder, a link and a CSV cell: the
+/// config's own rule ([`crate::config::is_safe_name`]: 1 to 64 of `A–Z a–z 0–9 _ -`,
+/// starting with a letter or digit), so every id a kiosk accepts is one the report takes.
+pub fn valid_id(id: &str) -> bool {
+    crate::config::is_safe_name(id)
+}
+
+/// The desk and lesson ids are plain ids, and the desk is the one whose folder the session
+/// was found in (a session uploaded under `desk-x/` cannot speak for `desk-h1`).
+fn check_identity(summary: &Summary, dir: &Path) -> Result<(), String> {
+    if !valid_id(&summary.desk_id) {
+        return Err(format!(
+            "desk_id {:?} is not a desk id (1-64 of A-Z a-z 0-9 _ -)",
+            summary.desk_id
+        ));
+    }
+    if let Some(lesson) = summary.lesson_id.as_deref().filter(|l| !valid_id(l)) {
+        return Err(format!(
+            "lesson_id {lesson:?} is not a lesson id (1-64 of A-Z a-z 0-9 _ -)"
+        ));
+    }
+    let folder = dir
+        .parent()
+        .and_then(Path::file_name)
+        .map(|name| name.to_string_lossy());
+    if folder.as_deref() != Some(summary.desk_id.as_str()) {
+        return Err(format!(
+            "desk_id {:?} is not the desk folder {:?} the session is in",
+            summary.desk_id,
+            folder.unwrap_or_default()
+        ));
+    }
+    Ok(())
+}
+
+/// The summary's counts agree with each other, without overflow: reactions and expressions
+/// each sum to the frames with a face, and those with the frames without one to the frames
+/// analysed.
+fn check_counts(summary: &Summary) -> Result<(), String> {
+    let c = &summary.reactions.counts;
+    let reactions = checked_sum([c.positive, c.neutral, c.negative])?;
+    let expressions = checked_sum(summary.expressions.iter().map(|e| e.frames))?;
+    let frames = summary
+        .frames_with_face
+        .checked_add(summary.frames_without_face)
+        .ok_or("counts overflow")?;
+    if reactions != summary.frames_with_face
+        || expressions != summary.frames_with_face
+        || frames != summary.frames_analysed
+    {
+        return Err(format!(
+            "counts disagree: reactions {reactions}, expressions {expressions}, frames with a \
+             face {}, frames analysed {} ({frames} with and without a face)",
+            summary.frames_with_face, summary.frames_analysed
+        ));
+    }
+    Ok(())
+}
+
+fn checked_sum(values: impl IntoIterator<Item = u64>) -> Result<u64, String> {
+    values
+        .into_iter()
+        .try_fold(0u64, u64::checked_add)
+        .ok_or_else(|| "counts overflow".to_owned())
+}
+
+/// The session's `summary.json` (schema 2 or later), at most [`MAX_SUMMARY_BYTES`].
 fn read_summary(dir: &Path) -> Result<Summary, String> {
     let path = dir.join(SUMMARY_JSON);
-    let text = std::fs::read_to_string(&path).map_err(|e| format!("{SUMMARY_JSON}: {e}"))?;
+    let text =
+        read_bounded(&path, MAX_SUMMARY_BYTES).map_err(|e| format!("{SUMMARY_JSON}: {e}"))?;
     let summary: Summary =
         serde_json::from_str(&text).map_err(|e| format!("{SUMMARY_JSON}: {e}"))?;
     if !(2..=crate::record::summary::SCHEMA_VERSION).contains(&summary.schema_version) {
@@ -155,10 +249,25 @@ fn read_summary(dir: &Path) -> Result<Summary, String> {
 /// Rows of `timeline.csv` (seconds of the lesson): its lines but the header, counted
 /// without parsing them; [`for_each_second`] checks every row when the lesson is read.
 fn count_timeline_rows(dir: &Path) -> Result<u64, String> {
-    let bytes =
-        std::fs::read(dir.join(TIMELINE_CSV)).map_err(|e| format!("{TIMELINE_CSV}: {e}"))?;
-    let lines = bytes.iter().filter(|&&b| b == b'\n').count() as u64;
+    let bytes = read_bounded(&dir.join(TIMELINE_CSV), MAX_TIMELINE_BYTES)
+        .map_err(|e| format!("{TIMELINE_CSV}: {e}"))?;
+    let lines = bytes.bytes().filter(|&b| b == b'\n').count() as u64;
     Ok(lines.saturating_sub(1))
+}
+
+/// The whole of `path` if it is at most `limit` bytes (checked while reading, so a sparse
+/// file of gigabytes is never read whole), else an error.
+fn read_bounded(path: &Path, limit: u64) -> Result<String, String> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let mut text = String::new();
+    file.take(limit.saturating_add(1))
+        .read_to_string(&mut text)
+        .map_err(|e| e.to_string())?;
+    if text.len() as u64 > limit {
+        return Err(format!("over {limit} bytes"));
+    }
+    Ok(text)
 }
 
 /// The columns `timeline.csv` has, in order (`Timeline::to_csv`).
@@ -216,4 +325,91 @@ fn parse_row(record: &csv::ByteRecord) -> Option<SecondCounts> {
         negative: field(3)?,
         no_face: field(4)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aggregate::{EvidenceFloor, Tally};
+    use crate::record::summary::{LessonTimes, SummaryInput};
+    use ekspresi_common::Expression;
+
+    fn honest(desk: &str) -> Summary {
+        let mut tally = Tally::default();
+        for (second, e) in [
+            (0, Expression::Happy),
+            (1, Expression::Sad),
+            (2, Expression::Neutral),
+        ] {
+            tally.record(e, second);
+        }
+        tally.record_no_face();
+        Summary::build(&SummaryInput {
+            desk_id: desk,
+            lesson_id: Some("physics-3b"),
+            lesson_start: "2026-11-02T09:00:00Z",
+            lesson_end: Some("2026-11-02T09:45:00Z"),
+            tally: &tally,
+            floor: EvidenceFloor::default(),
+            frames_dropped: 0,
+            frames_skipped: 0,
+            model: "lenet5-int8.onnx",
+            model_accuracy: None,
+            video_note: None,
+            times: LessonTimes::Camera,
+        })
+    }
+
+    #[test]
+    fn ids_are_plain_and_the_desk_is_its_folder() {
+        for good in ["desk-1", "desk-h1", "Physics_3B_2026", "7"] {
+            assert!(valid_id(good), "{good}");
+        }
+        let long = "d".repeat(65);
+        for bad in [
+            "",
+            "../../x",
+            "/etc",
+            ".hidden",
+            "-rf",
+            "a/b",
+            "a b",
+            "x\u{1b}]0;t\u{7}",
+            "=1+1",
+            "a#b",
+            "a?b",
+            "a%2e",
+            "é",
+            long.as_str(),
+            "a\0b",
+        ] {
+            assert!(!valid_id(bad), "{bad:?}");
+        }
+        let dir = Path::new("/share/desk-1/2026-11-02T09-00-00Z");
+        assert!(check_identity(&honest("desk-1"), dir).is_ok());
+        let error = check_identity(&honest("desk-h1"), dir).unwrap_err();
+        assert!(error.contains("not the desk folder"), "{error}");
+        let mut path_id = honest("desk-1");
+        path_id.lesson_id = Some("../../x".into());
+        assert!(check_identity(&path_id, dir)
+            .unwrap_err()
+            .contains("lesson_id"));
+    }
+
+    #[test]
+    fn counts_must_agree_and_never_overflow() {
+        assert!(check_counts(&honest("desk-1")).is_ok());
+        // A million faces in a lesson of four frames.
+        let mut inflated = honest("desk-1");
+        inflated.reactions.counts.negative = 1_000_000;
+        assert!(check_counts(&inflated).unwrap_err().contains("disagree"));
+        // Counts near 2^64 that wrap to the right total.
+        let mut wrapping = honest("desk-1");
+        wrapping.reactions.counts.positive = u64::MAX;
+        wrapping.reactions.counts.neutral = 2;
+        assert!(check_counts(&wrapping).unwrap_err().contains("overflow"));
+        let mut frames = honest("desk-1");
+        frames.frames_analysed = 6_000;
+        assert!(check_counts(&frames).is_err());
+    }
 }
