@@ -81,6 +81,17 @@ pub fn train(
                 run.0.display()
             );
         }
+        // Another optimiser cannot take the saved optimiser state; another schedule would
+        // make the run's rates a mix of two recipes.
+        if saved.optimizer != config.optimizer || saved.schedule != config.schedule {
+            bail!(
+                "--resume: {} was trained with {:?} and {:?}: pass the same --optimizer and \
+                 --schedule options",
+                run.0.display(),
+                saved.optimizer,
+                saved.schedule
+            );
+        }
         if saved.epochs != config.epochs {
             // The cosine schedule follows the new length from here; config.json says so.
             tracing::warn!(
