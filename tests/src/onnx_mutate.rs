@@ -51,17 +51,13 @@ pub enum OnnxEdit {
         dim: u8,
         which: u8,
     },
-    IntAttribute {
+    /// An integer (`ints[element]`, else `i`) or, with `float`, a float attribute.
+    Attribute {
         node: u16,
         attribute: u8,
         element: u8,
         which: u8,
-    },
-    FloatAttribute {
-        node: u16,
-        attribute: u8,
-        element: u8,
-        which: u8,
+        float: bool,
     },
 }
 
@@ -70,12 +66,14 @@ pub fn onnx_edits() -> impl Strategy<Value = Vec<OnnxEdit>> {
         3 => (any::<u16>(), any::<u8>(), any::<u8>())
             .prop_map(|(initializer, dim, which)| OnnxEdit::InitializerDim { initializer, dim, which }),
         1 => (any::<u8>(), any::<u8>()).prop_map(|(dim, which)| OnnxEdit::InputDim { dim, which }),
-        3 => (any::<u16>(), any::<u8>(), any::<u8>(), any::<u8>()).prop_map(
-            |(node, attribute, element, which)| OnnxEdit::IntAttribute { node, attribute, element, which }
-        ),
-        1 => (any::<u16>(), any::<u8>(), any::<u8>(), any::<u8>()).prop_map(
-            |(node, attribute, element, which)| OnnxEdit::FloatAttribute { node, attribute, element, which }
-        ),
+        4 => (any::<u16>(), any::<u8>(), any::<u8>(), any::<u8>(), prop::bool::weighted(0.25))
+            .prop_map(|(node, attribute, element, which, float)| OnnxEdit::Attribute {
+                node,
+                attribute,
+                element,
+                which,
+                float,
+            }),
     ];
     proptest::collection::vec(edit, 1..4)
 }
@@ -125,33 +123,25 @@ fn apply_one(graph: &mut pb::GraphProto, edit: &OnnxEdit) {
                 )));
             }
         }
-        OnnxEdit::IntAttribute {
+        OnnxEdit::Attribute {
             node,
             attribute,
             element,
             which,
+            float: is_float,
         } => {
             let attribute =
                 pick(&mut graph.node, node).and_then(|n| pick(&mut n.attribute, attribute));
-            if let Some(a) = attribute {
-                match pick(&mut a.ints, element) {
-                    Some(v) => *v = int(which),
-                    None => a.i = int(which),
-                }
-            }
-        }
-        OnnxEdit::FloatAttribute {
-            node,
-            attribute,
-            element,
-            which,
-        } => {
-            let attribute =
-                pick(&mut graph.node, node).and_then(|n| pick(&mut n.attribute, attribute));
-            if let Some(a) = attribute {
+            let Some(a) = attribute else { return };
+            if is_float {
                 match pick(&mut a.floats, element) {
                     Some(v) => *v = float(which),
                     None => a.f = float(which),
+                }
+            } else {
+                match pick(&mut a.ints, element) {
+                    Some(v) => *v = int(which),
+                    None => a.i = int(which),
                 }
             }
         }
