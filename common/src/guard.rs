@@ -3,10 +3,11 @@
 //! terminal: to a teacher or technician a printed panic and backtrace looks like a crash,
 //! even when the program goes on to report a clear error.
 //!
-//! A process-wide panic hook is installed once; while any guarded call runs, it keeps the
-//! panic's message for the error and prints nothing (a worker thread of a guarded call — a
-//! rayon job — panics on another thread, so the switch cannot be per thread). Outside
-//! guarded calls, panics print as before.
+//! A process-wide panic hook is installed once. A panic is quiet — its message kept for the
+//! error, nothing printed — on a thread inside a guarded call, and on a rayon worker while
+//! any guarded call runs (the detector's and tract's jobs panic there, on the caller's
+//! behalf, and rayon re-raises the panic in the guarded call). Every other panic prints as
+//! before: a panic elsewhere (a test's own failure, another thread's bug) is never hidden.
 
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe, PanicHookInfo};
@@ -15,6 +16,17 @@ use std::sync::{Mutex, Once};
 
 /// Guarded calls running now, on any thread.
 static GUARDED: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    /// Guarded calls running on this thread.
+    static DEPTH: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Whether a panic on this thread now belongs to a guarded call.
+fn quiet_here() -> bool {
+    DEPTH.with(std::cell::Cell::get) > 0
+        || (GUARDED.load(Ordering::SeqCst) > 0 && rayon::current_thread_index().is_some())
+}
 /// The last message a quieted panic carried, with its place (for the error).
 static LAST_QUIET: Mutex<Option<String>> = Mutex::new(None);
 static INSTALL: Once = Once::new();
@@ -23,7 +35,7 @@ fn install_hook() {
     INSTALL.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info: &PanicHookInfo<'_>| {
-            if GUARDED.load(Ordering::SeqCst) == 0 {
+            if !quiet_here() {
                 previous(info);
                 return;
             }
@@ -43,7 +55,9 @@ fn install_hook() {
 pub fn quietly<T>(job: impl FnOnce() -> T) -> Result<T, String> {
     install_hook();
     GUARDED.fetch_add(1, Ordering::SeqCst);
+    DEPTH.with(|depth| depth.set(depth.get() + 1));
     let outcome = catch_unwind(AssertUnwindSafe(job));
+    DEPTH.with(|depth| depth.set(depth.get().saturating_sub(1)));
     GUARDED.fetch_sub(1, Ordering::SeqCst);
     outcome.map_err(|payload| {
         let kept = LAST_QUIET.lock().ok().and_then(|mut last| last.take());
@@ -76,5 +90,33 @@ mod tests {
         // Nested guards and a value after a caught panic.
         assert_eq!(quietly(|| quietly(|| 1).unwrap() + 1), Ok(2));
         assert_eq!(GUARDED.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn a_rayon_workers_panic_in_a_guarded_call_is_caught_and_others_stay_loud() {
+        use rayon::prelude::*;
+        let error = quietly(|| {
+            (0..64).into_par_iter().for_each(|i| {
+                assert!(i != 40, "job {i} failed");
+            })
+        })
+        .unwrap_err();
+        assert!(error.contains("job 40 failed"), "{error}");
+        // Another thread's panic while a guarded call runs is not this call's: not quiet.
+        let (entered, release) = (std::sync::Barrier::new(2), std::sync::Barrier::new(2));
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                quietly(|| {
+                    entered.wait();
+                    release.wait();
+                })
+            });
+            entered.wait();
+            assert!(
+                !quiet_here(),
+                "a plain thread during another's guarded call"
+            );
+            release.wait();
+        });
     }
 }

@@ -257,13 +257,46 @@ fn avoid_amx_overread() {
     }
 }
 
+/// The most elements any one tensor of a model may hold, per face of the batch: the largest
+/// shipped model's largest tensor (vgg-lite, mirror-averaged: 2 × 32 × 48 × 48) is about
+/// 150 thousand. A graph whose shapes say otherwise (a convolution padded by 2³², found by
+/// fuzzing: tract then computes for minutes) is refused before it is optimised or run.
+pub const MAX_TENSOR_ELEMENTS_PER_FACE: usize = 8 << 20;
+
 fn optimised(model: InferenceModel, batch: usize) -> Result<TypedModel, ModelError> {
     avoid_amx_overread();
-    model
+    let typed = model
         .with_input_fact(0, f32::fact([batch, 1, FACE_SIDE, FACE_SIDE]).into())
         .map_err(tract_error("model does not take one N×1×48×48 input"))?
+        .into_typed()
+        .map_err(tract_error("cannot type the model"))?;
+    check_tensor_sizes(&typed, batch)?;
+    typed
         .into_optimized()
         .map_err(tract_error("cannot optimise the model"))
+}
+
+/// Every tensor of known shape within [`MAX_TENSOR_ELEMENTS_PER_FACE`] per face (checked
+/// arithmetic: a shape whose element count overflows is over the bound too).
+fn check_tensor_sizes(model: &TypedModel, batch: usize) -> Result<(), ModelError> {
+    let limit = MAX_TENSOR_ELEMENTS_PER_FACE.saturating_mul(batch.max(1));
+    for node in model.nodes() {
+        for output in &node.outputs {
+            let Some(dims) = output.fact.shape.as_concrete() else {
+                continue;
+            };
+            let elements = dims.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+            if elements.is_none_or(|n| n > limit) {
+                return Err(ModelError::Contract(format!(
+                    "node {} ({}) makes a tensor of shape {dims:?}, over {limit} elements: \
+                     not a face classifier",
+                    node.name,
+                    node.op.name()
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
