@@ -295,3 +295,28 @@ fn model_case(bytes: Vec<u8>) {
         }
     });
 }
+
+/// The hang the structured model round found (a proptest seed replays a strategy's draw, not
+/// a fixed input, so the case is kept here as it was): the second convolution's first pad
+/// set to 4294967295 made tract compute for minutes at load; it is refused at once.
+#[test]
+fn a_convolution_padded_by_u32_max_is_refused_at_once() {
+    use ekspresi_tests::onnx_mutate::OnnxEdit;
+    let onnx = corpus("firmware/models/lenet5-int8.onnx");
+    let edit = OnnxEdit::Attribute {
+        node: 713,
+        attribute: 91,
+        element: 0,
+        which: 64,
+        float: false,
+    };
+    let bytes = apply_onnx(&onnx, &[edit]).expect("the shipped model decodes");
+    let error = bounded("padded model", move || {
+        ekspresi_common::model::ExpressionModel::from_bytes(&bytes, 1)
+            .err()
+            .map(|e| e.to_string())
+    })
+    .expect("refused");
+    assert!(error.contains("4294967"), "{error}");
+    assert!(error.contains("not a face classifier"), "{error}");
+}
