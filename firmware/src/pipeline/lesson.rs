@@ -38,8 +38,7 @@ pub struct LessonReport {
 /// A lesson in progress.
 pub(crate) struct Lesson {
     session: SessionDir,
-    /// The kiosk's clock when the lesson opened (its folder's name).
-    start: String,
+    /// The kiosk's clock when the lesson opened (its folder's name, a camera lesson's start).
     opened_at: SystemTime,
     counts: LessonCounts,
     tracker: FaceTracker,
@@ -64,9 +63,8 @@ impl Lesson {
         kiosk.room_for_a_lesson();
         let config = &kiosk.config;
         let opened_at = SystemTime::now();
-        let start = humantime::format_rfc3339_seconds(opened_at).to_string();
-        let session =
-            SessionDir::create(&config.data_dir, &config.desk_id, &start).with_context(|| {
+        let session = SessionDir::create(&config.data_dir, &config.desk_id, &rfc3339(opened_at))
+            .with_context(|| {
                 format!(
                     "cannot create a session folder under {}",
                     config.data_dir.display()
@@ -98,7 +96,6 @@ impl Lesson {
         let lesson = Self {
             counts: LessonCounts::new(config.smoothing_alpha, seconds),
             session,
-            start,
             opened_at,
             tracker: FaceTracker::default(),
             student: StudentTrack::default(),
@@ -286,8 +283,8 @@ impl Lesson {
     fn times(&self, feed: &Feed, closing: bool) -> (String, Option<String>, LessonTimes) {
         if feed.live {
             return (
-                self.start.clone(),
-                closing.then(rfc3339_now),
+                rfc3339(self.opened_at),
+                closing.then(|| rfc3339(SystemTime::now())),
                 LessonTimes::Camera,
             );
         }
@@ -302,13 +299,12 @@ impl Lesson {
             Some(began) => (began + first, LessonTimes::Recording),
             None => (self.opened_at, LessonTimes::RecordingStartUnknown),
         };
-        let format = |t: SystemTime| humantime::format_rfc3339_seconds(t).to_string();
         // To the millisecond: 48 frames at 6 fps last 8 s, not 7.999999.
         // (Both terms are bounded by limits::MAX_LESSON, so the cast cannot truncate.)
         let span =
             Duration::from_millis(((frames_span + period).as_secs_f64() * 1000.0).round() as u64);
-        let end = closing.then(|| format(start + span));
-        (format(start), end, times)
+        let end = closing.then(|| rfc3339(start + span));
+        (rfc3339(start), end, times)
     }
 
     fn write<P: OutputPin>(
@@ -407,6 +403,6 @@ fn refresh_period<P: OutputPin>(kiosk: &Kiosk<P>) -> Duration {
     Duration::from_secs(u64::from(kiosk.config.summary_refresh_s))
 }
 
-fn rfc3339_now() -> String {
-    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
+fn rfc3339(time: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(time).to_string()
 }
