@@ -25,6 +25,26 @@ pub enum Category {
     Negative,
 }
 
+impl Category {
+    /// The three groups in the order every share triple is written: positive, neutral,
+    /// negative.
+    pub const ALL: [Category; 3] = [Category::Positive, Category::Neutral, Category::Negative];
+
+    /// Position in [`Category::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// Lower-case English name, as in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Category::Positive => "positive",
+            Category::Neutral => "neutral",
+            Category::Negative => "negative",
+        }
+    }
+}
+
 impl Expression {
     /// All expressions in label order (the order of the model's outputs).
     pub const ALL: [Expression; 7] = [

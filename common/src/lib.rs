@@ -6,6 +6,7 @@
 //! into model input ([`preprocess`]).
 
 pub mod contract;
+pub mod estimate;
 pub mod font;
 pub mod fsutil;
 pub mod grey;

@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::estimate::Calibration;
+
 /// File name of the manifest, in every models folder.
 pub const MANIFEST_FILE: &str = "models.json";
 /// Ending of an exported int8 model's file name.
@@ -49,6 +51,11 @@ pub struct ShippedModel {
     /// mirror-average`; twice the work a face). Absent: one pass.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub mirror_average: bool,
+    /// The model's category confusions on faces it was not trained on, what the lesson
+    /// estimate corrects for (`model-quant calibrate` writes it). Absent: lessons show the
+    /// classified shares uncorrected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<Calibration>,
 }
 
 /// Why a manifest could not be read.
@@ -76,6 +83,20 @@ impl Manifest {
             )));
         }
         Ok(manifest)
+    }
+
+    /// Writes the manifest into `dir` (pretty JSON; a temporary file renamed over the old).
+    pub fn write(&self, dir: &Path) -> Result<(), ManifestError> {
+        let path = dir.join(MANIFEST_FILE);
+        let bad = |reason: String| ManifestError {
+            path: path.clone(),
+            reason,
+        };
+        let mut text = serde_json::to_string_pretty(self).map_err(|e| bad(e.to_string()))?;
+        text.push('\n');
+        let temporary = dir.join(format!(".{MANIFEST_FILE}.tmp"));
+        std::fs::write(&temporary, text).map_err(|e| bad(e.to_string()))?;
+        std::fs::rename(&temporary, &path).map_err(|e| bad(e.to_string()))
     }
 
     /// The model called `name`, if listed.

@@ -14,6 +14,7 @@ pub mod data;
 pub mod evaluate;
 pub mod export;
 pub mod fsutil;
+pub mod lessons;
 pub mod metrics;
 pub mod nets;
 pub mod onnx;

@@ -1,0 +1,245 @@
+//! What a teacher reads, measured: simulated lessons of known mixes, the shipped models'
+//! per-lesson shares and verdicts against the truth — the plain count beside the kiosk's
+//! estimator ([`ekspresi_common::estimate`]) in one run — and the calibration that estimator
+//! corrects with (`model-quant calibrate`).
+//!
+//! A lesson here is `n` faces drawn from a split: its true mix is uniform over the simplex
+//! of (positive, neutral, negative) shares, each face's category drawn from that mix and the
+//! face itself at random among the split's faces of that category. The truth a lesson is
+//! scored against is the share of its own faces in each true category (what happened in
+//! that lesson). Each face stands for one second of a kiosk lesson (a student's expressions
+//! a second apart are far more alike than two FER faces, so real lessons give wider
+//! intervals, which the estimator's per-second blocks account for).
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use ekspresi_common::estimate::{estimate, Calibration, Correction, Estimate, SecondBlocks};
+use ekspresi_common::model::ExpressionModel;
+use ekspresi_common::{Category, Expression};
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+
+use crate::data::Faces;
+use crate::export::prepared_input;
+use crate::metrics::argmax;
+
+/// Faces per tract run.
+const BATCH: usize = 64;
+
+/// Each face's true category and the category the model at `model_path` gave it.
+pub fn categories(model_path: &Path, faces: &Faces) -> Result<Vec<(usize, usize)>> {
+    let model = ExpressionModel::load(model_path, BATCH)
+        .with_context(|| format!("cannot load {}", model_path.display()))?;
+    let probabilities = model.classify(&prepared_input(faces))?;
+    Ok(faces
+        .labels()
+        .zip(&probabilities)
+        .map(|(label, p)| (category_of(label), category_of(argmax(p))))
+        .collect())
+}
+
+fn category_of(label: usize) -> usize {
+    Expression::from_label(label).map_or(Category::Negative.index(), |e| e.category().index())
+}
+
+/// The 3×3 confusion counts (rows true, columns given) of `pairs`.
+pub fn category_confusion(pairs: &[(usize, usize)]) -> [[u64; 3]; 3] {
+    let mut counts = [[0u64; 3]; 3];
+    for &(truth, given) in pairs {
+        counts[truth][given] += 1;
+    }
+    counts
+}
+
+/// The benchmark's settings.
+#[derive(Debug, Clone, Copy)]
+pub struct Simulation {
+    pub lessons: usize,
+    pub faces: usize,
+    pub seed: u64,
+}
+
+/// How close one method's lessons came to the truth.
+#[derive(Debug, Clone, Serialize)]
+pub struct Scores {
+    pub method: &'static str,
+    /// Mean absolute share error, percentage points (over lessons and the three shares).
+    pub share_mae: f64,
+    /// 90th percentile over lessons of the lesson's largest share error, points.
+    pub largest_error_p90: f64,
+    /// Lessons whose good/bad verdict is the truth's.
+    pub verdict_agreement: f64,
+    /// The same over close lessons (|true margin| < 20 points).
+    pub close_verdict_agreement: f64,
+    /// Truly bad lessons (negative ≥ the rest) called good.
+    pub bad_called_good: f64,
+    /// Shares whose 90 % interval holds the truth.
+    pub interval_coverage: f64,
+    /// Mean width of the 90 % intervals, points.
+    pub interval_width: f64,
+}
+
+/// Simulates `simulation.lessons` lessons over `pairs` (each face's true and given category)
+/// and scores the count and the estimator corrected by `calibration`.
+pub fn simulate(
+    pairs: &[(usize, usize)],
+    calibration: &Calibration,
+    simulation: Simulation,
+) -> Result<[Scores; 2]> {
+    let correction = Correction::new(calibration)?;
+    let mut pools: [Vec<usize>; 3] = Default::default();
+    for &(truth, given) in pairs {
+        pools[truth].push(given);
+    }
+    anyhow::ensure!(
+        pools.iter().all(|p| !p.is_empty()),
+        "the split lacks a category"
+    );
+    let mut rng = rand::rngs::StdRng::seed_from_u64(simulation.seed);
+    let mut tallies = [Tally::default(), Tally::default()];
+    for _ in 0..simulation.lessons {
+        let mix = uniform_mix(&mut rng);
+        let mut truth = [0.0; 3];
+        let mut blocks = SecondBlocks::default();
+        for _ in 0..simulation.faces {
+            let category = draw(&mut rng, mix);
+            truth[category] += 1.0 / simulation.faces as f64;
+            let given = pools[category][rng.random_range(0..pools[category].len())];
+            let mut second = [0u64; 3];
+            second[given] = 1;
+            blocks.add_second(second);
+        }
+        let counted = estimate(&blocks, None).context("a lesson without faces")?;
+        let corrected = estimate(&blocks, Some(&correction)).context("a lesson without faces")?;
+        tallies[0].add(&counted, truth);
+        tallies[1].add(&corrected, truth);
+    }
+    let [count, estimator] = tallies;
+    Ok([count.scores("count"), estimator.scores("estimate")])
+}
+
+/// A mix uniform over the simplex (Dirichlet(1, 1, 1): the spacings of two uniforms).
+fn uniform_mix(rng: &mut impl Rng) -> [f64; 3] {
+    let (a, b): (f64, f64) = (rng.random(), rng.random());
+    let (low, high) = if a < b { (a, b) } else { (b, a) };
+    [low, high - low, 1.0 - high]
+}
+
+fn draw(rng: &mut impl Rng, mix: [f64; 3]) -> usize {
+    let u: f64 = rng.random();
+    if u < mix[0] {
+        0
+    } else if u < mix[0] + mix[1] {
+        1
+    } else {
+        2
+    }
+}
+
+#[derive(Default)]
+struct Tally {
+    lessons: usize,
+    absolute_errors: f64,
+    largest_errors: Vec<f64>,
+    verdicts_right: usize,
+    close: usize,
+    close_right: usize,
+    truly_bad: usize,
+    bad_called_good: usize,
+    covered: usize,
+    widths: f64,
+}
+
+impl Tally {
+    fn add(&mut self, estimate: &Estimate, truth: [f64; 3]) {
+        self.lessons += 1;
+        let mut largest: f64 = 0.0;
+        for (k, &true_share) in truth.iter().enumerate() {
+            let error = (estimate.shares[k] - true_share).abs();
+            self.absolute_errors += error;
+            largest = largest.max(error);
+            let [low, high] = estimate.interval_90(k);
+            self.covered += usize::from(low <= true_share && true_share <= high);
+            self.widths += high - low;
+        }
+        self.largest_errors.push(largest);
+        let true_margin = truth[0] + truth[1] - truth[2];
+        let truly_good = true_margin > 0.0;
+        let right = estimate.is_good() == truly_good;
+        self.verdicts_right += usize::from(right);
+        if true_margin.abs() < 0.2 {
+            self.close += 1;
+            self.close_right += usize::from(right);
+        }
+        if !truly_good {
+            self.truly_bad += 1;
+            self.bad_called_good += usize::from(estimate.is_good());
+        }
+    }
+
+    fn scores(mut self, method: &'static str) -> Scores {
+        let ratio = |a: usize, b: usize| a as f64 / b.max(1) as f64;
+        self.largest_errors.sort_by(f64::total_cmp);
+        let p90 = self
+            .largest_errors
+            .get((self.largest_errors.len() * 9 / 10).min(self.largest_errors.len().max(1) - 1))
+            .copied()
+            .unwrap_or(0.0);
+        Scores {
+            method,
+            share_mae: 100.0 * self.absolute_errors / (3 * self.lessons.max(1)) as f64,
+            largest_error_p90: 100.0 * p90,
+            verdict_agreement: ratio(self.verdicts_right, self.lessons),
+            close_verdict_agreement: ratio(self.close_right, self.close),
+            bad_called_good: ratio(self.bad_called_good, self.truly_bad),
+            interval_coverage: ratio(self.covered, 3 * self.lessons),
+            interval_width: 100.0 * self.widths / (3 * self.lessons.max(1)) as f64,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_perfect_model_needs_no_correction_and_a_confused_one_is_corrected() {
+        // 300 faces per category; the "model" gives the truth, or a fixed confusion.
+        let mut perfect = Vec::new();
+        for truth in 0..3 {
+            perfect.extend(std::iter::repeat_n((truth, truth), 300));
+        }
+        let calibration = Calibration {
+            validation_of: "test".into(),
+            category_confusion: category_confusion(&perfect),
+        };
+        let simulation = Simulation {
+            lessons: 200,
+            faces: 100,
+            seed: 1,
+        };
+        let [count, corrected] = simulate(&perfect, &calibration, simulation).unwrap();
+        assert!(count.share_mae < 1e-9 && corrected.share_mae < 1e-9);
+        assert_eq!(count.verdict_agreement, 1.0);
+        // Half of each category given as the next one: the count is far off, the estimate
+        // (calibrated on the same confusion) near.
+        let confused: Vec<(usize, usize)> = perfect
+            .iter()
+            .enumerate()
+            .map(|(i, &(t, _))| (t, if i % 4 == 0 { (t + 1) % 3 } else { t }))
+            .collect();
+        let calibration = Calibration {
+            validation_of: "test".into(),
+            category_confusion: category_confusion(&confused),
+        };
+        let longer = Simulation {
+            faces: 600,
+            ..simulation
+        };
+        let [count, corrected] = simulate(&confused, &calibration, longer).unwrap();
+        assert!(count.share_mae > 5.0, "{count:?}");
+        assert!(corrected.share_mae < 3.0, "{corrected:?}");
+        assert!(corrected.interval_coverage > 0.8, "{corrected:?}");
+    }
+}
