@@ -96,7 +96,8 @@ impl Correction {
         }
         let observed = transpose(&rates);
         let determinant = det(&observed);
-        if !(determinant.abs() >= MIN_DETERMINANT) {
+        // NaN fails too (a calibration of huge counts cannot produce one, but checked anyway).
+        if determinant.abs().partial_cmp(&MIN_DETERMINANT) != Some(std::cmp::Ordering::Greater) {
             return Err(CalibrationError::Singular(determinant));
         }
         Ok(Self {
@@ -473,8 +474,8 @@ mod tests {
         let counted = q.map(|s| (s * 10_000.0).round() as u64);
         let blocks = blocks_of(&[counted, counted]);
         let estimate = estimate(&blocks, Some(&correction)).unwrap();
-        for k in 0..3 {
-            assert!((estimate.shares[k] - truth[k]).abs() < 1e-3, "{estimate:?}");
+        for (share, true_share) in estimate.shares.iter().zip(truth) {
+            assert!((share - true_share).abs() < 1e-3, "{estimate:?}");
         }
         // The count itself is pulled to the middle: 54 % negative.
         assert!((q[2] - 0.54).abs() < 1e-9, "{q:?}");
@@ -514,7 +515,7 @@ mod tests {
         };
         assert_eq!(even.counts(), [24.0, 24.0, 12.0]);
         // Identical seconds show no spread; seconds of one kind each show a wide one.
-        assert!(width(&even) < 1e-9, "{}", width(&even));
+        assert!(width(&even) < 1e-6, "{}", width(&even));
         assert!(width(&clumped) > 0.2, "{}", width(&clumped));
         let one = estimate(&blocks_of(&[[3, 1, 1]]), None).unwrap();
         assert_eq!(one.interval_90(0), [0.0, 1.0]);

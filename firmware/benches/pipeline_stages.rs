@@ -374,6 +374,28 @@ fn print_encoders(images: &[RgbImage]) {
     }
 }
 
+/// The default model's correction, from the shipped `models.json`.
+fn shipped_correction() -> ekspresi_common::estimate::Correction {
+    let installed = firmware::models::Installed::find().expect("models.json");
+    let default = installed
+        .named(&installed.manifest.default)
+        .expect("the default model");
+    let calibration = default.calibration.as_ref().expect("a calibration");
+    ekspresi_common::estimate::Correction::new(calibration).expect("a usable calibration")
+}
+
+/// A lesson of `seconds` seconds, `per_second` faces each, expressions cycling.
+fn long_lesson_tally(seconds: u64, per_second: u64) -> firmware::aggregate::Tally {
+    let mut tally = firmware::aggregate::Tally::default();
+    for second in 0..seconds {
+        for i in 0..per_second {
+            let expression = ekspresi_common::Expression::ALL[((second + i) % 7) as usize];
+            tally.record(expression, second);
+        }
+    }
+    tally
+}
+
 fn print_stages(rows: &[(&str, Stage)]) {
     println!("\n## Per-stage cost per 640×480 frame\n");
     println!("| stage | ms/frame | CPU ms/frame | heap allocations/frame |");
@@ -592,14 +614,30 @@ fn main() {
         rows.push((label, row));
     }
 
+    // The lesson estimate a frame refreshes (LEDs, overlay): a 45-minute lesson's tally at
+    // 5 faces a second, corrected with the default model's shipped calibration.
+    let correction = shipped_correction();
+    let lesson = long_lesson_tally(45 * 60, 5);
+    let floor = firmware::aggregate::EvidenceFloor::default();
+    rows.push((
+        "lesson estimate refresh (45-min lesson, corrected, + verdict)",
+        per_frame(ROUNDS, n, || {
+            for _ in 0..n {
+                std::hint::black_box(lesson.estimate(Some(&correction)));
+                std::hint::black_box(lesson.impression(floor, Some(&correction)));
+            }
+        }),
+    ));
+
     let mut overlay = Overlay::new();
-    let annotation = |i: usize| Annotation {
-        face: faces[i],
-        now: Some((ekspresi_common::Expression::Happy, 0.8)),
-        lesson_percentages: [10.0, 0.0, 5.0, 50.0, 15.0, 10.0, 10.0],
-        impression: firmware::aggregate::Impression::Good,
-        evidence: firmware::aggregate::Tally::default()
-            .evidence(firmware::aggregate::EvidenceFloor::default()),
+    let annotation = |i: usize| {
+        Annotation::of(
+            faces[i],
+            Some((ekspresi_common::Expression::Happy, 0.8)),
+            &lesson,
+            floor,
+            Some(&correction),
+        )
     };
     let mut images: Vec<RgbImage> = frames.iter().map(|f| f.clone().into_image()).collect();
     drop(frames);

@@ -135,6 +135,7 @@ fn write_session(root: &Path, desk: &str, start: SystemTime, seed: u64) {
         frames_skipped: 0,
         model: "lenet5-int8.onnx",
         model_accuracy: Some(0.6291),
+        calibration: None,
         video_note: None,
         times: LessonTimes::Camera,
     });

@@ -14,6 +14,7 @@
 //! Every analysed frame counts once (raw, unsmoothed); [`Smoother`] only steadies the
 //! momentary expression the overlay labels "now".
 
+use ekspresi_common::estimate::{estimate, Correction, Estimate, SecondBlocks};
 use ekspresi_common::{Category, Expression};
 use serde::{Deserialize, Serialize};
 
@@ -81,7 +82,7 @@ impl Evidence {
 }
 
 /// Running counts over a lesson.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Tally {
     /// Frames classified, per expression in label order.
     pub per_expression: [u64; 7],
@@ -91,6 +92,10 @@ pub struct Tally {
     pub face_seconds: u64,
     /// The last lesson second counted in `face_seconds`.
     last_face_second: Option<u64>,
+    /// The finished seconds' category counts, as the estimator keeps them.
+    finished_seconds: SecondBlocks,
+    /// The category counts of `last_face_second`, still open.
+    open_second: [u64; 3],
 }
 
 impl Tally {
@@ -100,7 +105,23 @@ impl Tally {
         if self.last_face_second != Some(second) {
             self.last_face_second = Some(second);
             self.face_seconds += 1;
+            self.finished_seconds
+                .add_second(std::mem::take(&mut self.open_second));
         }
+        self.open_second[expression.category().index()] += 1;
+    }
+
+    /// The lesson's per-second category counts so far, the open second included.
+    pub fn seconds(&self) -> SecondBlocks {
+        let mut blocks = self.finished_seconds;
+        blocks.add_second(self.open_second);
+        blocks
+    }
+
+    /// **The** lesson estimate so far ([`ekspresi_common::estimate::estimate`]), corrected
+    /// by the model's `correction` when it has one; `None` before the first face.
+    pub fn estimate(&self, correction: Option<&Correction>) -> Option<Estimate> {
+        estimate(&self.seconds(), correction)
     }
 
     pub fn record_no_face(&mut self) {
@@ -158,56 +179,51 @@ impl Tally {
     }
 
     /// **The** impression rule: insufficient below the evidence floor, else the seed's rule
-    /// on the lesson's counts so far.
-    pub fn impression(&self, floor: EvidenceFloor) -> Impression {
-        verdict(self.category_counts(), self.evidence(floor))
+    /// on the lesson's estimated shares so far.
+    pub fn impression(&self, floor: EvidenceFloor, correction: Option<&Correction>) -> Impression {
+        verdict(self.estimate(correction).as_ref(), self.evidence(floor))
     }
 }
 
-/// The rule itself, on counts and the evidence they rest on: what [`Tally::impression`]
-/// applies during a lesson, and what the class report applies to a desk whose lesson spans
-/// several sessions.
-pub fn verdict(counts: CategoryCounts, evidence: Evidence) -> Impression {
-    if !evidence.is_enough() {
-        return Impression::Insufficient;
+/// The rule itself, on a lesson's estimate and the evidence it rests on: what
+/// [`Tally::impression`] applies during a lesson, and what the class report applies to a
+/// desk whose lesson spans several sessions. Good when the estimated positive + neutral
+/// shares exceed the negative one (a tie is bad).
+pub fn verdict(estimate: Option<&Estimate>, evidence: Evidence) -> Impression {
+    match estimate {
+        Some(estimate) if evidence.is_enough() => {
+            if estimate.is_good() {
+                Impression::Good
+            } else {
+                Impression::Bad
+            }
+        }
+        _ => Impression::Insufficient,
     }
-    counts.majority()
 }
 
 /// The class's verdict by the same rule, one desk one voice: over the desks that have a
-/// verdict of their own (enough evidence), the mean of their positive, neutral and negative
-/// shares is good when positive + neutral > negative (a tie is bad). A desk the camera saw
-/// for longer weighs no more than another. Returns the verdict and the mean shares in
-/// percent; insufficient (and no shares) when no desk has a verdict.
+/// verdict of their own (enough evidence), the mean of their estimated shares
+/// ([`Estimate::mean`]) is good when positive + neutral > negative (a tie is bad). A desk
+/// the camera saw for longer weighs no more than another. Returns the verdict and the mean
+/// estimate; insufficient (and none) when no desk has a verdict.
 pub fn class_impression(
-    desks: impl IntoIterator<Item = (Impression, CategoryCounts)>,
-) -> (Impression, Option<(f64, f64, f64)>) {
-    let judged: Vec<(f64, f64, f64)> = desks
+    desks: impl IntoIterator<Item = (Impression, Estimate)>,
+) -> (Impression, Option<Estimate>) {
+    let judged: Vec<Estimate> = desks
         .into_iter()
         .filter(|(impression, _)| *impression != Impression::Insufficient)
-        .map(|(_, counts)| counts.percentages())
+        .map(|(_, estimate)| estimate)
         .collect();
-    let Some(mean) = mean_shares(&judged) else {
+    let Some(mean) = Estimate::mean(&judged) else {
         return (Impression::Insufficient, None);
     };
-    let impression = if mean.0 + mean.1 > mean.2 {
+    let impression = if mean.is_good() {
         Impression::Good
     } else {
         Impression::Bad
     };
     (impression, Some(mean))
-}
-
-/// The mean of (positive, neutral, negative) shares; `None` for none.
-pub fn mean_shares(shares: &[(f64, f64, f64)]) -> Option<(f64, f64, f64)> {
-    if shares.is_empty() {
-        return None;
-    }
-    let n = shares.len() as f64;
-    let sum = shares.iter().fold((0.0, 0.0, 0.0), |acc, s| {
-        (acc.0 + s.0, acc.1 + s.1, acc.2 + s.2)
-    });
-    Some((sum.0 / n, sum.1 / n, sum.2 / n))
 }
 
 /// Counts of reactions per category.
@@ -231,17 +247,6 @@ impl CategoryCounts {
             100.0 * self.neutral as f64 / total,
             100.0 * self.negative as f64 / total,
         )
-    }
-
-    /// Good when positive + neutral outnumber negative; a tie (and nothing at all) is bad.
-    /// Only [`Tally::impression`] calls it, after the evidence floor.
-    fn majority(&self) -> Impression {
-        // Comparing counts is comparing percentages of the same total, without rounding.
-        if self.positive + self.neutral > self.negative {
-            Impression::Good
-        } else {
-            Impression::Bad
-        }
     }
 }
 
@@ -295,42 +300,90 @@ pub fn top_expression(probabilities: &[f32; 7]) -> Expression {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ekspresi_common::estimate::Correction;
+
+    /// A desk's estimate from `seconds` seconds of the given faces a second, uncorrected.
+    fn counted(per_second: [u64; 3], seconds: u64) -> Estimate {
+        let mut blocks = SecondBlocks::default();
+        for _ in 0..seconds {
+            blocks.add_second(per_second);
+        }
+        estimate(&blocks, None).unwrap()
+    }
 
     #[test]
     fn the_class_verdict_gives_each_judged_desk_one_voice() {
-        let counts = |positive, neutral, negative| CategoryCounts {
-            positive,
-            neutral,
-            negative,
-        };
-        // A long-watched negative desk (1,000 frames) and two short positive ones: counts
-        // summed would say bad, one voice each says good.
-        let (verdict, shares) = class_impression([
-            (Impression::Bad, counts(0, 0, 1000)),
-            (Impression::Good, counts(40, 0, 10)),
-            (Impression::Good, counts(40, 0, 10)),
-            (Impression::Insufficient, counts(0, 0, 5)),
+        // A long-watched negative desk (1,000 s) and two short positive ones: counts summed
+        // would say bad, one voice each says good.
+        let (verdict, mean) = class_impression([
+            (Impression::Bad, counted([0, 0, 1], 1000)),
+            (Impression::Good, counted([4, 0, 1], 10)),
+            (Impression::Good, counted([4, 0, 1], 10)),
+            (Impression::Insufficient, counted([0, 0, 5], 1)),
         ]);
         assert_eq!(verdict, Impression::Good);
-        let (p, n, neg) = shares.unwrap();
-        assert!((p - 160.0 / 3.0).abs() < 1e-9 && n == 0.0 && (neg - 140.0 / 3.0).abs() < 1e-9);
+        let shares = mean.unwrap().shares;
+        assert!((shares[0] - 1.6 / 3.0).abs() < 1e-9, "{shares:?}");
+        assert!((shares[2] - 1.4 / 3.0).abs() < 1e-9, "{shares:?}");
         // A tie is bad, as for one desk; no judged desk is insufficient.
-        let tie = class_impression([(Impression::Bad, counts(1, 0, 1))]);
+        let tie = class_impression([(Impression::Bad, counted([1, 0, 1], 6))]);
         assert_eq!(tie.0, Impression::Bad);
-        let none = class_impression([(Impression::Insufficient, counts(9, 0, 0))]);
+        let none = class_impression([(Impression::Insufficient, counted([9, 0, 0], 2))]);
         assert_eq!(none, (Impression::Insufficient, None));
     }
 
     #[test]
     fn impression_follows_the_paper_and_a_tie_is_bad() {
-        let counts = |positive, neutral, negative| CategoryCounts {
-            positive,
-            neutral,
-            negative,
+        let enough = Evidence {
+            face_seconds: 10,
+            face_share: 1.0,
+            floor: EvidenceFloor::default(),
         };
-        assert_eq!(counts(3, 2, 4).majority(), Impression::Good);
-        assert_eq!(counts(0, 0, 1).majority(), Impression::Bad);
-        assert_eq!(counts(1, 1, 2).majority(), Impression::Bad, "tie");
+        let judge = |counts: [u64; 3]| verdict(Some(&counted(counts, 10)), enough);
+        assert_eq!(judge([3, 2, 4]), Impression::Good);
+        assert_eq!(judge([0, 0, 1]), Impression::Bad);
+        assert_eq!(judge([1, 1, 2]), Impression::Bad, "tie");
+        assert_eq!(verdict(None, enough), Impression::Insufficient);
+    }
+
+    #[test]
+    fn the_verdict_is_judged_on_the_corrected_shares() {
+        // The shipped LeNet-5's calibration: a lesson 55 % negative is classified about
+        // 46 % negative, a count would call it good; the estimate calls it bad.
+        let installed = crate::models::Installed::find().unwrap();
+        let lenet = installed.named("lenet5").unwrap();
+        let correction = Correction::new(lenet.calibration.as_ref().unwrap()).unwrap();
+        let mut tally = Tally::default();
+        // 5 faces a second for 60 s: per second 1 happy, 1 neutral, 3 sad — classified
+        // as what the calibration says such faces are classified as, on average.
+        let rates = lenet.calibration.as_ref().unwrap().category_confusion;
+        let truth = [0.2, 0.25, 0.55];
+        let mut classified = [0.0; 3];
+        for (i, row) in rates.iter().enumerate() {
+            let n: u64 = row.iter().sum();
+            for j in 0..3 {
+                classified[j] += truth[i] * row[j] as f64 / n as f64;
+            }
+        }
+        let per_second = classified.map(|q| (q * 100.0).round() as u64);
+        let as_expression = [Expression::Happy, Expression::Neutral, Expression::Sad];
+        for second in 0..60 {
+            for (k, &n) in per_second.iter().enumerate() {
+                for _ in 0..n {
+                    tally.record(as_expression[k], second);
+                }
+            }
+        }
+        let floor = EvidenceFloor::default();
+        let counts = tally.category_counts();
+        assert!(
+            counts.positive + counts.neutral > counts.negative,
+            "{counts:?}"
+        );
+        assert_eq!(tally.impression(floor, None), Impression::Good);
+        assert_eq!(tally.impression(floor, Some(&correction)), Impression::Bad);
+        let estimate = tally.estimate(Some(&correction)).unwrap();
+        assert!((estimate.shares[2] - 0.55).abs() < 0.01, "{estimate:?}");
     }
 
     #[test]
@@ -338,7 +391,7 @@ mod tests {
         let floor = EvidenceFloor::default();
         let mut tally = Tally::default();
         assert_eq!(
-            tally.impression(floor),
+            tally.impression(floor, None),
             Impression::Insufficient,
             "nothing seen"
         );
@@ -347,18 +400,22 @@ mod tests {
             tally.record(Expression::Happy, frame / 5);
         }
         assert_eq!(tally.face_seconds, 4);
-        assert_eq!(tally.impression(floor), Impression::Insufficient);
+        assert_eq!(tally.impression(floor, None), Impression::Insufficient);
         for frame in 20..25 {
             tally.record(Expression::Happy, frame / 5);
         }
-        assert_eq!(tally.impression(floor), Impression::Good, "5 s of face");
+        assert_eq!(
+            tally.impression(floor, None),
+            Impression::Good,
+            "5 s of face"
+        );
         // Long enough, but faces in only a sixth of the frames: a stray detection.
         for _ in 0..125 {
             tally.record_no_face();
         }
         let evidence = tally.evidence(floor);
         assert!((evidence.face_share - 25.0 / 150.0).abs() < 1e-12);
-        assert_eq!(tally.impression(floor), Impression::Insufficient);
+        assert_eq!(tally.impression(floor, None), Impression::Insufficient);
     }
 
     #[test]
@@ -391,7 +448,7 @@ mod tests {
             min_face_seconds: 1,
             min_face_share: 0.5,
         };
-        assert_eq!(tally.impression(floor), Impression::Good);
+        assert_eq!(tally.impression(floor, None), Impression::Good);
     }
 
     #[test]

@@ -113,9 +113,15 @@ fn manifest_dirs() -> Vec<PathBuf> {
 }
 
 /// The `PublicTest` accuracy (int8) the installed manifest states for the model file at
-/// `path`: the listed model with the same bytes (wherever the file sits, under whatever
-/// name); `None` for any other model, whose accuracy was not measured.
+/// `path` (see [`listed_model`]).
 pub fn stated_accuracy(path: &Path) -> Option<f64> {
+    listed_model(path).map(|model| model.public_test_int8)
+}
+
+/// What the installed manifest states of the model file at `path` (accuracy, calibration):
+/// the listed model with the same bytes (wherever the file sits, under whatever name);
+/// `None` for any other model, which was not measured.
+pub fn listed_model(path: &Path) -> Option<ShippedModel> {
     let size = std::fs::metadata(path).ok()?.len();
     let installed = Installed::find().ok()?;
     let bytes = std::fs::read(path).ok()?;
@@ -123,7 +129,7 @@ pub fn stated_accuracy(path: &Path) -> Option<f64> {
         model.int8_bytes == size
             && std::fs::read(installed.path_of(model)).is_ok_and(|shipped| shipped == bytes)
     })?;
-    Some(listed.public_test_int8)
+    Some(listed.clone())
 }
 
 /// True when the config's `model` is a path rather than a name.

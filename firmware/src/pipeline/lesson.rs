@@ -109,9 +109,12 @@ impl Lesson {
             skipped: 0,
         };
         let _ = kiosk.leds.set_fault(None);
-        let _ = kiosk
-            .leds
-            .show(lesson.counts.tally.impression(kiosk.config.evidence));
+        let _ = kiosk.leds.show(
+            lesson
+                .counts
+                .tally
+                .impression(kiosk.config.evidence, kiosk.correction.as_ref()),
+        );
         let _ = kiosk.leds.camera(true);
         kiosk.with_reserve("summaries", |kiosk| lesson.write(kiosk, feed, false, None))?;
         Ok(lesson)
@@ -144,7 +147,13 @@ impl Lesson {
             .counts
             .record(sighting.as_ref(), lesson_time.as_secs(), reset_after);
         let face = sighting.map(|s| s.face);
-        let annotation = Annotation::of(face, now, &self.counts.tally, kiosk.config.evidence);
+        let annotation = Annotation::of(
+            face,
+            now,
+            &self.counts.tally,
+            kiosk.config.evidence,
+            kiosk.correction.as_ref(),
+        );
         let _ = kiosk.leds.show(annotation.impression);
         self.record_video(kiosk, frame, &annotation, lesson_time);
         self.last_annotation = Some(annotation);
@@ -185,7 +194,13 @@ impl Lesson {
         let lesson_time = self.take_frame(kiosk, &frame);
         self.skipped = self.skipped.saturating_add(1);
         let annotation = self.last_annotation.clone().unwrap_or_else(|| {
-            Annotation::of(None, None, &self.counts.tally, kiosk.config.evidence)
+            Annotation::of(
+                None,
+                None,
+                &self.counts.tally,
+                kiosk.config.evidence,
+                kiosk.correction.as_ref(),
+            )
         });
         self.record_video(kiosk, frame, &annotation, lesson_time);
         tracing::trace!(
@@ -326,6 +341,7 @@ impl Lesson {
             frames_skipped: self.skipped,
             model: &kiosk.model_name,
             model_accuracy: kiosk.model_accuracy,
+            calibration: kiosk.calibration.as_ref(),
             video_note,
             times,
         };

@@ -26,6 +26,8 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use embedded_hal::digital::OutputPin;
 
+use ekspresi_common::estimate::{Calibration, Correction};
+
 use crate::config::KioskConfig;
 use crate::devices::{Fault, FrameSource, StatusLeds};
 use crate::record::session;
@@ -49,6 +51,10 @@ pub struct Kiosk<P: OutputPin> {
     model_name: String,
     /// `PublicTest` accuracy of the model as `models.json` states it, for the summary's note.
     model_accuracy: Option<f64>,
+    /// The model's confusions as `models.json` states them, and the lesson estimate's
+    /// correction from them (`None` for a model the manifest does not calibrate).
+    calibration: Option<Calibration>,
+    correction: Option<Correction>,
     heartbeat: Option<Box<dyn FnMut() + Send>>,
 }
 
@@ -69,13 +75,21 @@ impl<P: OutputPin> Kiosk<P> {
             || model.display().to_string(),
             |n| n.to_string_lossy().into_owned(),
         );
-        let model_accuracy = crate::models::stated_accuracy(&model);
+        let listed = crate::models::listed_model(&model);
+        let calibration = listed.as_ref().and_then(|m| m.calibration.clone());
+        let correction = calibration
+            .as_ref()
+            .map(Correction::new)
+            .transpose()
+            .with_context(|| format!("models.json's calibration of {model_name}"))?;
         Ok(Self {
             config,
             analysis,
             leds,
             model_name,
-            model_accuracy,
+            model_accuracy: listed.map(|m| m.public_test_int8),
+            calibration,
+            correction,
             heartbeat: None,
         })
     }

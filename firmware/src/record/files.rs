@@ -22,7 +22,15 @@ pub(crate) fn write_summaries(
     )?;
     write(session::SUMMARY_TXT, summary.to_text().as_bytes())?;
     write(session::TIMELINE_CSV, timeline.to_csv().as_bytes())?;
-    if let Err(error) = timeline_chart(timeline, &session.file(session::TIMELINE_PNG)) {
+    let correction = summary
+        .calibration
+        .as_ref()
+        .and_then(|c| ekspresi_common::estimate::Correction::new(c).ok());
+    if let Err(error) = timeline_chart(
+        timeline,
+        correction.as_ref(),
+        &session.file(session::TIMELINE_PNG),
+    ) {
         tracing::warn!(%error, "could not draw timeline.png");
     }
     Ok(summary)

@@ -1,6 +1,7 @@
 //! Annotating a frame for the recording. Two kinds of number, labelled so that nobody takes
 //! one for the other: on the face box the **momentary** expression ("now: happy 62%", the
-//! smoothed probability); in the panel the **lesson's** shares so far and the lesson's
+//! smoothed probability); in the panel the **lesson's** estimated positive / neutral /
+//! negative shares so far with their 90 % intervals ([`Tally::estimate`]) and the lesson's
 //! impression — the same [`crate::aggregate::Tally::impression`] the summary and the LEDs
 //! show. Text uses the embedded DejaVu Sans through ab_glyph, from a [`GlyphCache`]; the
 //! lines are formatted into fixed-size strings, so a frame's overlay allocates nothing once
@@ -9,7 +10,8 @@
 use std::fmt::Write;
 
 use ab_glyph::FontRef;
-use ekspresi_common::Expression;
+use ekspresi_common::estimate::{Correction, Estimate};
+use ekspresi_common::{Category, Expression};
 use image::{Rgb, RgbImage};
 use imageproc::drawing::{draw_filled_rect_mut, draw_hollow_rect_mut};
 use imageproc::rect::Rect as DrawRect;
@@ -33,6 +35,11 @@ const RED: Rgb<u8> = Rgb([220, 50, 40]);
 const WHITE: Rgb<u8> = Rgb([255, 255, 255]);
 const PANEL: Rgb<u8> = Rgb([20, 20, 20]);
 const BAR: Rgb<u8> = Rgb([90, 160, 230]);
+/// The lesson panel's corner, row height and width (pixels).
+const PANEL_X: i32 = 6;
+const PANEL_Y: i32 = 6;
+const PANEL_ROW: i32 = 15;
+const PANEL_WIDTH: u32 = 250;
 
 /// What to draw on one frame.
 #[derive(Debug, Clone)]
@@ -40,28 +47,47 @@ pub struct Annotation {
     pub face: Option<Rect>,
     /// The momentary expression and its (smoothed) probability.
     pub now: Option<(Expression, f32)>,
-    /// The lesson's percent per expression so far.
-    pub lesson_percentages: [f64; 7],
+    /// The lesson's estimated shares so far (`None` before the first face).
+    pub lesson: Option<Estimate>,
     /// The lesson's impression so far, and the evidence it rests on.
     pub impression: Impression,
     pub evidence: Evidence,
 }
 
 impl Annotation {
-    /// What a frame shows `now`, with the lesson's shares and verdict from `tally`: the
-    /// verdict is [`Tally::impression`], the rule the summary applies.
+    /// What a frame shows `now`, with the lesson's estimate and verdict from `tally`
+    /// corrected by the model's `correction`: the verdict is [`Tally::impression`], the rule
+    /// the summary applies.
     pub fn of(
         face: Option<Rect>,
         now: Option<(Expression, f32)>,
         tally: &Tally,
         floor: EvidenceFloor,
+        correction: Option<&Correction>,
     ) -> Self {
         Self {
             face,
             now,
-            lesson_percentages: tally.percentages(),
-            impression: tally.impression(floor),
+            lesson: tally.estimate(correction),
+            impression: tally.impression(floor, correction),
             evidence: tally.evidence(floor),
+        }
+    }
+
+    /// The panel's line for `category`'s share: "42% (35–49)" (blank before any face).
+    pub fn share_text(&self, category: Category) -> Line {
+        match &self.lesson {
+            Some(estimate) => {
+                let k = category.index();
+                let [low, high] = estimate.interval_90(k);
+                line(format_args!(
+                    "{:.0}% ({:.0}–{:.0})",
+                    100.0 * estimate.shares[k],
+                    100.0 * low,
+                    100.0 * high
+                ))
+            }
+            None => Line::new(),
         }
     }
 
@@ -111,12 +137,7 @@ impl Overlay {
         if let Some(face) = annotation.face {
             self.draw_face(frame, face, annotation.now_text(), colour);
         }
-        self.draw_panel(
-            frame,
-            &annotation.lesson_percentages,
-            &annotation.verdict_text(),
-            colour,
-        );
+        self.draw_panel(frame, annotation, colour);
     }
 
     fn draw_face(
@@ -147,44 +168,51 @@ impl Overlay {
         }
     }
 
-    fn draw_panel(
-        &mut self,
-        frame: &mut RgbImage,
-        percentages: &[f64; 7],
-        verdict: &str,
-        colour: Rgb<u8>,
-    ) {
-        let (x0, y0, row) = (6, 6, 15);
+    fn draw_panel(&mut self, frame: &mut RgbImage, annotation: &Annotation, colour: Rgb<u8>) {
+        let (x0, y0, row) = (PANEL_X, PANEL_Y, PANEL_ROW);
         draw_filled_rect_mut(
             frame,
-            DrawRect::at(x0 - 4, y0 - 4).of_size(200, row as u32 * 9 + 8),
+            DrawRect::at(x0 - 4, y0 - 4).of_size(PANEL_WIDTH, row as u32 * 5 + 8),
             PANEL,
         );
         let size = 12.0;
         self.glyphs
-            .draw(frame, WHITE, x0, y0, size, "lesson so far");
-        for (i, expression) in Expression::ALL.iter().enumerate() {
-            let y = y0 + (i as i32 + 1) * row;
-            self.glyphs
-                .draw(frame, WHITE, x0, y, size, expression.name());
-            let width = (percentages[i] * 0.8).round() as u32;
+            .draw(frame, WHITE, x0, y0, size, "lesson so far, estimated");
+        for category in Category::ALL {
+            let y = y0 + (category.index() as i32 + 1) * row;
+            self.glyphs.draw(frame, WHITE, x0, y, size, category.name());
+            let share = annotation
+                .lesson
+                .map_or(0.0, |e| e.shares[category.index()]);
+            let width = (share * 80.0).round() as u32;
             if width > 0 {
                 draw_filled_rect_mut(
                     frame,
-                    DrawRect::at(x0 + 58, y + 2).of_size(width, row as u32 - 5),
+                    DrawRect::at(x0 + 62, y + 2).of_size(width, row as u32 - 5),
                     BAR,
                 );
             }
-            let share = line(format_args!("{:.0}%", percentages[i]));
-            self.glyphs.draw(frame, WHITE, x0 + 140, y, size, &share);
+            let text = annotation.share_text(category);
+            self.glyphs.draw(frame, WHITE, x0 + 148, y, size, &text);
         }
-        self.glyphs
-            .draw(frame, colour, x0, y0 + 8 * row, size, verdict);
+        self.glyphs.draw(
+            frame,
+            colour,
+            x0,
+            y0 + 4 * row,
+            size,
+            &annotation.verdict_text(),
+        );
     }
 
     /// Where the verdict line is drawn (a test reads its colour back).
     pub fn verdict_area() -> (u32, u32, u32, u32) {
-        (6, 6 + 8 * 15, 190, 14)
+        (
+            PANEL_X as u32,
+            (PANEL_Y + 4 * PANEL_ROW) as u32,
+            PANEL_WIDTH - 10,
+            14,
+        )
     }
 }
 
@@ -244,8 +272,8 @@ mod tests {
         ];
         for (tally, expected, colour) in cases {
             let now = Some((Angry, 0.9));
-            let annotation = Annotation::of(None, now, &tally, floor);
-            assert_eq!(annotation.impression, tally.impression(floor));
+            let annotation = Annotation::of(None, now, &tally, floor, None);
+            assert_eq!(annotation.impression, tally.impression(floor, None));
             assert_eq!(annotation.impression, expected);
             let mut image = RgbImage::new(320, 240);
             overlay.draw(&mut image, &annotation);

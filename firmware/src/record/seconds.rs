@@ -185,6 +185,7 @@ pub fn rebuild_summaries(session: &SessionDir) -> Result<Option<String>, anyhow:
         frames_skipped: last.frames_skipped,
         model: &last.model,
         model_accuracy: last.model_accuracy,
+        calibration: last.calibration.as_ref(),
         video_note: last.video_note.as_deref(),
         times: last.times,
     };

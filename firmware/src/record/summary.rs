@@ -9,14 +9,18 @@ use std::fmt::Write as _;
 use ekspresi_common::Expression;
 use serde::{Deserialize, Serialize};
 
+use ekspresi_common::estimate::{Calibration, Correction, Estimate, Method};
+
 use crate::aggregate::{CategoryCounts, Evidence, EvidenceFloor, Impression, Tally};
 
 /// Version of `summary.json`'s layout (2: `impression` may be `insufficient`, never null,
 /// and `evidence` says what it rests on; 3: `lesson_id`, null unless the config names the
 /// lesson; 4: `frames_skipped`, 0 when absent; 5: `model_accuracy`, null when absent; 6:
-/// `times`, what the lesson's start and end are read from, `camera` when absent).
-/// Readers take 2 to 6.
-pub const SCHEMA_VERSION: u32 = 6;
+/// `times`, what the lesson's start and end are read from, `camera` when absent; 7:
+/// `estimated`, the shares corrected for the model's confusions with their intervals, on
+/// which `impression` is judged — before 7 it was judged on the classified counts).
+/// Readers take 2 to 7.
+pub const SCHEMA_VERSION: u32 = 7;
 
 /// What a summary's `lesson_start` and `lesson_end` are.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -103,6 +107,56 @@ pub struct Reactions {
     pub negative_percent: f64,
 }
 
+/// A 90 % interval per category, in percent.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct Intervals {
+    pub positive: [f64; 2],
+    pub neutral: [f64; 2],
+    pub negative: [f64; 2],
+}
+
+/// The lesson's shares as the estimator gives them ([`Tally::estimate`]): what the verdict
+/// is judged on.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Estimated {
+    pub positive_percent: f64,
+    pub neutral_percent: f64,
+    pub negative_percent: f64,
+    pub interval_90: Intervals,
+    pub method: Method,
+    /// The 90 % interval of positive + neutral − negative contains 0: within the model's
+    /// error the verdict could go either way.
+    pub verdict_within_error: bool,
+}
+
+impl Estimated {
+    pub fn new(estimate: &Estimate) -> Self {
+        let percent = |k: usize| 100.0 * estimate.shares[k];
+        let interval = |k: usize| estimate.interval_90(k).map(|v| 100.0 * v);
+        Self {
+            positive_percent: percent(0),
+            neutral_percent: percent(1),
+            negative_percent: percent(2),
+            interval_90: Intervals {
+                positive: interval(0),
+                neutral: interval(1),
+                negative: interval(2),
+            },
+            method: estimate.method,
+            verdict_within_error: estimate.verdict_within_error(),
+        }
+    }
+
+    /// (share, interval) per category, positive first.
+    pub fn rows(&self) -> [(&'static str, f64, [f64; 2]); 3] {
+        [
+            ("positive", self.positive_percent, self.interval_90.positive),
+            ("neutral", self.neutral_percent, self.interval_90.neutral),
+            ("negative", self.negative_percent, self.interval_90.negative),
+        ]
+    }
+}
+
 /// `summary.json`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Summary {
@@ -123,10 +177,18 @@ pub struct Summary {
     /// faster than the analysis; the newest frame is analysed). Absent before schema 4.
     #[serde(default)]
     pub frames_skipped: u64,
+    /// Faces per expression as the model classified them.
     pub expressions: Vec<ExpressionShare>,
+    /// Reactions as the model classified them (raw counts).
     pub reactions: Reactions,
-    /// `good` when positive % + neutral % > negative % (a tie is bad); `insufficient` below
-    /// the evidence floor ([`crate::aggregate::Tally::impression`], the one rule).
+    /// The shares estimated from `reactions`' seconds, corrected for the model's known
+    /// confusions, with 90 % intervals; `None` before the first face. Absent before
+    /// schema 7.
+    #[serde(default)]
+    pub estimated: Option<Estimated>,
+    /// `good` when the estimated positive % + neutral % > negative % (a tie is bad);
+    /// `insufficient` below the evidence floor ([`crate::aggregate::Tally::impression`],
+    /// the one rule).
     pub impression: Impression,
     /// The face evidence the impression rests on, and the floor it was held against.
     pub evidence: Evidence,
@@ -135,6 +197,11 @@ pub struct Summary {
     /// states it; `None` for a model the manifest does not list. Absent before schema 5.
     #[serde(default)]
     pub model_accuracy: Option<f64>,
+    /// The model's confusions `estimated` corrects for (`models.json`'s); kept here so that
+    /// recovery and the class report re-estimate from the lesson's own files. Absent for a
+    /// model without one, and before schema 7.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<Calibration>,
     /// Why the video stopped early, if it did (e.g. storage full).
     pub video_note: Option<String>,
     /// What `lesson_start` and `lesson_end` are read from. Absent before schema 6.
@@ -154,6 +221,8 @@ pub struct SummaryInput<'a> {
     pub frames_skipped: u64,
     pub model: &'a str,
     pub model_accuracy: Option<f64>,
+    /// The model's confusions, when `models.json` has them for it.
+    pub calibration: Option<&'a Calibration>,
     pub video_note: Option<&'a str>,
     pub times: LessonTimes,
 }
@@ -161,6 +230,10 @@ pub struct SummaryInput<'a> {
 impl Summary {
     pub fn build(input: &SummaryInput<'_>) -> Summary {
         let tally = input.tally;
+        // A calibration that cannot correct (only from a damaged summary being rebuilt)
+        // leaves the classified shares, said so by the method.
+        let calibration = input.calibration.filter(|c| Correction::new(c).is_ok());
+        let correction = calibration.and_then(|c| Correction::new(c).ok());
         let percentages = tally.percentages();
         let counts = tally.category_counts();
         let (positive_percent, neutral_percent, negative_percent) = if counts.total() == 0 {
@@ -193,10 +266,14 @@ impl Summary {
                 neutral_percent,
                 negative_percent,
             },
-            impression: tally.impression(input.floor),
+            estimated: tally
+                .estimate(correction.as_ref())
+                .map(|e| Estimated::new(&e)),
+            impression: tally.impression(input.floor, correction.as_ref()),
             evidence: tally.evidence(input.floor),
             model: input.model.to_owned(),
             model_accuracy: input.model_accuracy,
+            calibration: calibration.cloned(),
             video_note: input.video_note.map(str::to_owned),
             times: input.times,
         }
@@ -204,13 +281,22 @@ impl Summary {
 
     /// The verdict with its reason, in words.
     pub fn impression_text(&self) -> String {
+        let within = if self
+            .estimated
+            .as_ref()
+            .is_some_and(|e| e.verdict_within_error)
+        {
+            "; close: within the model's error it could go either way"
+        } else {
+            ""
+        };
         match self.impression {
-            Impression::Good => {
-                "GOOD (positive + neutral reactions outweigh negative ones)".to_owned()
-            }
-            Impression::Bad => {
-                "BAD (negative reactions are at least as frequent as the others)".to_owned()
-            }
+            Impression::Good => format!(
+                "GOOD (estimated positive + neutral reactions outweigh negative ones{within})"
+            ),
+            Impression::Bad => format!(
+                "BAD (estimated negative reactions are at least as frequent as the others{within})"
+            ),
             Impression::Insufficient => {
                 let e = &self.evidence;
                 format!(
@@ -233,7 +319,22 @@ impl Summary {
         let _ = writeln!(t);
         let _ = writeln!(t, "Impression: {}", self.impression_text());
         let _ = writeln!(t);
-        let _ = writeln!(t, "Reactions              count   percent");
+        if let Some(estimated) = &self.estimated {
+            let _ = writeln!(
+                t,
+                "Estimated reactions, {} (90 % intervals):",
+                estimated.method.words()
+            );
+            for (name, percent, [low, high]) in estimated.rows() {
+                let _ = writeln!(t, "  {name:<10} {percent:>5.1}%   ({low:.1}–{high:.1}%)");
+            }
+            let _ = writeln!(t);
+        }
+        let _ = writeln!(
+            t,
+            "{:<38} {:>7} {:>8}",
+            "What the model classified", "count", "percent"
+        );
         let r = &self.reactions;
         for (name, count, percent) in [
             (
@@ -372,6 +473,7 @@ mod tests {
             frames_skipped: 0,
             model: "lenet5-int8",
             model_accuracy: Some(0.6291),
+            calibration: None,
             video_note: None,
             times: LessonTimes::Camera,
         });
@@ -391,7 +493,12 @@ mod tests {
         assert!(text.contains("Impression: GOOD"), "{text}");
         assert!(text.contains("happy"));
         let json = serde_json::to_value(&summary).unwrap();
-        assert_eq!(json["schema_version"], 6);
+        assert_eq!(json["schema_version"], 7);
+        // No calibration: the estimate is the classified shares, said so.
+        assert_eq!(json["estimated"]["method"], "classified-count");
+        assert_eq!(json["estimated"]["positive_percent"], 50.0);
+        assert!(json.get("calibration").is_none());
+        assert!(text.contains("as the model classified them"), "{text}");
         assert!(
             text.contains(
                 "right on about 63 in 100 faces it never saw (FER-2013 PublicTest: 0.629)"
@@ -400,6 +507,47 @@ mod tests {
         );
         assert_eq!(json["impression"], "good");
         assert_eq!(json["evidence"]["face_seconds"], 1);
+
+        // The shipped default model's calibration: corrected, carried, said so.
+        let installed = crate::models::Installed::find().unwrap();
+        let calibration = installed
+            .named("lenet5")
+            .unwrap()
+            .calibration
+            .clone()
+            .unwrap();
+        let corrected = Summary::build(&SummaryInput {
+            calibration: Some(&calibration),
+            ..input_of(&tally)
+        });
+        let json = serde_json::to_value(&corrected).unwrap();
+        let estimated = &json["estimated"];
+        assert_eq!(estimated["method"], "adjusted-count");
+        let shares: f64 = ["positive_percent", "neutral_percent", "negative_percent"]
+            .iter()
+            .map(|k| estimated[k].as_f64().unwrap())
+            .sum();
+        assert!((shares - 100.0).abs() < 1e-9, "{estimated}");
+        for category in ["positive", "neutral", "negative"] {
+            let [low, high] =
+                [0, 1].map(|i| estimated["interval_90"][category][i].as_f64().unwrap());
+            let share = estimated[format!("{category}_percent")].as_f64().unwrap();
+            assert!(low <= share && share <= high, "{estimated}");
+        }
+        assert_eq!(
+            serde_json::from_value::<Calibration>(json["calibration"].clone()).unwrap(),
+            calibration
+        );
+        assert_eq!(
+            json["reactions"]["counts"]["positive"], 2,
+            "raw counts stay"
+        );
+        let text = corrected.to_text();
+        assert!(
+            text.contains("Estimated reactions, corrected for the model's known confusions"),
+            "{text}"
+        );
+        assert!(text.contains("What the model classified"), "{text}");
 
         let strict = Summary::build(&SummaryInput {
             floor: EvidenceFloor::default(),
@@ -425,6 +573,7 @@ mod tests {
             frames_skipped: 0,
             model: "lenet5-int8",
             model_accuracy: Some(0.6291),
+            calibration: None,
             video_note: None,
             times: LessonTimes::Camera,
         }

@@ -1,6 +1,7 @@
 //! The class chart, as inline SVG (the page stays one self-contained file): the class's
-//! positive / neutral / negative share per minute in the upper panel — in the colours and
-//! line widths of each desk's `timeline.png`, with a gap where no desk saw a face — and in
+//! estimated positive / neutral / negative share per minute in the upper panel, each with
+//! its 90 % interval as a pale band — in the colours and line widths of each desk's
+//! `timeline.png`, with a gap where no desk saw a face — and in
 //! the lower panel how many desks saw a face each minute, so a share resting on one desk is
 //! visibly thin. The key is the page's text ([`KEY`]), not drawn in the chart, so a series
 //! colour on the page is always data.
@@ -8,21 +9,23 @@
 use plotters::prelude::*;
 
 use super::lessons::ClassMinute;
-use crate::record::chart::{BAR, LINES};
+use crate::record::chart::{draw_bands, draw_lines, BandPoint, BAR, LINES};
 
 /// Chart size in CSS pixels.
 pub const SIZE: (u32, u32) = (900, 460);
 
 /// The chart's key, in words.
-pub const KEY: &str = "Lines: positive (green, thickest), neutral (blue), negative (red, \
-thinnest); a gap is a minute in which no desk saw a face. Bars: how many desks saw a face.";
+pub const KEY: &str = "Lines: estimated positive (green, thickest), neutral (blue), negative \
+(red, thinnest), each desk's shares corrected for its model's known confusions; pale bands: \
+90 % intervals; a gap is a minute in which no desk saw a face. Bars: how many desks saw a face.";
 
-type Share = fn(&ClassMinute) -> Option<f64>;
+/// A minute's share of one category and its interval.
+type Share = fn(&ClassMinute) -> Option<(f64, [f64; 2])>;
 
 const SHARES: [Share; 3] = [
-    |m| m.positive_percent,
-    |m| m.neutral_percent,
-    |m| m.negative_percent,
+    |m| Some((m.positive_percent?, m.interval_90?.positive)),
+    |m| Some((m.neutral_percent?, m.interval_90?.neutral)),
+    |m| Some((m.negative_percent?, m.interval_90?.negative)),
 ];
 
 /// The chart of `minutes` as an `<svg>` element.
@@ -50,7 +53,7 @@ fn draw(
     let end = minutes.len().max(1) as f64;
     let mut chart = ChartBuilder::on(&upper)
         .caption(
-            "The class's reactions (% of face frames each minute, mean over the desks that saw a face)",
+            "The class's estimated reactions (% each minute, mean over the desks that saw a face)",
             ("sans-serif", 15),
         )
         .margin(10)
@@ -66,15 +69,13 @@ fn draw(
         .y_desc("%")
         .label_style(("sans-serif", 12))
         .draw()?;
-    for (line, share) in LINES.iter().zip(SHARES) {
-        let colour = line.colour;
-        let style = colour.stroke_width(line.width);
-        for run in runs(minutes, share) {
-            chart.draw_series(LineSeries::new(run.iter().copied(), style))?;
-            // Twice the desk chart's scale: a point a minute here, not a point a second.
-            let radius = line.point_radius(2);
-            chart.draw_series(run.iter().map(|&p| Circle::new(p, radius, colour.filled())))?;
-        }
+    let runs: Vec<Vec<Vec<BandPoint>>> = SHARES.iter().map(|&share| runs(minutes, share)).collect();
+    for (line, runs) in LINES.iter().zip(&runs) {
+        draw_bands(&mut chart, line, runs)?;
+    }
+    for (line, runs) in LINES.iter().zip(&runs) {
+        // Twice the desk chart's scale: a wider chart of fewer points.
+        draw_lines(&mut chart, line, runs, 2)?;
     }
 
     let most = desks.max(1) as f64;
@@ -104,12 +105,14 @@ fn draw(
 }
 
 /// Runs of consecutive minutes with a share; a minute without one ends a run.
-fn runs(minutes: &[ClassMinute], share: Share) -> Vec<Vec<(f64, f64)>> {
+fn runs(minutes: &[ClassMinute], share: Share) -> Vec<Vec<BandPoint>> {
     let mut runs = Vec::new();
     let mut current = Vec::new();
     for minute in minutes {
         match share(minute) {
-            Some(value) => current.push((minute.minute as f64 + 0.5, value)),
+            Some((value, [low, high])) => {
+                current.push((minute.minute as f64 + 0.5, value, low, high))
+            }
             None if !current.is_empty() => runs.push(std::mem::take(&mut current)),
             None => {}
         }

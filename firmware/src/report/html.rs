@@ -7,6 +7,7 @@ use maud::{html, Markup, PreEscaped, DOCTYPE};
 use super::lessons::{DeskRow, LessonReport};
 use super::scan::Rejected;
 use crate::aggregate::Impression;
+use crate::record::summary::Estimated;
 
 /// Said on every page, as in the firmware's own help.
 const RESPONSIBLE_USE: &str = "These are aggregate trends of an expression model that is right \
@@ -35,6 +36,8 @@ pub struct LessonLine {
     pub judged_desks: usize,
     pub class_impression: Impression,
     pub shares: Option<(f64, f64, f64)>,
+    /// The class verdict could go either way within the models' error.
+    pub within_error: bool,
 }
 
 impl LessonLine {
@@ -60,6 +63,10 @@ impl LessonLine {
                 .count(),
             class_impression: lesson.class_impression,
             shares,
+            within_error: lesson
+                .class_estimated
+                .as_ref()
+                .is_some_and(|e| e.verdict_within_error),
         }
     }
 }
@@ -91,6 +98,24 @@ fn percent(value: Option<f64>) -> String {
     value.map_or_else(|| "–".to_owned(), |v| format!("{v:.1} %"))
 }
 
+/// "42.0 % (35–49)": a share and its 90 % interval.
+fn share_with_interval(share: f64, interval: [f64; 2]) -> String {
+    format!("{share:.1} % ({:.0}–{:.0})", interval[0], interval[1])
+}
+
+/// The three estimated shares with their intervals, or dashes.
+fn estimated_cells(estimated: Option<&Estimated>) -> [String; 3] {
+    match estimated {
+        Some(e) => e
+            .rows()
+            .map(|(_, share, interval)| share_with_interval(share, interval)),
+        None => ["–".to_owned(), "–".to_owned(), "–".to_owned()],
+    }
+}
+
+/// Said beside a verdict the error could turn.
+const WITHIN_ERROR: &str = " (close: within the model's error)";
+
 /// The lesson's page; `chart` is its SVG.
 pub fn lesson_page(lesson: &LessonReport, chart: &str) -> String {
     let line = LessonLine::of(lesson);
@@ -103,10 +128,12 @@ pub fn lesson_page(lesson: &LessonReport, chart: &str) -> String {
         html! {
             p { (lesson.start) " – " (lesson.end) " · " (line.desks) " desks, "
                 (line.judged_desks) " with enough face evidence for a verdict" }
-            p.verdict { "Class impression: " (verdict(lesson.class_impression)) }
-            p { "Mean over the judged desks: positive " (percent(lesson.class_positive_percent))
-                ", neutral " (percent(lesson.class_neutral_percent))
-                ", negative " (percent(lesson.class_negative_percent))
+            p.verdict { "Class impression: " (verdict(lesson.class_impression))
+                @if line.within_error { (WITHIN_ERROR) } }
+            @let [positive, neutral, negative] = estimated_cells(lesson.class_estimated.as_ref());
+            p { "Mean over the judged desks, estimated (each desk's shares corrected for its "
+                "model's known confusions; 90 % intervals in brackets): positive " (positive)
+                ", neutral " (neutral) ", negative " (negative)
                 ". Good when positive + neutral > negative; each desk weighs the same." }
             (PreEscaped(chart))
             p { (super::chart::KEY) }
@@ -122,17 +149,23 @@ fn desk_table(desks: &[DeskRow]) -> Markup {
     html! {
         table {
             tr { th { "desk" } th { "sessions" } th { "face seen (s)" } th { "frames with a face" }
-                 th { "positive" } th { "neutral" } th { "negative" } th { "impression" } }
+                 th { "positive (est.)" } th { "neutral (est.)" } th { "negative (est.)" }
+                 th { "impression" } }
             @for desk in desks {
+                @let [positive, neutral, negative] = estimated_cells(desk.estimated.as_ref());
                 tr {
                     td.name { (desk.desk_id) }
                     td { (desk.sessions) }
                     td { (desk.face_seconds) }
                     td { (desk.frames_with_face) " of " (desk.frames_analysed) }
-                    td { (percent(Some(desk.positive_percent))) }
-                    td { (percent(Some(desk.neutral_percent))) }
-                    td { (percent(Some(desk.negative_percent))) }
-                    td { (verdict(desk.impression)) }
+                    td { (positive) }
+                    td { (neutral) }
+                    td { (negative) }
+                    td { (verdict(desk.impression))
+                        @if desk.impression != Impression::Insufficient
+                            && desk.estimated.as_ref().is_some_and(|e| e.verdict_within_error) {
+                            (WITHIN_ERROR)
+                        } }
                 }
             }
         }
@@ -160,7 +193,8 @@ pub fn index_page(lessons: &[LessonLine], rejected: &[Rejected]) -> String {
                         td { (percent(lesson.shares.map(|s| s.0))) }
                         td { (percent(lesson.shares.map(|s| s.1))) }
                         td { (percent(lesson.shares.map(|s| s.2))) }
-                        td { (verdict(lesson.class_impression)) }
+                        td { (verdict(lesson.class_impression))
+                            @if lesson.within_error { (WITHIN_ERROR) } }
                     }
                 }
             }

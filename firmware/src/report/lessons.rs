@@ -3,22 +3,27 @@
 //!
 //! **Grouping.** Sessions are one lesson when their times overlap (chained: a desk that
 //! joined late still overlaps the others), and never when their `lesson_id`s differ. A desk
-//! with several sessions in one lesson (a restart, a power cut) gets one row, its counts
-//! summed and judged again by the one rule ([`crate::aggregate::verdict`]).
+//! with several sessions in one lesson (a restart, a power cut) gets one row: its seconds
+//! joined, estimated by the one estimator ([`ekspresi_common::estimate::estimate`], corrected
+//! for the desk's model) and judged again by the one rule ([`crate::aggregate::verdict`]).
 //!
-//! **The class's minute.** For each minute of the lesson: each desk's positive / neutral /
-//! negative share of its face frames in that minute, averaged over the desks that saw a
-//! face in it (one desk one voice, as for the class verdict), and how many desks those were.
+//! **The class's minute.** For each minute of the lesson: each desk's estimated positive /
+//! neutral / negative shares in that minute, averaged over the desks that saw a face in it
+//! (one desk one voice, as for the class verdict), with the mean's 90 % interval, and how
+//! many desks those were.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
+use ekspresi_common::estimate::{estimate, Correction, Estimate, SecondBlocks};
+
 use super::scan::{for_each_second, SessionEntry};
 use crate::aggregate::{
-    class_impression, mean_shares, verdict, CategoryCounts, Evidence, EvidenceFloor, Impression,
+    class_impression, verdict, CategoryCounts, Evidence, EvidenceFloor, Impression,
 };
+use crate::record::summary::{Estimated, Intervals};
 
 /// Sessions of one lesson, by start.
 pub struct LessonGroup {
@@ -70,10 +75,15 @@ pub struct DeskRow {
     pub frames_analysed: u64,
     pub frames_with_face: u64,
     pub face_seconds: u64,
+    /// Faces as the model classified them.
     pub counts: CategoryCounts,
+    /// The estimated shares (0 when no face).
     pub positive_percent: f64,
     pub neutral_percent: f64,
     pub negative_percent: f64,
+    /// Their 90 % intervals; how they were estimated; whether the verdict is within the
+    /// error (`None` when no face).
+    pub estimated: Option<Estimated>,
     pub impression: Impression,
 }
 
@@ -88,6 +98,8 @@ pub struct ClassMinute {
     pub positive_percent: Option<f64>,
     pub neutral_percent: Option<f64>,
     pub negative_percent: Option<f64>,
+    /// The 90 % intervals of the three means.
+    pub interval_90: Option<Intervals>,
 }
 
 /// A lesson, read and summed.
@@ -99,10 +111,12 @@ pub struct LessonReport {
     pub end: String,
     pub desks: Vec<DeskRow>,
     pub class_impression: Impression,
-    /// Mean shares over the desks with a verdict (null when none has one).
+    /// Mean estimated shares over the desks with a verdict (null when none has one).
     pub class_positive_percent: Option<f64>,
     pub class_neutral_percent: Option<f64>,
     pub class_negative_percent: Option<f64>,
+    /// Their 90 % intervals, the method, and whether the class verdict is within the error.
+    pub class_estimated: Option<Estimated>,
     pub minutes: Vec<ClassMinute>,
 }
 
@@ -115,8 +129,18 @@ struct DeskSum {
     face_seconds: u64,
     counts: CategoryCounts,
     floor: Option<EvidenceFloor>,
-    /// Counts per minute of the lesson; `None` where no session of the desk covered it.
-    minutes: Vec<Option<CategoryCounts>>,
+    /// The correction of the desk's first session with one (a desk keeps its model).
+    correction: Option<Correction>,
+    /// Every second's category counts, as the estimator keeps them.
+    seconds: SecondBlocks,
+    /// The same per minute of the lesson; `None` where no session of the desk covered it.
+    minutes: Vec<Option<SecondBlocks>>,
+}
+
+impl DeskSum {
+    fn estimate(&self) -> Option<Estimate> {
+        estimate(&self.seconds, self.correction.as_ref())
+    }
 }
 
 /// Reads the lesson's timelines (one lesson in memory at a time) and sums its sessions.
@@ -132,7 +156,12 @@ pub fn read_lesson(group: &LessonGroup) -> (LessonReport, Vec<super::scan::Rejec
     }
     let lesson_minutes = minutes_between(group.start, group.end);
     let rows: Vec<DeskRow> = desks.iter().map(|(id, sum)| desk_row(id, sum)).collect();
-    let (class, shares) = class_impression(rows.iter().map(|r| (r.impression, r.counts)));
+    let judged = rows
+        .iter()
+        .zip(desks.values())
+        .filter_map(|(row, sum)| Some((row.impression, sum.estimate()?)));
+    let (class, class_estimate) = class_impression(judged);
+    let shares = class_estimate.as_ref().map(Estimated::new);
     let minutes = (0..lesson_minutes)
         .map(|minute| class_minute(minute, &desks))
         .collect();
@@ -143,9 +172,10 @@ pub fn read_lesson(group: &LessonGroup) -> (LessonReport, Vec<super::scan::Rejec
         end: humantime::format_rfc3339_seconds(group.end).to_string(),
         desks: rows,
         class_impression: class,
-        class_positive_percent: shares.map(|s| s.0),
-        class_neutral_percent: shares.map(|s| s.1),
-        class_negative_percent: shares.map(|s| s.2),
+        class_positive_percent: shares.as_ref().map(|s| s.positive_percent),
+        class_neutral_percent: shares.as_ref().map(|s| s.neutral_percent),
+        class_negative_percent: shares.as_ref().map(|s| s.negative_percent),
+        class_estimated: shares,
         minutes,
     };
     (report, rejected)
@@ -163,30 +193,31 @@ fn add_session(
         .as_secs();
     // This session's minutes first, merged only once the whole timeline has read (a session
     // rejected halfway adds nothing).
-    let mut minutes: Vec<Option<CategoryCounts>> = Vec::new();
+    let mut minutes: Vec<Option<SecondBlocks>> = Vec::new();
+    let mut seconds = SecondBlocks::default();
     for_each_second(&session.path, |second| {
         let minute = (offset.saturating_add(second.second) / 60) as usize;
         if minutes.len() <= minute {
             minutes.resize(minute + 1, None);
         }
-        let slot = minutes[minute].get_or_insert_with(CategoryCounts::default);
-        *slot = add_counts(
-            *slot,
-            CategoryCounts {
-                positive: second.positive,
-                neutral: second.neutral,
-                negative: second.negative,
-            },
-        );
+        let counts = [second.positive, second.neutral, second.negative];
+        minutes[minute]
+            .get_or_insert_with(SecondBlocks::default)
+            .add_second(counts);
+        seconds.add_second(counts);
     })?;
     let desk = desks.entry(session.desk_id.clone()).or_default();
     if desk.minutes.len() < minutes.len() {
         desk.minutes.resize(minutes.len(), None);
     }
     for (total, minute) in desk.minutes.iter_mut().zip(minutes) {
-        if let Some(counts) = minute {
-            *total = Some(add_counts(total.unwrap_or_default(), counts));
+        if let Some(blocks) = minute {
+            *total = Some(total.unwrap_or_default().merged(&blocks));
         }
+    }
+    desk.seconds = desk.seconds.merged(&seconds);
+    if desk.correction.is_none() {
+        desk.correction.clone_from(&session.correction);
     }
     desk.sessions += 1;
     desk.frames_analysed = desk.frames_analysed.saturating_add(session.frames_analysed);
@@ -217,11 +248,9 @@ fn desk_row(desk_id: &str, sum: &DeskSum) -> DeskRow {
         },
         floor: sum.floor.unwrap_or_default(),
     };
-    let (positive_percent, neutral_percent, negative_percent) = if sum.counts.total() == 0 {
-        (0.0, 0.0, 0.0)
-    } else {
-        sum.counts.percentages()
-    };
+    let estimate = sum.estimate();
+    let estimated = estimate.as_ref().map(Estimated::new);
+    let share = |pick: fn(&Estimated) -> f64| estimated.as_ref().map_or(0.0, pick);
     DeskRow {
         desk_id: desk_id.to_owned(),
         sessions: sum.sessions,
@@ -229,31 +258,37 @@ fn desk_row(desk_id: &str, sum: &DeskSum) -> DeskRow {
         frames_with_face: sum.frames_with_face,
         face_seconds: sum.face_seconds,
         counts: sum.counts,
-        positive_percent,
-        neutral_percent,
-        negative_percent,
-        impression: verdict(sum.counts, evidence),
+        positive_percent: share(|e| e.positive_percent),
+        neutral_percent: share(|e| e.neutral_percent),
+        negative_percent: share(|e| e.negative_percent),
+        estimated,
+        impression: verdict(estimate.as_ref(), evidence),
     }
 }
 
 fn class_minute(minute: u64, desks: &BTreeMap<String, DeskSum>) -> ClassMinute {
-    let present: Vec<&CategoryCounts> = desks
+    let present: Vec<(&SecondBlocks, Option<&Correction>)> = desks
         .values()
-        .filter_map(|d| d.minutes.get(minute as usize)?.as_ref())
+        .filter_map(|d| {
+            Some((
+                d.minutes.get(minute as usize)?.as_ref()?,
+                d.correction.as_ref(),
+            ))
+        })
         .collect();
-    let seen: Vec<(f64, f64, f64)> = present
+    let seen: Vec<Estimate> = present
         .iter()
-        .filter(|c| c.total() > 0)
-        .map(|c| c.percentages())
+        .filter_map(|(blocks, correction)| estimate(blocks, *correction))
         .collect();
-    let mean = mean_shares(&seen);
+    let mean = Estimate::mean(&seen).map(|e| Estimated::new(&e));
     ClassMinute {
         minute,
         desks_present: present.len(),
         desks_with_face: seen.len(),
-        positive_percent: mean.map(|m| m.0),
-        neutral_percent: mean.map(|m| m.1),
-        negative_percent: mean.map(|m| m.2),
+        positive_percent: mean.as_ref().map(|m| m.positive_percent),
+        neutral_percent: mean.as_ref().map(|m| m.neutral_percent),
+        negative_percent: mean.as_ref().map(|m| m.negative_percent),
+        interval_90: mean.map(|m| m.interval_90),
     }
 }
 
@@ -282,6 +317,7 @@ mod tests {
             face_seconds: 0,
             counts: CategoryCounts::default(),
             floor: EvidenceFloor::default(),
+            correction: None,
         }
     }
 

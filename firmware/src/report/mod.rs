@@ -23,6 +23,8 @@ use std::path::{Path, PathBuf};
 use ekspresi_common::fsutil::write_atomically;
 use serde::Serialize;
 
+use crate::record::summary::Intervals;
+
 use html::LessonLine;
 use lessons::LessonReport;
 use scan::Rejected;
@@ -83,14 +85,24 @@ struct ClassRow<'a> {
     frames_analysed: u64,
     frames_with_face: u64,
     face_seconds: u64,
+    /// Faces as the model classified them.
     positive: u64,
     neutral: u64,
     negative: u64,
-    positive_percent: f64,
-    neutral_percent: f64,
-    negative_percent: f64,
+    /// The estimated shares (corrected for the model's confusions) and their 90 % intervals.
+    estimated_positive_percent: f64,
+    estimated_positive_low: Option<f64>,
+    estimated_positive_high: Option<f64>,
+    estimated_neutral_percent: f64,
+    estimated_neutral_low: Option<f64>,
+    estimated_neutral_high: Option<f64>,
+    estimated_negative_percent: f64,
+    estimated_negative_low: Option<f64>,
+    estimated_negative_high: Option<f64>,
     impression: &'static str,
+    verdict_within_error: bool,
     class_impression: &'static str,
+    class_verdict_within_error: bool,
 }
 
 /// A rejected session in `class.json`.
@@ -234,6 +246,8 @@ impl CsvOut {
 
     fn lesson(&mut self, lesson: &LessonReport) -> Result<(), ReportError> {
         for desk in &lesson.desks {
+            let interval =
+                |pick: fn(&Intervals) -> f64| desk.estimated.as_ref().map(|e| pick(&e.interval_90));
             let row = ClassRow {
                 lesson: TextCell(&lesson.key),
                 lesson_id: lesson.lesson_id.as_deref().map(TextCell),
@@ -247,11 +261,25 @@ impl CsvOut {
                 positive: desk.counts.positive,
                 neutral: desk.counts.neutral,
                 negative: desk.counts.negative,
-                positive_percent: desk.positive_percent,
-                neutral_percent: desk.neutral_percent,
-                negative_percent: desk.negative_percent,
+                estimated_positive_percent: desk.positive_percent,
+                estimated_positive_low: interval(|i| i.positive[0]),
+                estimated_positive_high: interval(|i| i.positive[1]),
+                estimated_neutral_percent: desk.neutral_percent,
+                estimated_neutral_low: interval(|i| i.neutral[0]),
+                estimated_neutral_high: interval(|i| i.neutral[1]),
+                estimated_negative_percent: desk.negative_percent,
+                estimated_negative_low: interval(|i| i.negative[0]),
+                estimated_negative_high: interval(|i| i.negative[1]),
                 impression: desk.impression.word(),
+                verdict_within_error: desk
+                    .estimated
+                    .as_ref()
+                    .is_some_and(|e| e.verdict_within_error),
                 class_impression: lesson.class_impression.word(),
+                class_verdict_within_error: lesson
+                    .class_estimated
+                    .as_ref()
+                    .is_some_and(|e| e.verdict_within_error),
             };
             self.writer
                 .serialize(row)

@@ -9,6 +9,8 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+use ekspresi_common::estimate::Correction;
+
 use crate::aggregate::{CategoryCounts, EvidenceFloor};
 use crate::record::session::{verify_manifest, COMPLETE, SUMMARY_JSON, TIMELINE_CSV};
 use crate::record::summary::{SecondCounts, Summary};
@@ -29,6 +31,9 @@ pub struct SessionEntry {
     pub face_seconds: u64,
     pub counts: CategoryCounts,
     pub floor: EvidenceFloor,
+    /// The correction for the session's model, from its summary's calibration (`None`: the
+    /// summary has none, so its shares stay as classified).
+    pub correction: Option<Correction>,
 }
 
 /// A session that cannot be used, and why.
@@ -116,6 +121,12 @@ fn read_entry(dir: &Path) -> Result<SessionEntry, String> {
     let summary = read_summary(dir)?;
     check_identity(&summary, dir)?;
     check_counts(&summary)?;
+    let correction = summary
+        .calibration
+        .as_ref()
+        .map(Correction::new)
+        .transpose()
+        .map_err(|e| format!("calibration: {e}"))?;
     let start = humantime::parse_rfc3339(&summary.lesson_start)
         .map_err(|e| format!("lesson_start {:?}: {e}", summary.lesson_start))?;
     let timeline_seconds = count_timeline_rows(dir)?;
@@ -151,6 +162,7 @@ fn read_entry(dir: &Path) -> Result<SessionEntry, String> {
         face_seconds: summary.evidence.face_seconds,
         counts: summary.reactions.counts,
         floor: summary.evidence.floor,
+        correction,
     })
 }
 
@@ -355,6 +367,7 @@ mod tests {
             frames_skipped: 0,
             model: "lenet5-int8.onnx",
             model_accuracy: None,
+            calibration: None,
             video_note: None,
             times: LessonTimes::Camera,
         })
