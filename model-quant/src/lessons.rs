@@ -1,7 +1,10 @@
-//! What a teacher reads, measured: simulated lessons of known mixes, the shipped models'
-//! per-lesson shares and verdicts against the truth — the plain count beside the kiosk's
-//! estimator ([`ekspresi_common::estimate`]) in one run — and the calibration that estimator
-//! corrects with (`model-quant calibrate`).
+//! What a teacher reads, measured: simulated lessons of known mixes, a model's per-lesson
+//! shares and verdicts against the truth — the plain count beside the kiosk's estimator
+//! ([`ekspresi_common::estimate`]) in one run — and the category confusions that estimator
+//! corrects with. The faces come in as (true, given) category pairs, so the same simulation
+//! serves faces classified plainly ([`categories`]) and faces seen through the kiosk's path
+//! (the `ekspresi-tests` crate's `calibrate`, `lessons` and `kiosk_path_calibration`, which
+//! need the firmware's detector and so cannot live here).
 //!
 //! A lesson here is `n` faces drawn from a split: its true mix is uniform over the simplex
 //! of (positive, neutral, negative) shares, each face's category drawn from that mix and the

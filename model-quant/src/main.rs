@@ -4,8 +4,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
-use ekspresi_common::estimate::{Calibration, Correction};
-use ekspresi_common::manifest::Manifest;
 use model_quant::augment::AugmentConfig;
 use model_quant::backend::Backend;
 use model_quant::data::{self, Usage};
@@ -15,7 +13,7 @@ use model_quant::quantize::WeightGranularity;
 use model_quant::recipe::{OptimizerKind, Schedule, SplitConfig, TrainConfig};
 use model_quant::run::{self, RunDir};
 use model_quant::{evaluate, export};
-use model_quant::{lessons, predict, train};
+use model_quant::{predict, train};
 
 #[derive(Parser)]
 #[command(
@@ -40,50 +38,6 @@ enum Command {
     /// Draw the confusion matrix of a saved `evaluate --json` output (no re-scoring, so no
     /// extra look at the test split).
     Confusion(ConfusionArgs),
-    /// Count a shipped model's category confusions on a run's validation split and store them
-    /// in models.json: what the kiosk's lesson estimate corrects for.
-    Calibrate(CalibrateArgs),
-    /// The lesson benchmark: simulated lessons of known mixes from `PublicTest` faces, every
-    /// calibrated shipped model, the plain count beside the kiosk's estimate.
-    Lessons(LessonsArgs),
-}
-
-#[derive(Args)]
-struct CalibrateArgs {
-    /// FER-2013 data the run was trained on.
-    #[arg(long)]
-    data: PathBuf,
-    /// Folder of models.json.
-    #[arg(long, default_value = "firmware/models")]
-    models: PathBuf,
-    /// Name of the model in models.json.
-    #[arg(long)]
-    model: String,
-    /// The run the model was trained in: its validation split (never trained on) is counted.
-    #[arg(long, value_name = "RUN")]
-    validation_of: PathBuf,
-}
-
-#[derive(Args)]
-struct LessonsArgs {
-    /// FER-2013 data: lessons are drawn from its `PublicTest` faces.
-    #[arg(long)]
-    data: PathBuf,
-    /// Folder of models.json (every model with a calibration is scored).
-    #[arg(long, default_value = "firmware/models")]
-    models: PathBuf,
-    /// Lessons simulated at each size.
-    #[arg(long, default_value_t = 2000)]
-    lessons: usize,
-    /// Faces a lesson (repeat for several sizes).
-    #[arg(long, default_values_t = [60, 600])]
-    faces: Vec<usize>,
-    /// Seed of the mixes and the draws.
-    #[arg(long, default_value_t = 27)]
-    seed: u64,
-    /// Print one JSON array instead of a table.
-    #[arg(long)]
-    json: bool,
 }
 
 #[derive(Args)]
@@ -273,8 +227,6 @@ fn main() -> Result<()> {
         Command::Evaluate(args) => run_evaluate(args),
         Command::Validate(args) => run_validate(args),
         Command::Confusion(args) => run_confusion(args),
-        Command::Calibrate(args) => run_calibrate(args),
-        Command::Lessons(args) => run_lessons(args),
     }
 }
 
@@ -295,87 +247,6 @@ fn run_export(args: ExportArgs) -> Result<()> {
         args.readout,
     )?;
     println!("{}", serde_json::to_string_pretty(&report)?);
-    Ok(())
-}
-
-fn run_calibrate(args: CalibrateArgs) -> Result<()> {
-    let mut manifest = Manifest::read(&args.models)?;
-    let config = RunDir::new(&args.validation_of).load_config()?;
-    let (_, validation) = config.split_faces(&data::load(&args.data)?.with_usage(Usage::Training));
-    let entry = manifest
-        .models
-        .iter_mut()
-        .find(|m| m.name == args.model)
-        .with_context(|| format!("no model named `{}` in models.json", args.model))?;
-    let model_path = args.models.join(
-        Path::new(&entry.file)
-            .file_name()
-            .context("the model's file has no name")?,
-    );
-    let pairs = lessons::categories(&model_path, &validation)?;
-    let calibration = Calibration {
-        validation_of: args.validation_of.display().to_string(),
-        category_confusion: lessons::category_confusion(&pairs),
-    };
-    // Refuse what the kiosk would refuse, before writing it.
-    Correction::new(&calibration)?;
-    println!("{}", serde_json::to_string_pretty(&calibration)?);
-    entry.calibration = Some(calibration);
-    manifest.write(&args.models)?;
-    Ok(())
-}
-
-fn run_lessons(args: LessonsArgs) -> Result<()> {
-    let manifest = Manifest::read(&args.models)?;
-    let public_test = data::load(&args.data)?.with_usage(Usage::PublicTest);
-    let mut rows = Vec::new();
-    for model in &manifest.models {
-        let Some(calibration) = &model.calibration else {
-            tracing::warn!(model = %model.name, "no calibration: not scored");
-            continue;
-        };
-        let path = args
-            .models
-            .join(Path::new(&model.file).file_name().context("no file name")?);
-        let pairs = lessons::categories(&path, &public_test)?;
-        for &faces in &args.faces {
-            let simulation = lessons::Simulation {
-                lessons: args.lessons,
-                faces,
-                seed: args.seed,
-            };
-            for scores in lessons::simulate(&pairs, calibration, simulation)? {
-                rows.push((model.name.clone(), faces, scores));
-            }
-        }
-    }
-    if args.json {
-        let json: Vec<_> = rows
-            .iter()
-            .map(|(model, faces, scores)| serde_json::json!({"model": model, "faces": faces, "scores": scores}))
-            .collect();
-        println!("{}", serde_json::to_string_pretty(&json)?);
-        return Ok(());
-    }
-    println!(
-        "{} lessons each, mixes uniform over the simplex, PublicTest faces, seed {}",
-        args.lessons, args.seed
-    );
-    println!("| model | faces | method | share MAE (pt) | p90 largest error (pt) | verdict agreement | close (\\|margin\\| < 20 pt) | bad called good | 90 % interval holds truth | interval width (pt) |");
-    println!("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|");
-    for (model, faces, s) in &rows {
-        println!(
-            "| {model} | {faces} | {} | {:.2} | {:.1} | {:.1} % | {:.1} % | {:.1} % | {:.1} % | {:.1} |",
-            s.method,
-            s.share_mae,
-            s.largest_error_p90,
-            100.0 * s.verdict_agreement,
-            100.0 * s.close_verdict_agreement,
-            100.0 * s.bad_called_good,
-            100.0 * s.interval_coverage,
-            s.interval_width
-        );
-    }
     Ok(())
 }
 

@@ -1,6 +1,7 @@
 //! Helpers shared by the workspace-level tests: where the real data lives, and loud failures
 //! when it is missing (a test that needs FER-2013 or OpenCV never passes without them).
 
+pub mod kiosk_path;
 pub mod mutate;
 pub mod onnx_mutate;
 

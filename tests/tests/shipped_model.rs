@@ -314,3 +314,40 @@ fn head_output_step(int8: &Path) -> f32 {
     let bound = |i: usize| head[i].as_f64().expect("a number") as f32;
     (bound(1) - bound(0)) / 255.0
 }
+
+/// Every listed model's calibration (what the lesson estimate corrects for) is its category
+/// confusions on the validation split of the run it names, seen through the kiosk's path —
+/// the `calibrate` tool's output for the files as they are — and the kiosk can correct
+/// with it.
+#[test]
+fn every_calibration_is_its_models_confusions_on_its_validation_split() {
+    use ekspresi_common::estimate::Correction;
+    use ekspresi_tests::kiosk_path::{found, kiosk_categories};
+    use model_quant::lessons::category_confusion;
+    use model_quant::run::RunDir;
+    let training = data::load(&fer2013())
+        .expect("FER-2013 loads")
+        .with_usage(Usage::Training);
+    let installed = manifest();
+    let default = installed.named(&installed.manifest.default).unwrap();
+    assert!(
+        default.calibration.is_some(),
+        "the default model is calibrated"
+    );
+    for model in &installed.manifest.models {
+        let Some(calibration) = &model.calibration else {
+            continue;
+        };
+        let run = RunDir::new(&workspace().join(&calibration.validation_of));
+        let (_, validation) = run.load_config().unwrap().split_faces(&training);
+        let pairs = found(&kiosk_categories(&installed.path_of(model), &validation).unwrap());
+        assert_eq!(
+            category_confusion(&pairs),
+            calibration.category_confusion,
+            "models.json's calibration of {} is out of date: rerun \
+             cargo run --release -p ekspresi-tests --bin calibrate",
+            model.name
+        );
+        Correction::new(calibration).unwrap();
+    }
+}

@@ -1,0 +1,100 @@
+//! FER-2013 faces as the kiosk sees them: each 48×48 face enlarged into a 640×480 camera
+//! frame, found by the kiosk's own detector ([`FaceAnalysis::find_face`], default config)
+//! and classified through the kiosk's crop ([`FaceClassifier`], the configured margin) — the
+//! path of a camera frame. What the lesson estimate's calibration is counted on
+//! (`calibrate`) and what the lesson benchmark (`lessons`) draws its faces from: measured,
+//! a model's confusions on this path differ from those on the plain 48×48 faces
+//! (`kiosk_path_calibration`).
+
+use std::path::Path;
+
+use anyhow::Context;
+use ekspresi_common::{Expression, GreyImage};
+use firmware::classify::FaceClassifier;
+use firmware::config::KioskConfig;
+use firmware::detect::track::FaceTracker;
+use firmware::devices::Frame;
+use firmware::pipeline::FaceAnalysis;
+use image::{imageops, GrayImage, Luma, RgbImage};
+use model_quant::data::Faces;
+
+/// Frame size, as the kiosk's camera gives it.
+pub const FRAME: (u32, u32) = (640, 480);
+/// Sides a face is enlarged to, taken in turn: a student at a desk fills 140–240 px of a
+/// 640-pixel frame.
+pub const FACE_SIDES: [u32; 3] = [144, 192, 240];
+/// The frame's background grey.
+const BACKGROUND: u8 = 110;
+
+/// Face `index` of `faces`, enlarged to `side` and centred in a grey frame.
+pub fn face_frame(faces: &Faces, index: usize, side: u32) -> anyhow::Result<GrayImage> {
+    let face = GrayImage::from_raw(48, 48, faces.face(index).to_vec()).context("48×48")?;
+    let big = imageops::resize(&face, side, side, imageops::FilterType::Triangle);
+    let mut frame = GrayImage::from_pixel(FRAME.0, FRAME.1, Luma([BACKGROUND]));
+    imageops::overlay(
+        &mut frame,
+        &big,
+        i64::from((FRAME.0 - side) / 2),
+        i64::from((FRAME.1 - side) / 2),
+    );
+    Ok(frame)
+}
+
+/// The kiosk's view of model `model`: detector and classifier as the default config
+/// builds them.
+pub struct KioskView {
+    analysis: FaceAnalysis,
+    classifier: FaceClassifier,
+}
+
+impl KioskView {
+    pub fn new(model: &Path) -> anyhow::Result<Self> {
+        let config = KioskConfig::default();
+        Ok(Self {
+            analysis: FaceAnalysis::new(&config, model)?,
+            classifier: FaceClassifier::load(model, config.face_margin)?,
+        })
+    }
+
+    /// The expression the kiosk gives the face in `grey`, a frame of its own (no tracking
+    /// from an earlier one); `None` when its detector finds no face.
+    pub fn expression(&mut self, grey: &GrayImage) -> anyhow::Result<Option<Expression>> {
+        let rgb = RgbImage::from_fn(grey.width(), grey.height(), |x, y| {
+            let v = grey.get_pixel(x, y)[0];
+            image::Rgb([v, v, v])
+        });
+        let frame = Frame::from_image(rgb, std::time::Duration::ZERO);
+        let Some(rect) = self
+            .analysis
+            .find_face(&frame, &mut FaceTracker::default())?
+        else {
+            return Ok(None);
+        };
+        let view = GreyImage::new(grey.width() as usize, grey.height() as usize, grey.as_raw())?;
+        let probabilities = self.classifier.classify(view, rect)?;
+        Ok(Some(Expression::most_probable(&probabilities)))
+    }
+}
+
+/// Each face's true category and the category the kiosk gave it (`None`: not found), the
+/// faces enlarged to [`FACE_SIDES`] in turn.
+pub fn kiosk_categories(
+    model: &Path,
+    faces: &Faces,
+) -> anyhow::Result<Vec<Option<(usize, usize)>>> {
+    let mut view = KioskView::new(model)?;
+    (0..faces.len())
+        .map(|i| {
+            let frame = face_frame(faces, i, FACE_SIDES[i % FACE_SIDES.len()])?;
+            let truth = Expression::from_label(faces.label(i)).context("label")?;
+            Ok(view
+                .expression(&frame)?
+                .map(|given| (truth.category().index(), given.category().index())))
+        })
+        .collect()
+}
+
+/// The pairs of the faces the kiosk found.
+pub fn found(pairs: &[Option<(usize, usize)>]) -> Vec<(usize, usize)> {
+    pairs.iter().flatten().copied().collect()
+}
