@@ -404,9 +404,18 @@ fn print_stages(rows: &[(&str, Stage)]) {
         let allocations = row
             .allocations
             .map_or_else(|| "–".to_owned(), |a| format!("{a:.1}"));
+        // Sub-10 µs stages (the lesson estimate) get four decimals, not a flat 0.00.
+        let ms = |v: f64| {
+            if v < 0.01 {
+                format!("{v:.4}")
+            } else {
+                format!("{v:.2}")
+            }
+        };
         println!(
-            "| {stage} | {:.2} | {:.2} | {allocations} |",
-            row.wall_ms, row.cpu_ms
+            "| {stage} | {} | {} | {allocations} |",
+            ms(row.wall_ms),
+            ms(row.cpu_ms)
         );
     }
 }
