@@ -544,6 +544,30 @@ fn the_report_names_every_desk_and_rejects_a_tampered_session() {
             row[column("positive")],
             summary["reactions"]["counts"]["positive"].to_string()
         );
+        // The report re-estimates the desk from its timeline and calibration: the desk's
+        // own estimate, interval and all (one session a desk here).
+        for (csv_column, summary_value) in [
+            (
+                "estimated_negative_percent",
+                &summary["estimated"]["negative_percent"],
+            ),
+            (
+                "estimated_negative_low",
+                &summary["estimated"]["interval_90"]["negative"][0],
+            ),
+            (
+                "estimated_negative_high",
+                &summary["estimated"]["interval_90"]["negative"][1],
+            ),
+        ] {
+            let reported: f64 = row[column(csv_column)].parse().unwrap();
+            let own = summary_value.as_f64().unwrap();
+            assert!(
+                (reported - own).abs() < 1e-6,
+                "{csv_column}: {reported} vs {own}"
+            );
+        }
+        assert_eq!(summary["estimated"]["method"], "adjusted-count");
         assert_eq!(row[column("lesson_id")], *"physics");
     }
     let json: serde_json::Value =
