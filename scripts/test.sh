@@ -2,6 +2,7 @@
 # The project's test command (README): installs what the tests need on a fresh Debian
 # machine — ffmpeg (ffprobe checks the recorded MP4s), age (decrypts encrypted video), nasm (OpenH264's fast x86 build),
 # rsync + openssh-server/-client (uploads to a real sshd on loopback), chromium (renders the class report),
+# mosquitto + mosquitto-clients + openssl (the live class view's broker, set up by board/deploy/broker/),
 # opencv-doc (OpenCV's real street clip vtest.avi, which replay must call "insufficient"),
 # libclang (bindgen for the v4l camera crate), OpenCV for Python (the detector parity
 # tests) and onnxruntime (an independent check of the int8 model) — then runs every test of the workspace.
@@ -17,6 +18,11 @@ command -v ssh-keygen >/dev/null 2>&1 || need_apt+=(openssh-client)
 [ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 [ -f /usr/share/doc/opencv-doc/examples/data/vtest.avi ] || need_apt+=(opencv-doc)
+# The live class view's broker, its clients (mosquitto_pub for the ACL test) and the CA the
+# broker scripts make.
+command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=(mosquitto)
+command -v mosquitto_pub >/dev/null 2>&1 || need_apt+=(mosquitto-clients)
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 # bindgen (clang-sys) loads libclang.so / libclang-<N>.so[.*], never libclang-cpp.so.<N>
 # (which libclang-cpp14 puts on a new machine): match only what it really loads.
 has_libclang() {

@@ -62,6 +62,41 @@ enum Command {
     /// The teacher's class report: read every session under the ROOTs (many desks), verify
     /// each MANIFEST, group them into lessons, and write index.html, class.csv and class.json.
     Report(ReportArgs),
+    /// On the desk: publish the running lesson's aggregates (counts per second, never an
+    /// image) to the school's MQTT broker every 10 s, until SIGTERM (its own unit).
+    Publish(PublishArgs),
+    /// On the teacher's machine: the live class view — subscribe to the desks' aggregates and
+    /// serve one page on 127.0.0.1 (nothing shown below the privacy floor, no desk named).
+    Live(LiveArgs),
+}
+
+#[derive(Args)]
+struct PublishArgs {
+    /// Config JSON (its desk_id, data_dir and `publish` broker settings).
+    #[arg(long, default_value = DEFAULT_CONFIG)]
+    config: PathBuf,
+}
+
+#[derive(Args)]
+struct LiveArgs {
+    /// The school's broker, host:port (TLS).
+    #[arg(long)]
+    broker: String,
+    /// The school's CA certificate (PEM) the broker's certificate is checked against.
+    #[arg(long)]
+    ca: PathBuf,
+    /// The live view's user name on the broker (the ACL lets it read, not write).
+    #[arg(long, default_value = "live")]
+    user: String,
+    /// File holding that user's broker password.
+    #[arg(long)]
+    password_file: PathBuf,
+    /// Address to serve the page on (loopback only).
+    #[arg(long, default_value = "127.0.0.1:8470")]
+    listen: std::net::SocketAddr,
+    /// Nothing is shown until at least this many desks see a face (5 or more).
+    #[arg(long, default_value_t = 10)]
+    min_desks: usize,
 }
 
 #[derive(Args)]
@@ -258,6 +293,8 @@ pub fn main<B: Board>(board: &B) -> Result<()> {
         Command::Decrypt(args) => decrypt(args),
         Command::Upload(args) => upload(args),
         Command::Report(args) => report(args),
+        Command::Publish(args) => publish(args),
+        Command::Live(args) => live(args),
     }
 }
 
@@ -614,6 +651,41 @@ fn upload(args: UploadArgs) -> Result<()> {
         outcome.unfinished
     );
     Ok(())
+}
+
+fn publish(args: PublishArgs) -> Result<()> {
+    let config = KioskConfig::load(&args.config)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(signal, stop.clone())?;
+    }
+    crate::live::publish::run(&config, &stop)
+}
+
+fn live(args: LiveArgs) -> Result<()> {
+    use crate::live::class::{LiveSettings, LEAST_MIN_DESKS};
+    if args.min_desks < LEAST_MIN_DESKS {
+        anyhow::bail!(
+            "--min-desks {} is below the privacy floor's least, {LEAST_MIN_DESKS}",
+            args.min_desks
+        );
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(signal, stop.clone())?;
+    }
+    let options = crate::live::server::LiveOptions {
+        listen: args.listen,
+        broker: args.broker,
+        ca: args.ca,
+        user: args.user,
+        password: crate::live::broker::read_secret(&args.password_file)?,
+        settings: LiveSettings {
+            min_desks: args.min_desks,
+            ..LiveSettings::default()
+        },
+    };
+    crate::live::server::run(options, &stop)
 }
 
 fn report(args: ReportArgs) -> Result<()> {

@@ -192,6 +192,9 @@ pub struct KioskConfig {
     pub lesson_id: Option<String>,
     /// Where finished lessons are uploaded to.
     pub upload: UploadConfig,
+    /// The school's MQTT broker the desk publishes its aggregates to (`ekspresi publish`);
+    /// without `broker`, nothing is published.
+    pub publish: crate::live::broker::BrokerConfig,
 }
 
 impl Default for KioskConfig {
@@ -219,6 +222,7 @@ impl Default for KioskConfig {
             queue_frames: 4,
             lesson_id: None,
             upload: UploadConfig::default(),
+            publish: crate::live::broker::BrokerConfig::default(),
         }
     }
 }
@@ -355,6 +359,11 @@ impl KioskConfig {
         }
         if let Err(e) = self.upload.validate() {
             return invalid("upload", &e.to_string());
+        }
+        if let Some(address) = &self.publish.broker {
+            if let Err(e) = crate::live::broker::parse_address(address) {
+                return invalid("publish.broker", &e.to_string());
+            }
         }
         // Under a minute per lesson would fill the card with session folders; 24 h is a
         // sanity bound, not a product limit.

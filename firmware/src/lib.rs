@@ -19,6 +19,7 @@ pub mod detect;
 pub mod devices;
 pub mod imageio;
 pub mod limits;
+pub mod live;
 pub mod models;
 pub mod mp4;
 pub mod pipeline;

@@ -1,0 +1,390 @@
+//! The live class view with real parts (issue 31): a real Mosquitto on 127.0.0.1 set up by
+//! the shipped scripts (`board/deploy/broker/`: TLS with the school's own CA, a password per
+//! desk, the ACL), desks running `ekspresi publish` on per-second logs written as a lesson
+//! writes them, and `ekspresi live` serving its page; the test reads the page's event stream
+//! as a browser would.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ekspresi_common::estimate::{Correction, Estimate};
+use ekspresi_common::Expression;
+use firmware::aggregate::{EvidenceFloor, Tally};
+use firmware::live::class::round_to_five;
+use firmware::models::Installed;
+use firmware::record::seconds::{replay, SecondRow};
+use firmware::record::summary::{LessonTimes, Summary, SummaryInput};
+use support::{kiosk_command, manifest_dir, scratch};
+
+/// Child processes killed when the test ends, however it ends.
+struct Children(Vec<Child>);
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_for_port(port: u16) {
+    let start = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "port {port} never opened"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The broker's folder, set up by the shipped scripts with `desks` added.
+fn broker(dir: &Path, port: u16, desks: &[&str]) -> Child {
+    let scripts = manifest_dir().join("../board/deploy/broker");
+    let status = Command::new("bash")
+        .arg(scripts.join("setup-broker.sh"))
+        .arg(dir)
+        .args(["localhost", &port.to_string()])
+        .stdout(Stdio::null())
+        .status()
+        .expect("bash runs");
+    assert!(status.success(), "setup-broker.sh failed");
+    for desk in desks {
+        let status = Command::new("bash")
+            .arg(scripts.join("add-desk.sh"))
+            .arg(dir)
+            .arg(desk)
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "add-desk.sh {desk} failed");
+    }
+    // The test runs as root; Mosquitto would drop to its own user, which cannot enter the
+    // test's private folder.
+    let mut config = std::fs::OpenOptions::new()
+        .append(true)
+        .open(dir.join("mosquitto.conf"))
+        .unwrap();
+    writeln!(config, "user root").unwrap();
+    let child = Command::new("mosquitto")
+        .arg("-c")
+        .arg(dir.join("mosquitto.conf"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("mosquitto is installed (scripts/test.sh installs Debian's mosquitto)");
+    wait_for_port(port);
+    child
+}
+
+/// The shipped default model's calibration.
+fn calibration() -> ekspresi_common::estimate::Calibration {
+    let installed = Installed::find().unwrap();
+    let default = installed.named(&installed.manifest.default).unwrap();
+    default.calibration.clone().unwrap()
+}
+
+/// `seconds` rows of a lesson, `per_second` faces each: happy, neutral, sad in that mix.
+fn rows(seconds: u64, mix: [u64; 3]) -> Vec<SecondRow> {
+    (0..seconds)
+        .map(|second| {
+            let mut faces = [0u64; 7];
+            faces[Expression::Happy.label()] = mix[0];
+            faces[Expression::Neutral.label()] = mix[1];
+            faces[Expression::Sad.label()] = mix[2];
+            SecondRow {
+                second,
+                faces,
+                no_face: 0,
+            }
+        })
+        .collect()
+}
+
+/// A desk's card with a running lesson (summary written at its start, `seconds.csv` header
+/// only) and its config; returns the config path and the session folder.
+fn desk(dir: &Path, desk: &str, broker: &str, password_file: &Path) -> (PathBuf, PathBuf) {
+    let session = lesson(dir, desk);
+    (config_for(dir, desk, broker, password_file), session)
+}
+
+/// A desk's card with a running lesson just opened.
+fn lesson(dir: &Path, desk: &str) -> PathBuf {
+    let data = dir.join(desk);
+    let session = data
+        .join("sessions")
+        .join(desk)
+        .join("2026-12-04T09-00-00Z");
+    std::fs::create_dir_all(&session).unwrap();
+    let calibration = calibration();
+    let summary = Summary::build(&SummaryInput {
+        desk_id: desk,
+        lesson_id: None,
+        lesson_start: "2026-12-04T09:00:00Z",
+        lesson_end: None,
+        tally: &Tally::default(),
+        floor: EvidenceFloor::default(),
+        frames_dropped: 0,
+        frames_skipped: 0,
+        model: "lenet5-int8.onnx",
+        model_accuracy: None,
+        calibration: Some(&calibration),
+        video_note: None,
+        times: LessonTimes::Camera,
+    });
+    std::fs::write(
+        session.join("summary.json"),
+        serde_json::to_vec(&summary).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        session.join("seconds.csv"),
+        "second,angry,disgust,fear,happy,sad,surprise,neutral,no_face\n",
+    )
+    .unwrap();
+    session
+}
+
+/// The desk's config: its card and the broker, with the password in `password_file`.
+fn config_for(dir: &Path, desk: &str, broker: &str, password_file: &Path) -> PathBuf {
+    let data = dir.join(desk);
+    let config = serde_json::json!({
+        "desk_id": desk,
+        "data_dir": data,
+        "publish": {
+            "broker": broker,
+            "ca": dir.join("broker/ca.pem"),
+            "password_file": password_file,
+        }
+    });
+    let path = dir.join(format!("{desk}.json"));
+    std::fs::write(&path, config.to_string()).unwrap();
+    path
+}
+
+/// Appends `rows` to the session's log, as the kiosk does second by second.
+fn write_rows(session: &Path, rows: &[SecondRow]) {
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(session.join("seconds.csv"))
+        .unwrap();
+    for row in rows {
+        let faces: Vec<String> = row.faces.iter().map(u64::to_string).collect();
+        writeln!(file, "{},{},{}", row.second, faces.join(","), row.no_face).unwrap();
+    }
+}
+
+fn publisher(config: &Path) -> Child {
+    kiosk_command()
+        .args(["publish", "--config"])
+        .arg(config)
+        .env("RUST_LOG", "firmware=info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// The live page's event stream, read as a browser reads it.
+struct Events {
+    lines: BufReader<TcpStream>,
+    seen: Vec<String>,
+    /// The page's state now: the last event (events come only when it changes).
+    last: Option<serde_json::Value>,
+}
+
+impl Events {
+    fn open(port: u16) -> Events {
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        write!(stream, "GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(1)))
+            .unwrap();
+        Events {
+            lines: BufReader::new(stream),
+            seen: Vec::new(),
+            last: None,
+        }
+    }
+
+    /// The next event within `limit`, if one comes.
+    fn next(&mut self, limit: Duration) -> Option<serde_json::Value> {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            let mut line = String::new();
+            match self.lines.read_line(&mut line) {
+                Ok(0) => panic!("the event stream ended"),
+                Ok(_) => {}
+                Err(_) => continue, // the read timeout: look at the clock again
+            }
+            let Some(data) = line.trim_end().strip_prefix("data: ") else {
+                continue;
+            };
+            self.seen.push(data.to_owned());
+            let event: serde_json::Value = serde_json::from_str(data).unwrap();
+            self.last = Some(event.clone());
+            return Some(event);
+        }
+        None
+    }
+
+    /// The page's state once `wanted` accepts it (now, or by an event within `limit`).
+    fn until(
+        &mut self,
+        limit: Duration,
+        wanted: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let start = Instant::now();
+        loop {
+            if let Some(now) = self.last.as_ref().filter(|e| wanted(e)) {
+                return now.clone();
+            }
+            let left = limit.saturating_sub(start.elapsed());
+            assert!(
+                !left.is_zero() && self.next(left).is_some()
+                    || self.last.as_ref().is_some_and(&wanted),
+                "no such state within {limit:?}; the page shows {:?}",
+                self.last
+            );
+        }
+    }
+
+    /// The page's state is accepted by `wanted` now and stays so for `period`.
+    fn holds(&mut self, period: Duration, wanted: impl Fn(&serde_json::Value) -> bool) {
+        assert!(self.last.as_ref().is_some_and(&wanted), "{:?}", self.last);
+        let start = Instant::now();
+        while let Some(event) = self.next(period.saturating_sub(start.elapsed())) {
+            assert!(wanted(&event), "the page changed to {event}");
+        }
+    }
+}
+
+fn waiting_with(contributing: u64) -> impl Fn(&serde_json::Value) -> bool {
+    move |e| e["state"] == "waiting" && e["contributing"] == contributing
+}
+
+#[test]
+fn desks_publish_through_a_real_broker_and_the_live_view_keeps_its_floor() {
+    let dir = scratch("live_view");
+    let port = free_port();
+    let address = format!("localhost:{port}");
+    let names = ["d01", "d02", "d03", "d04", "d05"];
+    let broker_dir = dir.join("broker");
+    let mut children = Children(vec![broker(&broker_dir, port, &names)]);
+
+    let live_port = free_port();
+    children.0.push(
+        kiosk_command()
+            .args(["live", "--broker", &address, "--ca"])
+            .arg(broker_dir.join("ca.pem"))
+            .arg("--password-file")
+            .arg(broker_dir.join("live-password"))
+            .args([
+                "--listen",
+                &format!("127.0.0.1:{live_port}"),
+                "--min-desks",
+                "5",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_port(live_port);
+    let mut events = Events::open(live_port);
+
+    // Four desks, 75 % positive each: fewer than the floor, so the page waits.
+    let positive = rows(25, [3, 0, 1]);
+    let negative = rows(25, [1, 0, 3]);
+    for name in &names[..4] {
+        let password = broker_dir.join("desks").join(format!("{name}.password"));
+        let (config, session) = desk(&dir, name, &address, &password);
+        children.0.push(publisher(&config));
+        write_rows(&session, &positive);
+    }
+    events.until(Duration::from_secs(30), waiting_with(4));
+
+    // d01 writing under d05's id is dropped by the broker's ACL: still four.
+    let d01_password = std::fs::read_to_string(broker_dir.join("desks/d01.password")).unwrap();
+    let window = serde_json::json!({
+        "schema": 1, "session": "x", "sequence": 0, "window_start": 0, "seconds": 10,
+        "per_second": (0..10).map(|s| serde_json::json!({"second": s, "positive": 0, "neutral": 0, "negative": 5, "no_face": 0})).collect::<Vec<_>>(),
+        "model": "m", "calibration": null
+    });
+    let published = Command::new("mosquitto_pub")
+        .args(["-h", "localhost", "-p", &port.to_string(), "--cafile"])
+        .arg(broker_dir.join("ca.pem"))
+        .args(["-u", "d01", "-P", d01_password.trim(), "-q", "1"])
+        .args(["-t", "ekspresi/v1/d05/counts", "-m", &window.to_string()])
+        .status()
+        .unwrap();
+    assert!(published.success(), "mosquitto_pub could not even connect");
+    events.holds(Duration::from_secs(3), waiting_with(4));
+
+    // A wrong password is refused by the broker, and the publisher says so.
+    let wrong = dir.join("wrong-password");
+    std::fs::write(&wrong, "not-the-password\n").unwrap();
+    let (config, session) = desk(&dir, "d05", &address, &wrong);
+    write_rows(&session, &negative);
+    let mut refused = publisher(&config);
+    let stderr = BufReader::new(refused.stderr.take().unwrap());
+    let said = stderr
+        .lines()
+        .map_while(Result::ok)
+        .find(|line| line.contains("refused this desk's user name or password"));
+    let _ = refused.kill();
+    let _ = refused.wait();
+    assert!(
+        said.is_some(),
+        "the publisher never said its password was refused"
+    );
+    events.holds(Duration::from_secs(1), waiting_with(4));
+
+    // d05 with its own password: the floor is met, the page shows the desks' shares.
+    let password = broker_dir.join("desks/d05.password");
+    children
+        .0
+        .push(publisher(&config_for(&dir, "d05", &address, &password)));
+    let live = events.until(Duration::from_secs(30), |e| e["state"] == "live");
+    let correction = Correction::new(&calibration()).unwrap();
+    let desk_estimate = |rows: &[SecondRow]| -> Estimate {
+        let (tally, _) = replay(&rows[..20]); // the two finished windows
+        tally.estimate(Some(&correction)).unwrap()
+    };
+    let mut estimates = vec![desk_estimate(&positive); 4];
+    estimates.push(desk_estimate(&negative));
+    let expected = round_to_five(Estimate::mean(&estimates).unwrap().shares);
+    assert_eq!(
+        [&live["positive"], &live["neutral"], &live["negative"]],
+        expected.map(serde_json::Value::from).each_ref(),
+        "{live}"
+    );
+    assert_eq!(live["desks"], 5);
+
+    // A publisher killed with SIGKILL: the broker publishes its last will, the desk stops
+    // counting and the page waits again (keep-alive 15 s: within about 23 s).
+    let killed = children.0.len() - 2; // d04's publisher (d05's is last)
+    let _ = children.0[killed].kill();
+    events.until(Duration::from_secs(40), waiting_with(4));
+
+    // Nothing that reached the browser names a desk.
+    for event in &events.seen {
+        for name in &names {
+            assert!(!event.contains(name), "{event}");
+        }
+    }
+}
