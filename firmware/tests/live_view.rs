@@ -188,6 +188,37 @@ fn write_rows(session: &Path, rows: &[SecondRow]) {
     }
 }
 
+/// Headless Chromium on the live page (a fresh profile, no network beyond loopback); what it
+/// prints. The page shows the state it was served with at once (an open event stream would
+/// hold a virtual-time budget forever).
+fn chromium(dir: &Path, args: &[&str]) -> String {
+    let output = Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+            "--window-size=1000,760",
+        ])
+        .arg(format!(
+            "--user-data-dir={}",
+            dir.join("chromium-profile").display()
+        ))
+        .args(args)
+        .output()
+        .expect("chromium is installed (scripts/test.sh installs Debian's chromium)");
+    assert!(
+        output.status.success(),
+        "chromium failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
 fn publisher(config: &Path) -> Child {
     kiosk_command()
         .args(["publish", "--config"])
@@ -374,6 +405,22 @@ fn desks_publish_through_a_real_broker_and_the_live_view_keeps_its_floor() {
         "{live}"
     );
     assert_eq!(live["desks"], 5);
+
+    // The page as a browser renders it: the shares the desks sent, no desk id.
+    let page = format!("http://127.0.0.1:{live_port}/");
+    let dom = chromium(&dir, &["--dump-dom", &page]);
+    for (key, value) in ["positive", "neutral", "negative"].iter().zip(expected) {
+        let shown = format!("<b id=\"{key}\">{value} %</b>");
+        assert!(dom.contains(&shown), "{shown} not in the page: {dom}");
+    }
+    assert!(dom.contains("5 desks see a face"), "{dom}");
+    assert!(dom.contains("prohibited in"), "the responsible-use note");
+    for name in &names {
+        assert!(!dom.contains(name), "{name} on the page");
+    }
+    let png = dir.join("live-view.png");
+    chromium(&dir, &[&format!("--screenshot={}", png.display()), &page]);
+    assert!(image::open(&png).is_ok(), "a screenshot of the live page");
 
     // A publisher killed with SIGKILL: the broker publishes its last will, the desk stops
     // counting and the page waits again (keep-alive 15 s: within about 23 s).

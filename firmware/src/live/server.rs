@@ -33,7 +33,13 @@ pub struct LiveOptions {
 struct Listeners {
     senders: Vec<Sender<String>>,
     latest: String,
+    /// The class's snapshots of the last 30 minutes with their times (Unix seconds): what a
+    /// page opened mid-lesson draws first. Class aggregates only, in memory only.
+    history: std::collections::VecDeque<(u64, String)>,
 }
+
+/// How much of the class's series a newly opened page gets.
+const HISTORY_SECONDS: u64 = 30 * 60;
 
 impl Listeners {
     /// Sends `event` to every browser if it differs from the last one; forgets closed ones.
@@ -41,9 +47,34 @@ impl Listeners {
         if event == self.latest {
             return;
         }
+        let now = unix_seconds();
+        self.history.push_back((now, event.clone()));
+        while self
+            .history
+            .front()
+            .is_some_and(|(at, _)| now.saturating_sub(*at) > HISTORY_SECONDS)
+        {
+            self.history.pop_front();
+        }
         self.senders.retain(|s| s.send(event.clone()).is_ok());
         self.latest = event;
     }
+
+    /// The history as a JSON array of `[seconds, snapshot]`.
+    fn history_json(&self) -> String {
+        let items: Vec<String> = self
+            .history
+            .iter()
+            .map(|(at, event)| format!("[{at},{event}]"))
+            .collect();
+        format!("[{}]", items.join(","))
+    }
+}
+
+fn unix_seconds() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// Serves the live view until `stop` is set.
@@ -168,7 +199,21 @@ fn serve(request: tiny_http::Request, listeners: &Arc<Mutex<Listeners>>) {
     );
     match request.url() {
         "/" => {
-            let mut response = tiny_http::Response::from_string(PAGE);
+            // The state now, written into the page so it shows at once (a snapshot's JSON:
+            // numbers and two fixed words, nothing that can end a script).
+            let (latest, history) = listeners
+                .lock()
+                .map(|l| (l.latest.clone(), l.history_json()))
+                .unwrap_or_default();
+            let snapshot = if latest.is_empty() {
+                "null".to_owned()
+            } else {
+                latest
+            };
+            let page = PAGE
+                .replace("/*HISTORY*/[]", &history)
+                .replace("/*SNAPSHOT*/null", &snapshot);
+            let mut response = tiny_http::Response::from_string(page);
             for h in [header("Content-Type", "text/html; charset=utf-8"), policy]
                 .into_iter()
                 .flatten()
@@ -207,12 +252,7 @@ fn stream_events(mut out: Box<dyn Write + Send>, events: &Receiver<String>) {
     }
     loop {
         let text = match events.recv_timeout(Duration::from_secs(15)) {
-            Ok(event) => {
-                let seconds = SystemTime::now()
-                    .duration_since(SystemTime::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_secs());
-                format!("id: {seconds}\ndata: {event}\n\n")
-            }
+            Ok(event) => format!("id: {}\ndata: {event}\n\n", unix_seconds()),
             Err(RecvTimeoutError::Timeout) => ": still here\n\n".to_owned(),
             Err(RecvTimeoutError::Disconnected) => return,
         };
