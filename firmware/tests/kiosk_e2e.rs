@@ -10,11 +10,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ekspresi_common::estimate::Correction;
 use firmware::aggregate::Impression;
 use firmware::config::{KioskConfig, StudentRule, VideoMode};
 use firmware::devices::{simulated_leds, Frame, FrameSource, SourceError};
 use firmware::pipeline::{Kiosk, LessonReport};
-use ekspresi_common::estimate::Correction;
 use firmware::record::summary::{Estimated, Summary};
 use firmware::record::{reserve, seconds, session};
 use firmware::source::{ImageFolderSource, Mp4Source};
@@ -1184,7 +1184,10 @@ fn a_cut_lesson_is_recovered_with_its_analysis_up_to_the_cut() {
             assert_recovered_estimate_is(&dir, &uncut[..rows.len()], run);
         }
     }
-    assert!(same_seconds >= 7, "only {same_seconds} of 10 runs analysed every frame");
+    assert!(
+        same_seconds >= 7,
+        "only {same_seconds} of 10 runs analysed every frame"
+    );
 }
 
 /// The demo clip replayed whole, not in real time: its `seconds.csv` rows.
@@ -1219,7 +1222,10 @@ fn assert_recovered_estimate_is(dir: &Path, rows: &[seconds::SecondRow], run: us
     let summary: Summary =
         serde_json::from_str(&std::fs::read_to_string(dir.join(session::SUMMARY_JSON)).unwrap())
             .unwrap();
-    let calibration = summary.calibration.as_ref().expect("the shipped calibration");
+    let calibration = summary
+        .calibration
+        .as_ref()
+        .expect("the shipped calibration");
     let correction = Correction::new(calibration).unwrap();
     let (tally, _) = seconds::replay(rows);
     let expected = tally
@@ -1230,13 +1236,20 @@ fn assert_recovered_estimate_is(dir: &Path, rows: &[seconds::SecondRow], run: us
     // Equal but for the last digit JSON's decimal text may round.
     let numbers = |e: &Estimated| {
         let mut all = vec![e.positive_percent, e.neutral_percent, e.negative_percent];
-        for interval in [e.interval_90.positive, e.interval_90.neutral, e.interval_90.negative] {
+        for interval in [
+            e.interval_90.positive,
+            e.interval_90.neutral,
+            e.interval_90.negative,
+        ] {
             all.extend(interval);
         }
         all
     };
     for (got, want) in numbers(recovered).into_iter().zip(numbers(&expected)) {
-        assert!((got - want).abs() < 1e-9, "run {run}: {recovered:?} vs {expected:?}");
+        assert!(
+            (got - want).abs() < 1e-9,
+            "run {run}: {recovered:?} vs {expected:?}"
+        );
     }
     assert_eq!(
         (recovered.method, recovered.verdict_within_error),

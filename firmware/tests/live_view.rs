@@ -80,6 +80,11 @@ fn broker(dir: &Path, port: u16, desks: &[&str]) -> Child {
         .open(dir.join("mosquitto.conf"))
         .unwrap();
     writeln!(config, "user root").unwrap();
+    start_mosquitto(dir, port)
+}
+
+/// Mosquitto on the broker folder's config, once it listens.
+fn start_mosquitto(dir: &Path, port: u16) -> Child {
     let child = Command::new("mosquitto")
         .arg("-c")
         .arg(dir.join("mosquitto.conf"))
@@ -421,6 +426,33 @@ fn desks_publish_through_a_real_broker_and_the_live_view_keeps_its_floor() {
     let png = dir.join("live-view.png");
     chromium(&dir, &[&format!("--screenshot={}", png.display()), &page]);
     assert!(image::open(&png).is_ok(), "a screenshot of the live page");
+
+    // The broker restarts (a school server's update): the desks and the live view reconnect
+    // with back-off, and the next windows reach the page again.
+    let _ = children.0[0].kill();
+    let _ = children.0[0].wait();
+    events.until(Duration::from_secs(10), |e| e["state"] == "live");
+    children.0[0] = start_mosquitto(&broker_dir, port);
+    // From second 25 on, the four desks turn negative: only new windows can show it.
+    let later: Vec<SecondRow> = rows(45, [1, 0, 3]).split_off(25);
+    for name in &names[..4] {
+        write_rows(
+            &dir.join(name)
+                .join("sessions")
+                .join(name)
+                .join("2026-12-04T09-00-00Z"),
+            &later,
+        );
+    }
+    let reconnected = Instant::now();
+    let before = live["negative"].as_u64().unwrap();
+    events.until(Duration::from_secs(60), |e| {
+        e["state"] == "live" && e["desks"] == 5 && e["negative"].as_u64() > Some(before)
+    });
+    eprintln!(
+        "live again {:?} after the broker restarted",
+        reconnected.elapsed()
+    );
 
     // A publisher killed with SIGKILL: the broker publishes its last will, the desk stops
     // counting and the page waits again (keep-alive 15 s: within about 23 s).

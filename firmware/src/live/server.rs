@@ -11,7 +11,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use rumqttc::{Client, Event, Packet, QoS};
 
 use super::broker::{options, Connection};
@@ -93,17 +93,12 @@ pub fn run(live: LiveOptions, stop: &Arc<AtomicBool>) -> Result<()> {
         last_will: None,
     };
     let (client, events) = Client::new(options(&connection)?, 64);
-    for kind in ["status", "counts"] {
-        client
-            .subscribe(format!("{PREFIX}/+/{kind}"), QoS::AtLeastOnce)
-            .context("cannot subscribe")?;
-    }
     let class = Arc::new(Mutex::new(ClassState::new(live.settings)));
     let listeners = Arc::new(Mutex::new(Listeners {
         latest: snapshot_event(&class, Instant::now()),
         ..Listeners::default()
     }));
-    spawn_subscriber(events, class.clone(), listeners.clone());
+    spawn_subscriber(client, events, class.clone(), listeners.clone());
     spawn_ticker(class, listeners.clone(), stop.clone());
     let server = tiny_http::Server::http(live.listen)
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", live.listen))?;
@@ -117,7 +112,10 @@ pub fn run(live: LiveOptions, stop: &Arc<AtomicBool>) -> Result<()> {
     Ok(())
 }
 
+/// Subscribes on every connection (a clean session: a restarted broker forgets
+/// subscriptions) and feeds each message to the class state.
 fn spawn_subscriber(
+    client: Client,
     mut events: rumqttc::Connection,
     class: Arc<Mutex<ClassState>>,
     listeners: Arc<Mutex<Listeners>>,
@@ -126,8 +124,16 @@ fn spawn_subscriber(
         let mut wait = Duration::from_secs(1);
         for event in events.iter() {
             match event {
-                Ok(Event::Incoming(Packet::Publish(message))) => {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => {
                     wait = Duration::from_secs(1);
+                    for kind in ["status", "counts"] {
+                        let topic = format!("{PREFIX}/+/{kind}");
+                        if let Err(error) = client.try_subscribe(topic, QoS::AtLeastOnce) {
+                            tracing::warn!(%error, "cannot subscribe");
+                        }
+                    }
+                }
+                Ok(Event::Incoming(Packet::Publish(message))) => {
                     let now = Instant::now();
                     let Ok(mut state) = class.lock() else { return };
                     match Topic::parse(&message.topic) {
