@@ -3,8 +3,8 @@
 //! config, model (loads, and gives probabilities summing to 1), cascade, storage (writable,
 //! free space over the floor), camera (opens and delivers a frame, and through which path:
 //! plain V4L2 or libcamera's compatibility layer), video (off, in the clear, or encrypted
-//! to how many recipients), and GPIO (claims the three LED pins and
-//! blinks them once).
+//! to how many recipients), the broker of the live class view (reachable, TLS and the desk's
+//! password accepted), and GPIO (claims the three LED pins and blinks them once).
 
 use std::path::Path;
 use std::time::Duration;
@@ -33,6 +33,8 @@ pub struct CheckOptions {
     pub storage: bool,
     /// The models to probe; `None`: the manifest found in the usual places.
     pub models: Option<Installed>,
+    /// Connect to the configured MQTT broker (the live class view) as this desk.
+    pub broker: bool,
 }
 
 /// Runs every check; never stops at the first failure.
@@ -54,6 +56,9 @@ pub fn run_checks(
     ];
     if options.storage {
         results.push(result("storage", check_storage(config)));
+    }
+    if options.broker {
+        results.push(result("broker", crate::live::broker::probe(config)));
     }
     if options.camera || options.gpio {
         // Which board the hardware checks below ran on.
@@ -209,6 +214,7 @@ mod tests {
                 gpio: false,
                 storage: true,
                 models: None,
+                broker: false,
             },
         );
         let by_name = |n| results.iter().find(|r| r.name == n).unwrap();
@@ -233,6 +239,7 @@ mod tests {
                 gpio: false,
                 storage: true,
                 models: None,
+                broker: false,
             },
         );
         assert!(!broken.iter().find(|r| r.name == "model").unwrap().ok);
@@ -250,6 +257,7 @@ mod tests {
                 gpio: false,
                 storage: true,
                 models: None,
+                broker: false,
             },
         );
         let model_check = results.iter().find(|r| r.name == "model").unwrap();

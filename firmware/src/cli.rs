@@ -474,6 +474,7 @@ fn check<B: Board>(board: &B, args: CheckArgs) -> Result<()> {
         gpio: !args.no_gpio && on_this_machine,
         storage: on_this_machine,
         models: card_models,
+        broker: on_this_machine,
     };
     let results = run_checks(board, &config, &model, &options);
     if args.json {

@@ -43,6 +43,19 @@ pub enum BrokerError {
     File { path: PathBuf, reason: String },
     #[error("TLS: {0}")]
     Tls(String),
+    #[error("{0}")]
+    Unreachable(String),
+}
+
+/// What a connection error means, in words.
+pub fn describe(error: &rumqttc::ConnectionError) -> String {
+    use rumqttc::{ConnectReturnCode, ConnectionError};
+    match error {
+        ConnectionError::ConnectionRefused(
+            ConnectReturnCode::BadUserNamePassword | ConnectReturnCode::NotAuthorized,
+        ) => "the broker refused this desk's user name or password".into(),
+        other => other.to_string(),
+    }
 }
 
 /// `host:port`, checked.
@@ -129,6 +142,52 @@ fn tls_config(ca: &Path) -> Result<rustls::ClientConfig, BrokerError> {
         .with_safe_default_protocol_versions()
         .map_err(|e| BrokerError::Tls(e.to_string()))
         .map(|builder| builder.with_root_certificates(roots).with_no_client_auth())
+}
+
+/// `kiosk check`'s probe: connects to the configured broker as this desk (TLS, its
+/// password) and says whether the broker accepted it, within 10 s.
+pub fn probe(config: &crate::config::KioskConfig) -> Result<String, BrokerError> {
+    let settings = &config.publish;
+    let Some(address) = settings.broker.as_deref() else {
+        return Ok("not configured (publish.broker): no live class view from this desk".into());
+    };
+    let password = read_secret(&settings.password_file)?;
+    let connection = Connection {
+        address,
+        ca: &settings.ca,
+        user: &config.desk_id,
+        password: &password,
+        last_will: None,
+    };
+    // Its own client id: the desk's publisher, connected as the desk id, is not taken over.
+    let mut probe_options = options(&connection)?;
+    probe_options.set_client_id(format!("{}-check", config.desk_id));
+    let (client, mut events) = rumqttc::Client::new(probe_options, 4);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let outcome = loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match events.recv_timeout(left) {
+            Ok(Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_)))) => {
+                break Ok(format!(
+                    "{address} reachable, TLS and this desk's password accepted"
+                ));
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => {
+                break Err(BrokerError::Unreachable(format!(
+                    "{address}: {}",
+                    describe(&error)
+                )))
+            }
+            Err(_) => {
+                break Err(BrokerError::Unreachable(format!(
+                    "{address}: no answer within 10 s"
+                )))
+            }
+        }
+    };
+    let _ = client.try_disconnect();
+    outcome
 }
 
 #[cfg(test)]

@@ -15,9 +15,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use ekspresi_common::estimate::Calibration;
-use rumqttc::{Client, ConnectReturnCode, ConnectionError, Event, Packet, QoS};
+use rumqttc::{Client, Event, Packet, QoS};
 
-use super::broker::{options, read_secret, Connection};
+use super::broker::{describe, options, read_secret, Connection};
 use super::message::{counts_topic, status_topic, SecondCount, WindowCounts, SCHEMA};
 use crate::config::KioskConfig;
 use crate::record::seconds::{read_rows, SecondRow};
@@ -157,16 +157,6 @@ pub fn run(config: &KioskConfig, stop: &Arc<AtomicBool>) -> Result<()> {
     let _ = client.try_publish(status_topic(desk), QoS::AtLeastOnce, true, "offline");
     let _ = client.try_disconnect();
     Ok(())
-}
-
-/// What a connection error means, in words.
-fn describe(error: &ConnectionError) -> String {
-    match error {
-        ConnectionError::ConnectionRefused(
-            ConnectReturnCode::BadUserNamePassword | ConnectReturnCode::NotAuthorized,
-        ) => "the broker refused this desk's user name or password".into(),
-        other => other.to_string(),
-    }
 }
 
 /// Once a second: the desk's newest session, its new finished windows published.
