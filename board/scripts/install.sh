@@ -13,6 +13,10 @@
 # re-install never loses a desk's settings. What was installed is then verified with the
 # kiosk itself (`kiosk check --root`: the config and every model; under qemu-user on a
 # non-ARM machine); --no-check skips that, knowingly.
+#
+# The live class view (optional): --broker HOST:PORT --broker-ca CA.pem --broker-password FILE
+# (from board/deploy/broker/add-desk.sh) install the school's CA and this desk's broker
+# password under /etc/ekspresi, set `publish` in the config and enable ekspresi-publish.service.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -25,6 +29,7 @@ usage() {
 }
 
 root="" boot="" image="" binary="" desk_id="" config="" plaintext_video="" no_check=""
+broker="" broker_ca="" broker_password=""
 recipients=()
 while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -37,6 +42,9 @@ while [[ $# -gt 0 ]]; do
         --encrypt-to) recipients+=("$2"); shift 2 ;;
         --plaintext-video) plaintext_video=1; shift ;;
         --no-check) no_check=1; shift ;;
+        --broker) broker="$2"; shift 2 ;;
+        --broker-ca) broker_ca="$2"; shift 2 ;;
+        --broker-password) broker_password="$2"; shift 2 ;;
         -h|--help) usage ;;
         *) echo "install.sh: unknown argument $1" >&2; usage ;;
     esac
@@ -55,6 +63,14 @@ for recipient in "${recipients[@]}"; do
         die "--encrypt-to: $recipient is not an age X25519 public key (age1 and 58 more characters; age-keygen -y KEY prints it)"
 done
 [[ -z "$plaintext_video" || ${#recipients[@]} -eq 0 ]] || die "--plaintext-video and --encrypt-to contradict each other"
+if [[ -n "$broker$broker_ca$broker_password" ]]; then
+    [[ -n "$broker" && -n "$broker_ca" && -n "$broker_password" ]] ||
+        die "the live class view needs all three: --broker HOST:PORT --broker-ca FILE --broker-password FILE"
+    [[ "$broker" =~ ^[A-Za-z0-9.-]+:[0-9]{1,5}$ ]] || die "--broker: expected host:port, got $broker"
+    grep -q -- "-----BEGIN CERTIFICATE-----" "$broker_ca" 2>/dev/null ||
+        die "--broker-ca: $broker_ca is not a PEM certificate"
+    [[ -s "$broker_password" ]] || die "--broker-password: $broker_password is empty or missing"
+fi
 if command -v file >/dev/null && ! file -b "$binary" | grep -q "ARM aarch64"; then
     echo "install.sh: warning: $binary is not an aarch64 binary: $(file -b "$binary")" >&2
 fi
@@ -137,6 +153,7 @@ install -D -m 0644 "$deploy/PINMAP.md" "$root/usr/share/doc/ekspresi/PINMAP.md"
 install -D -m 0644 "$deploy/ekspresi-kiosk.service" "$root/etc/systemd/system/ekspresi-kiosk.service"
 install -D -m 0644 "$deploy/ekspresi-upload.service" "$root/etc/systemd/system/ekspresi-upload.service"
 install -D -m 0644 "$deploy/ekspresi-upload.timer" "$root/etc/systemd/system/ekspresi-upload.timer"
+install -D -m 0644 "$deploy/ekspresi-publish.service" "$root/etc/systemd/system/ekspresi-publish.service"
 install -D -m 0644 "$deploy/ekspresi.sysusers" "$root/usr/lib/sysusers.d/ekspresi.conf"
 
 if [[ -n "$config" ]]; then
@@ -146,15 +163,21 @@ elif [[ ! -f "$config_file" ]]; then
 else
     echo "keeping the existing $config_file"
 fi
-python3 - "$config_file" "$desk_id" "${recipients[@]}" <<'PY'
+python3 - "$config_file" "$desk_id" "$broker" "${recipients[@]}" <<'PY'
 import json, os, sys
-path, desk, recipients = sys.argv[1], sys.argv[2], sys.argv[3:]
+path, desk, broker, recipients = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
 with open(path) as f:
     config = json.load(f)
 if desk:
     config["desk_id"] = desk
 if recipients:
     config["encrypt_to"] = recipients
+if broker:
+    config["publish"] = {
+        "broker": broker,
+        "ca": "/etc/ekspresi/broker-ca.pem",
+        "password_file": "/etc/ekspresi/broker-password",
+    }
 with open(path + ".tmp", "w") as f:
     json.dump(config, f, indent=2)
     f.write("\n")
@@ -171,16 +194,30 @@ if command -v systemd-sysusers >/dev/null; then
     systemd-sysusers --root="$root" ekspresi.conf
 fi
 
+# The broker's CA and this desk's password: the password readable by the kiosk user only.
+if [[ -n "$broker" ]]; then
+    install -D -m 0644 "$broker_ca" "$root/etc/ekspresi/broker-ca.pem"
+    install -D -m 0640 "$broker_password" "$root/etc/ekspresi/broker-password"
+    gid="$(awk -F: '$1 == "ekspresi" {print $3}' "$root/etc/group")"
+    [[ -n "$gid" ]] && chgrp "$gid" "$root/etc/ekspresi/broker-password"
+fi
+
 # Enable the units: what `systemctl enable` does, done offline. The upload timer does
-# nothing until the config has an upload.to.
+# nothing until the config has an upload.to; the publish unit is enabled with --broker.
+units=(ekspresi-kiosk.service ekspresi-upload.timer)
+[[ -n "$broker" ]] && units+=(ekspresi-publish.service)
 if command -v systemctl >/dev/null; then
-    systemctl --root="$root" enable ekspresi-kiosk.service ekspresi-upload.timer
+    systemctl --root="$root" enable "${units[@]}"
 else
     mkdir -p "$root/etc/systemd/system/multi-user.target.wants" "$root/etc/systemd/system/timers.target.wants"
     ln -sf /etc/systemd/system/ekspresi-kiosk.service \
         "$root/etc/systemd/system/multi-user.target.wants/ekspresi-kiosk.service"
     ln -sf /etc/systemd/system/ekspresi-upload.timer \
         "$root/etc/systemd/system/timers.target.wants/ekspresi-upload.timer"
+    if [[ -n "$broker" ]]; then
+        ln -sf /etc/systemd/system/ekspresi-publish.service \
+            "$root/etc/systemd/system/multi-user.target.wants/ekspresi-publish.service"
+    fi
 fi
 
 # The camera module needs the firmware's camera auto-detection (on by default in bookworm).
@@ -235,9 +272,10 @@ verify_install
     cd "$root"
     sha256sum usr/local/bin/kiosk usr/share/ekspresi/models/* usr/share/doc/ekspresi/* \
         etc/systemd/system/ekspresi-kiosk.service etc/systemd/system/ekspresi-upload.service \
-        etc/systemd/system/ekspresi-upload.timer usr/lib/sysusers.d/ekspresi.conf \
+        etc/systemd/system/ekspresi-upload.timer etc/systemd/system/ekspresi-publish.service \
+        usr/lib/sysusers.d/ekspresi.conf \
         >usr/share/ekspresi/INSTALLED.sha256.tmp
     mv usr/share/ekspresi/INSTALLED.sha256.tmp usr/share/ekspresi/INSTALLED.sha256
 )
 sync
-echo "installed: /usr/local/bin/kiosk, /etc/ekspresi/config.json, ekspresi-kiosk.service and ekspresi-upload.timer (enabled)"
+echo "installed: /usr/local/bin/kiosk, /etc/ekspresi/config.json, ${units[*]} (enabled)"

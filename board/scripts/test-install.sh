@@ -15,7 +15,7 @@ binary="${1:-$repo/target/cross/dist/kiosk}"
 
 # Tools: sfdisk, mkfs.vfat, mkfs.ext4, mtools, systemd (sysusers, systemctl, analyze), file.
 tools=(sfdisk:fdisk mkfs.vfat:dosfstools mkfs.ext4:e2fsprogs mcopy:mtools
-    systemd-analyze:systemd file:file python3:python3 age-keygen:age)
+    systemd-analyze:systemd file:file python3:python3 age-keygen:age openssl:openssl)
 missing=()
 for pair in "${tools[@]}"; do
     command -v "${pair%%:*}" >/dev/null || missing+=("${pair#*:}")
@@ -95,8 +95,13 @@ grep -q -- "--encrypt-to" "$work/refused.log" || fail "the refusal does not say 
 echo "ok  no recipient, no install: $(tail -1 "$work/refused.log")"
 age-keygen -o "$work/school-key.txt" 2>/dev/null
 recipient="$(age-keygen -y "$work/school-key.txt")"
+# The live class view's broker: a CA certificate (any will do here) and a password file.
+openssl req -x509 -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:P-256 -days 30 \
+    -subj "/CN=test CA" -keyout "$work/ca.key" -out "$work/broker-ca.pem" 2>/dev/null
+echo "desk-07-password" >"$work/broker-password"
 "$repo/board/scripts/install.sh" --image "$image" --binary "$binary" --desk-id desk-07 \
-    --encrypt-to "$recipient" | tee "$work/install.log"
+    --encrypt-to "$recipient" --broker broker.school.lan:8883 --broker-ca "$work/broker-ca.pem" \
+    --broker-password "$work/broker-password" | tee "$work/install.log"
 # The installer ran the installed kiosk's own check on the card (under qemu here).
 grep -Eq '^ *config +ok +valid' "$work/install.log" || fail "install.sh did not run kiosk check"
 grep -Eq '^ *models +ok ' "$work/install.log" || fail "kiosk check did not probe the models"
@@ -123,6 +128,11 @@ expect_mode /etc/ekspresi/config.json 644
 expect_mode /etc/systemd/system/ekspresi-kiosk.service 644
 expect_mode /etc/systemd/system/ekspresi-upload.service 644
 expect_mode /etc/systemd/system/ekspresi-upload.timer 644
+expect_mode /etc/systemd/system/ekspresi-publish.service 644
+expect_mode /etc/ekspresi/broker-ca.pem 644
+expect_mode /etc/ekspresi/broker-password 640
+[[ "$(stat -c '%g' "$root/etc/ekspresi/broker-password")" == "$(awk -F: '$1 == "ekspresi" {print $3}' "$root/etc/group")" ]] ||
+    fail "the broker password is not the kiosk group's"
 expect_mode /usr/lib/sysusers.d/ekspresi.conf 644
 cmp -s "$binary" "$root/usr/local/bin/kiosk" || fail "installed kiosk differs from $binary"
 cmp -s "$repo/firmware/models/lenet5-int8.onnx" "$root/usr/share/ekspresi/models/lenet5-int8.onnx" ||
@@ -146,6 +156,10 @@ timer_link="$root/etc/systemd/system/timers.target.wants/ekspresi-upload.timer"
 [[ "$(readlink "$timer_link" 2>/dev/null)" == /etc/systemd/system/ekspresi-upload.timer ]] ||
     fail "ekspresi-upload.timer is not enabled (no timers.target.wants link)"
 echo "ok  upload timer enabled (timers.target.wants)"
+publish_link="$root/etc/systemd/system/multi-user.target.wants/ekspresi-publish.service"
+[[ "$(readlink "$publish_link" 2>/dev/null)" == /etc/systemd/system/ekspresi-publish.service ]] ||
+    fail "ekspresi-publish.service is not enabled though --broker was given"
+echo "ok  publish unit enabled (--broker)"
 # The process that sees the camera has no network; only the upload unit has.
 grep -q '^PrivateNetwork=yes$' "$root/etc/systemd/system/ekspresi-kiosk.service" ||
     fail "the kiosk unit lost PrivateNetwork=yes"
@@ -153,7 +167,11 @@ grep -q '^PrivateNetwork=yes$' "$root/etc/systemd/system/ekspresi-kiosk.service"
     fail "the upload unit cannot reach the network"
 ! grep -q 'kiosk run' "$root/etc/systemd/system/ekspresi-upload.service" ||
     fail "the upload unit runs the camera service"
-echo "ok  camera service: PrivateNetwork=yes; upload service: network, no camera"
+! grep -q '^PrivateNetwork=yes$' "$root/etc/systemd/system/ekspresi-publish.service" ||
+    fail "the publish unit cannot reach the broker"
+grep -q '^ExecStart=/usr/local/bin/kiosk publish ' "$root/etc/systemd/system/ekspresi-publish.service" ||
+    fail "the publish unit does not run kiosk publish"
+echo "ok  camera service: PrivateNetwork=yes; upload and publish services: network, no camera"
 
 python3 - "$root/etc/ekspresi/config.json" "$recipient" <<'PY' || fail "config.json"
 import json, sys
@@ -161,7 +179,9 @@ config = json.load(open(sys.argv[1]))
 assert config["desk_id"] == "desk-07", config["desk_id"]
 assert config["data_dir"] == "/var/lib/ekspresi"
 assert config["encrypt_to"] == [sys.argv[2]], config.get("encrypt_to")
-print("ok  config.json: desk_id desk-07, data_dir /var/lib/ekspresi, video encrypted to the school's key")
+assert config["publish"] == {"broker": "broker.school.lan:8883", "ca": "/etc/ekspresi/broker-ca.pem",
+                             "password_file": "/etc/ekspresi/broker-password"}, config.get("publish")
+print("ok  config.json: desk_id desk-07, data_dir /var/lib/ekspresi, video encrypted to the school's key, publish to the broker")
 PY
 
 grep -q '^ekspresi:' "$root/etc/passwd" || fail "no ekspresi user in /etc/passwd"
@@ -177,7 +197,7 @@ mtype -i "$boot_image" ::config.txt | grep -q '^camera_auto_detect=1' ||
 echo "ok  boot config.txt: camera_auto_detect=1"
 
 verify_log="$work/verify.log"
-for unit in ekspresi-kiosk.service ekspresi-upload.service ekspresi-upload.timer; do
+for unit in ekspresi-kiosk.service ekspresi-upload.service ekspresi-upload.timer ekspresi-publish.service; do
     if ! systemd-analyze verify --root="$root" "/etc/systemd/system/$unit" >"$verify_log" 2>&1; then
         cat "$verify_log" >&2
         fail "systemd-analyze verify rejected $unit"
