@@ -467,3 +467,107 @@ fn desks_publish_through_a_real_broker_and_the_live_view_keeps_its_floor() {
         }
     }
 }
+
+/// The demo lesson in real time into `data` with `config`, while `during` runs; its one
+/// session folder.
+fn demo_lesson(data: &Path, config: &Path, during: impl FnOnce()) -> PathBuf {
+    let mut replay = kiosk_command()
+        .args(["replay", "--realtime", "--out"])
+        .arg(data)
+        .arg("--config")
+        .arg(config)
+        .arg(manifest_dir().join("assets/demo"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    during();
+    assert!(replay.wait().unwrap().success(), "the lesson failed");
+    let desk = data.join("sessions/desk-1");
+    let mut sessions: Vec<PathBuf> = std::fs::read_dir(desk)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(sessions.len(), 1);
+    sessions.pop().unwrap()
+}
+
+/// What a session holds, less the wall-clock times a replay stamps: its file names, its
+/// per-second log, its timeline and its summary without `lesson_start` / `lesson_end`.
+fn session_content(dir: &Path) -> (Vec<String>, String, String, serde_json::Value) {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap();
+    let mut summary: serde_json::Value = serde_json::from_str(&read("summary.json")).unwrap();
+    let object = summary.as_object_mut().unwrap();
+    object.remove("lesson_start");
+    object.remove("lesson_end");
+    (names, read("seconds.csv"), read("timeline.csv"), summary)
+}
+
+/// A lesson on a desk whose broker is down, comes up, and goes down again leaves exactly
+/// the files of a lesson on a desk that does not publish: the publisher only reads them.
+#[test]
+fn a_lesson_is_the_same_with_the_broker_down_up_and_down_again() {
+    let dir = scratch("live_view_broker_flaps");
+    let port = free_port();
+    let broker_dir = dir.join("broker");
+    // The broker's folder is made now; Mosquitto itself starts mid-lesson.
+    let status = Command::new("bash")
+        .arg(manifest_dir().join("../board/deploy/broker/setup-broker.sh"))
+        .arg(&broker_dir)
+        .args(["localhost", &port.to_string()])
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let added = Command::new("bash")
+        .arg(manifest_dir().join("../board/deploy/broker/add-desk.sh"))
+        .arg(&broker_dir)
+        .arg("desk-1")
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(added.success());
+    let mut conf = std::fs::OpenOptions::new()
+        .append(true)
+        .open(broker_dir.join("mosquitto.conf"))
+        .unwrap();
+    writeln!(conf, "user root").unwrap();
+
+    let plain = dir.join("plain.json");
+    std::fs::write(&plain, r#"{"desk_id": "desk-1"}"#).unwrap();
+    let alone = demo_lesson(&dir.join("alone"), &plain, || {});
+
+    let publishing_data = dir.join("publishing");
+    let publishing = serde_json::json!({
+        "desk_id": "desk-1",
+        "data_dir": publishing_data,
+        "publish": {
+            "broker": format!("localhost:{port}"),
+            "ca": broker_dir.join("ca.pem"),
+            "password_file": broker_dir.join("desks/desk-1.password"),
+        }
+    });
+    let config = dir.join("publishing.json");
+    std::fs::write(&config, publishing.to_string()).unwrap();
+    let mut children = Children(Vec::new());
+    let published = demo_lesson(&publishing_data, &config, || {
+        children.0.push(publisher(&config)); // broker down
+        std::thread::sleep(Duration::from_secs(2));
+        children.0.push(start_mosquitto(&broker_dir, port)); // up
+        std::thread::sleep(Duration::from_secs(3));
+        let broker = children.0.pop().unwrap(); // down again
+        drop(Children(vec![broker]));
+    });
+    drop(children);
+    let (a, b) = (session_content(&alone), session_content(&published));
+    assert_eq!(a.0, b.0, "the same files");
+    assert_eq!(a.1, b.1, "the same seconds.csv");
+    assert_eq!(a.2, b.2, "the same timeline.csv");
+    assert_eq!(a.3, b.3, "the same summary");
+    firmware::record::session::verify_manifest(&published).unwrap();
+}
