@@ -59,6 +59,7 @@ pub fn run_checks(
     }
     if options.broker {
         results.push(result("broker", crate::live::broker::probe(config)));
+        results.push(result("timetable", check_timetable(config)));
     }
     if options.camera || options.gpio {
         // Which board the hardware checks below ran on.
@@ -90,6 +91,20 @@ fn result<E: std::fmt::Display>(name: &'static str, outcome: Result<String, E>) 
             detail: error.to_string(),
         },
     }
+}
+
+/// The timetable: how many lessons, and whether the clock can be trusted to follow it.
+fn check_timetable(config: &KioskConfig) -> Result<String, String> {
+    let lessons = config.timetable.len();
+    if lessons == 0 {
+        return Ok("none: the camera records from start to stop".into());
+    }
+    if !crate::timetable::clock_is_trusted() {
+        return Err(format!(
+            "{lessons} lessons, but the clock is not synchronised (NTP): no lesson starts until it is"
+        ));
+    }
+    Ok(format!("{lessons} lessons; the clock is synchronised"))
 }
 
 /// The model must load and turn a mid-grey input into probabilities summing to 1.

@@ -195,6 +195,9 @@ pub struct KioskConfig {
     /// The school's MQTT broker the desk publishes its aggregates to (`ekspresi publish`);
     /// without `broker`, nothing is published.
     pub publish: crate::live::broker::BrokerConfig,
+    /// The school's bell schedule: with it, `kiosk run` captures only during these lessons,
+    /// each its own session with its lesson id (see `timetable`); empty: from start to stop.
+    pub timetable: Vec<crate::timetable::TimetableEntry>,
 }
 
 impl Default for KioskConfig {
@@ -223,6 +226,7 @@ impl Default for KioskConfig {
             lesson_id: None,
             upload: UploadConfig::default(),
             publish: crate::live::broker::BrokerConfig::default(),
+            timetable: Vec::new(),
         }
     }
 }
@@ -359,6 +363,9 @@ impl KioskConfig {
         }
         if let Err(e) = self.upload.validate() {
             return invalid("upload", &e.to_string());
+        }
+        if let Err(e) = crate::timetable::Timetable::new(&self.timetable) {
+            return invalid("timetable", &e);
         }
         if let Some(address) = &self.publish.broker {
             if let Err(e) = crate::live::broker::parse_address(address) {

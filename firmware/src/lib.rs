@@ -28,4 +28,5 @@ pub mod report;
 pub mod seal;
 pub mod service;
 pub mod source;
+pub mod timetable;
 pub mod upload;

@@ -5,6 +5,10 @@
 //! It talks to systemd through `sd_notify` (READY, STATUS, STOPPING) and feeds the watchdog
 //! from the frame loop, so a pipeline that stops producing frames gets restarted. Outside
 //! systemd these notifications are no-ops.
+//!
+//! With a timetable ([`crate::timetable`]) the camera is opened only for each lesson and
+//! closed at its end (camera LED off between lessons); each lesson is its own session with
+//! the timetable's lesson id. Until the clock is trusted (NTP), no lesson starts.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,6 +22,7 @@ use crate::board::Board;
 use crate::config::KioskConfig;
 use crate::devices::Fault;
 use crate::pipeline::Kiosk;
+use crate::timetable::{clock_is_trusted, Timetable, WeekTime};
 
 /// How long to wait (blinking) before trying a missing camera again.
 const CAMERA_RETRY: Duration = Duration::from_secs(5);
@@ -31,11 +36,22 @@ pub fn run<P: OutputPin>(
     stop: Arc<AtomicBool>,
 ) -> Result<()> {
     let camera_config = config.camera.clone();
+    let timetable = Timetable::new(&config.timetable).map_err(anyhow::Error::msg)?;
     let mut kiosk = Kiosk::new(config, model, leds)?;
     let watchdog = Watchdog::from_env();
     let frame_watchdog = watchdog.clone();
     kiosk.on_frame(move || frame_watchdog.feed());
     notify(&[sd_notify::NotifyState::Ready]);
+    if !timetable.is_empty() {
+        return run_timetable(
+            board,
+            &camera_config,
+            &mut kiosk,
+            &timetable,
+            &stop,
+            &watchdog,
+        );
+    }
     while !stop.load(Ordering::Relaxed) {
         match board.open_camera(&camera_config) {
             Ok(source) => {
@@ -61,6 +77,82 @@ pub fn run<P: OutputPin>(
     notify(&[sd_notify::NotifyState::Stopping]);
     let _ = kiosk.leds().off();
     Ok(())
+}
+
+/// Lessons by the timetable: the camera open only from a lesson's start to its end.
+fn run_timetable<P: OutputPin>(
+    board: &impl Board,
+    camera_config: &crate::config::CameraConfig,
+    kiosk: &mut Kiosk<P>,
+    timetable: &Timetable,
+    stop: &Arc<AtomicBool>,
+    watchdog: &Watchdog,
+) -> Result<()> {
+    let mut said_clock = false;
+    while !stop.load(Ordering::Relaxed) {
+        watchdog.feed();
+        if !clock_is_trusted() {
+            if !said_clock {
+                tracing::warn!("the clock is not synchronised yet: no lesson starts until it is");
+                notify(&[sd_notify::NotifyState::Status(
+                    "waiting for the clock (NTP)",
+                )]);
+                said_clock = true;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+            continue;
+        }
+        let Some((slot, left)) = timetable.current(WeekTime::now()) else {
+            let _ = kiosk.leds().camera(false);
+            notify(&[sd_notify::NotifyState::Status(
+                "between lessons (camera closed)",
+            )]);
+            std::thread::sleep(Duration::from_millis(200));
+            continue;
+        };
+        let lesson_id = slot.lesson_id.clone();
+        let source = match board.open_camera(camera_config) {
+            Ok(source) => source,
+            Err(error) => {
+                tracing::error!(%error, "no camera; retrying in {CAMERA_RETRY:?}");
+                wait_blinking(kiosk, stop, watchdog);
+                continue;
+            }
+        };
+        tracing::info!(lesson = %lesson_id, seconds_left = left.as_secs(), "lesson starts");
+        notify(&[sd_notify::NotifyState::Status(&format!(
+            "recording {lesson_id}"
+        ))]);
+        kiosk.set_lesson_id(Some(lesson_id));
+        let lesson_stop = stop_at(stop.clone(), Instant::now() + left);
+        let reports = kiosk.run_lessons(source, lesson_stop)?;
+        // The source is dropped here: the camera is closed until the next lesson.
+        let _ = kiosk.leds().camera(false);
+        for report in &reports {
+            tracing::info!(session = %report.session.display(), "session closed");
+        }
+        if let Some(error) = reports.last().and_then(|r| r.source_error.as_ref()) {
+            tracing::error!(%error, "camera failed; retrying");
+            wait_blinking(kiosk, stop, watchdog);
+        }
+    }
+    Ok(())
+}
+
+/// A flag set at `deadline`, or as soon as `stop` is.
+fn stop_at(stop: Arc<AtomicBool>, deadline: Instant) -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let setter = flag.clone();
+    std::thread::spawn(move || {
+        while Instant::now() < deadline
+            && !stop.load(Ordering::Relaxed)
+            && !setter.load(Ordering::Relaxed)
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        setter.store(true, Ordering::Relaxed);
+    });
+    flag
 }
 
 fn wait_blinking<P: OutputPin>(kiosk: &mut Kiosk<P>, stop: &AtomicBool, watchdog: &Watchdog) {

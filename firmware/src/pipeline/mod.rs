@@ -100,6 +100,11 @@ impl<P: OutputPin> Kiosk<P> {
         self.heartbeat = Some(Box::new(heartbeat));
     }
 
+    /// Names the next lessons (the timetable's lesson id; `None`: the config's).
+    pub fn set_lesson_id(&mut self, lesson_id: Option<String>) {
+        self.config.lesson_id = lesson_id;
+    }
+
     pub fn leds(&mut self) -> &mut StatusLeds<P> {
         &mut self.leds
     }
