@@ -159,20 +159,9 @@ fn only_session(data: &Path) -> PathBuf {
     sessions.pop().unwrap()
 }
 
-/// The `ekspresi` binary of this build (built here if it is missing or stale: this crate's
-/// tests cannot name another package's binary).
+/// The `ekspresi` command line of this build (`tests/src/bin/ekspresi-under-test.rs`).
 fn ekspresi_binary() -> PathBuf {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args(["build", "--release", "-p", "firmware", "--bin", "ekspresi"])
-        .current_dir(workspace())
-        .status()
-        .unwrap();
-    assert!(status.success(), "cannot build ekspresi");
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join("target"));
-    target.join("release/ekspresi")
+    PathBuf::from(env!("CARGO_BIN_EXE_ekspresi-under-test"))
 }
 
 fn scratch(name: &str) -> PathBuf {

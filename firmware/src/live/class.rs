@@ -272,6 +272,33 @@ mod tests {
     }
 
     #[test]
+    fn the_class_holds_steady_when_a_desk_or_two_join_or_leave() {
+        // Twelve desks of a class reacting alike (each 70 % positive, give or take a face a
+        // second): one or two joining or leaving moves no share by a 5 % step.
+        let now = Instant::now();
+        let mut class = ClassState::new(LiveSettings::default());
+        for desk in 0..14u64 {
+            let (positive, negative) = if desk % 2 == 0 { (7, 3) } else { (8, 3) };
+            class
+                .counts(&format!("d{desk:02}"), &window(positive, negative, 10), now)
+                .unwrap();
+        }
+        let all = class.snapshot(now);
+        class.status("d13", b"offline");
+        let one_left = class.snapshot(now);
+        class.status("d12", b"offline");
+        let two_left = class.snapshot(now);
+        let shares = |s: Snapshot| match s {
+            Snapshot::Live {
+                positive, negative, ..
+            } => (positive, negative),
+            Snapshot::Waiting { .. } => panic!("waiting: {s:?}"),
+        };
+        assert_eq!(shares(all), shares(one_left));
+        assert_eq!(shares(all), shares(two_left));
+    }
+
+    #[test]
     fn rounded_shares_are_steps_of_five_summing_to_100() {
         assert_eq!(round_to_five([1.0 / 3.0; 3]), [35, 35, 30]);
         assert_eq!(round_to_five([0.62, 0.26, 0.12]), [65, 25, 10]);
