@@ -10,7 +10,7 @@
 //! `cargo bench -p firmware --bench live_view [-- DESKS...]`
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -18,6 +18,10 @@ use std::time::{Duration, Instant};
 use firmware::live::broker::{options, Connection};
 use firmware::live::message::{counts_topic, status_topic, SecondCount, WindowCounts, SCHEMA};
 use rumqttc::{Client, QoS};
+
+#[path = "../tests/support/broker.rs"]
+mod broker_kit;
+use broker_kit::{free_port, set_up_broker, start_mosquitto, wait_for_port, Children};
 
 /// Flips timed per row.
 const FLIPS: usize = 60;
@@ -52,17 +56,6 @@ fn main() {
 struct Row {
     latencies_ms: Vec<f64>,
     cpu_percent: f64,
-}
-
-struct Children(Vec<Child>);
-
-impl Drop for Children {
-    fn drop(&mut self) {
-        for child in &mut self.0 {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
 }
 
 fn run(desks: usize) -> Row {
@@ -194,16 +187,7 @@ fn connect(broker_dir: &Path, port: u16, desk: &str) -> Client {
 /// The broker with `desks` desks (d000…), set up by the shipped script; passwords are
 /// written in plain and hashed in one pass (`mosquitto_passwd -U`), not one call a desk.
 fn broker(dir: &Path, port: u16, desks: usize) -> Child {
-    let script =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../board/deploy/broker/setup-broker.sh");
-    let status = Command::new("bash")
-        .arg(script)
-        .arg(dir)
-        .args(["localhost", &port.to_string()])
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success());
+    set_up_broker(dir, port);
     std::fs::create_dir_all(dir.join("desks")).unwrap();
     let mut plain = String::new();
     for i in 0..desks {
@@ -223,20 +207,7 @@ fn broker(dir: &Path, port: u16, desks: usize) -> Child {
     let mut all = std::fs::read_to_string(dir.join("passwords")).unwrap();
     all.push_str(&std::fs::read_to_string(&plain_file).unwrap());
     std::fs::write(dir.join("passwords"), all).unwrap();
-    let mut config = std::fs::OpenOptions::new()
-        .append(true)
-        .open(dir.join("mosquitto.conf"))
-        .unwrap();
-    writeln!(config, "user root").unwrap();
-    let child = Command::new("mosquitto")
-        .arg("-c")
-        .arg(dir.join("mosquitto.conf"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("mosquitto is installed");
-    wait_for_port(port);
-    child
+    start_mosquitto(dir, port)
 }
 
 struct Events {
@@ -303,23 +274,4 @@ fn scratch(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn wait_for_port(port: u16) {
-    let start = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "port {port} never opened"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }

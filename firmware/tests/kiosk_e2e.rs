@@ -1192,17 +1192,8 @@ fn a_cut_lesson_is_recovered_with_its_analysis_up_to_the_cut() {
 
 /// The demo clip replayed whole, not in real time: its `seconds.csv` rows.
 fn uncut_seconds(out: &Path) -> Vec<seconds::SecondRow> {
-    let config_path = out.join("config.json");
-    std::fs::write(&config_path, r#"{"summary_refresh_s": 60}"#).unwrap();
     let data = out.join("uncut");
-    let status = kiosk_command()
-        .args(["replay", "--out"])
-        .arg(&data)
-        .arg("--config")
-        .arg(&config_path)
-        .arg("--model")
-        .arg(model())
-        .arg(demo_clip())
+    let status = demo_replay(out, &data, &[])
         .stdout(std::process::Stdio::null())
         .status()
         .unwrap();
@@ -1314,22 +1305,32 @@ fn next_random(seed: &mut u64) -> u64 {
     *seed
 }
 
-/// Replays the demo clip in real time into `data` (summaries refreshed once a minute) and
-/// SIGKILLs it `cut_after_ms` after its first analysed frame; returns the lesson time, in
-/// seconds, of the last frame it analysed.
-fn replay_and_kill(out: &Path, data: &Path, cut_after_ms: u64) -> f64 {
+/// `ekspresi replay` of the demo clip into `data` with the shipped model and summaries
+/// refreshed once a minute (its config written in `out`), with `extra` options.
+fn demo_replay(out: &Path, data: &Path, extra: &[&str]) -> Command {
     let config_path = out.join("config.json");
     std::fs::write(&config_path, r#"{"summary_refresh_s": 60}"#).unwrap();
-    let mut child = kiosk_command()
-        .env("RUST_LOG", "firmware::pipeline::lesson=trace")
-        .env("NO_COLOR", "1")
-        .args(["replay", "--realtime", "--out"])
+    let mut command = kiosk_command();
+    command
+        .arg("replay")
+        .args(extra)
+        .arg("--out")
         .arg(data)
         .arg("--config")
         .arg(&config_path)
         .arg("--model")
         .arg(model())
-        .arg(demo_clip())
+        .arg(demo_clip());
+    command
+}
+
+/// Replays the demo clip in real time into `data` (summaries refreshed once a minute) and
+/// SIGKILLs it `cut_after_ms` after its first analysed frame; returns the lesson time, in
+/// seconds, of the last frame it analysed.
+fn replay_and_kill(out: &Path, data: &Path, cut_after_ms: u64) -> f64 {
+    let mut child = demo_replay(out, data, &["--realtime"])
+        .env("RUST_LOG", "firmware::pipeline::lesson=trace")
+        .env("NO_COLOR", "1")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()

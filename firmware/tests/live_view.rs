@@ -7,7 +7,7 @@
 mod support;
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -19,81 +19,28 @@ use firmware::live::class::round_to_five;
 use firmware::models::Installed;
 use firmware::record::seconds::{replay, SecondRow};
 use firmware::record::summary::{LessonTimes, Summary, SummaryInput};
+use support::broker::{free_port, kit, set_up_broker, start_mosquitto, wait_for_port, Children};
 use support::{kiosk_command, manifest_dir, scratch};
 
-/// Child processes killed when the test ends, however it ends.
-struct Children(Vec<Child>);
-
-impl Drop for Children {
-    fn drop(&mut self) {
-        for child in &mut self.0 {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn wait_for_port(port: u16) {
-    let start = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "port {port} never opened"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// The broker's folder, set up by the shipped scripts with `desks` added.
+/// The broker's folder, set up by the shipped scripts with `desks` added, and Mosquitto on it.
 fn broker(dir: &Path, port: u16, desks: &[&str]) -> Child {
-    let scripts = manifest_dir().join("../board/deploy/broker");
-    let status = Command::new("bash")
-        .arg(scripts.join("setup-broker.sh"))
-        .arg(dir)
-        .args(["localhost", &port.to_string()])
-        .stdout(Stdio::null())
-        .status()
-        .expect("bash runs");
-    assert!(status.success(), "setup-broker.sh failed");
+    set_up_broker(dir, port);
     for desk in desks {
-        let status = Command::new("bash")
-            .arg(scripts.join("add-desk.sh"))
-            .arg(dir)
-            .arg(desk)
-            .stdout(Stdio::null())
-            .status()
-            .unwrap();
-        assert!(status.success(), "add-desk.sh {desk} failed");
+        add_desk(dir, desk);
     }
-    // The test runs as root; Mosquitto would drop to its own user, which cannot enter the
-    // test's private folder.
-    let mut config = std::fs::OpenOptions::new()
-        .append(true)
-        .open(dir.join("mosquitto.conf"))
-        .unwrap();
-    writeln!(config, "user root").unwrap();
     start_mosquitto(dir, port)
 }
 
-/// Mosquitto on the broker folder's config, once it listens.
-fn start_mosquitto(dir: &Path, port: u16) -> Child {
-    let child = Command::new("mosquitto")
-        .arg("-c")
-        .arg(dir.join("mosquitto.conf"))
+/// `add-desk.sh`: the desk's password in `dir/desks/DESK.password`.
+fn add_desk(dir: &Path, desk: &str) {
+    let status = Command::new("bash")
+        .arg(kit().join("add-desk.sh"))
+        .arg(dir)
+        .arg(desk)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("mosquitto is installed (scripts/test.sh installs Debian's mosquitto)");
-    wait_for_port(port);
-    child
+        .status()
+        .unwrap();
+    assert!(status.success(), "add-desk.sh {desk} failed");
 }
 
 /// The shipped default model's calibration.
@@ -528,27 +475,8 @@ fn a_lesson_is_the_same_with_the_broker_down_up_and_down_again() {
     let port = free_port();
     let broker_dir = dir.join("broker");
     // The broker's folder is made now; Mosquitto itself starts mid-lesson.
-    let status = Command::new("bash")
-        .arg(manifest_dir().join("../board/deploy/broker/setup-broker.sh"))
-        .arg(&broker_dir)
-        .args(["localhost", &port.to_string()])
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let added = Command::new("bash")
-        .arg(manifest_dir().join("../board/deploy/broker/add-desk.sh"))
-        .arg(&broker_dir)
-        .arg("desk-1")
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(added.success());
-    let mut conf = std::fs::OpenOptions::new()
-        .append(true)
-        .open(broker_dir.join("mosquitto.conf"))
-        .unwrap();
-    writeln!(conf, "user root").unwrap();
+    set_up_broker(&broker_dir, port);
+    add_desk(&broker_dir, "desk-1");
 
     let plain = dir.join("plain.json");
     std::fs::write(&plain, r#"{"desk_id": "desk-1"}"#).unwrap();

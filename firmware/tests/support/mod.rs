@@ -1,5 +1,7 @@
 //! Helpers the firmware's integration tests share.
 
+pub mod broker;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
