@@ -17,6 +17,8 @@
 # The live class view (optional): --broker HOST:PORT --broker-ca CA.pem --broker-password FILE
 # (from board/deploy/broker/add-desk.sh) install the school's CA and this desk's broker
 # password under /etc/ekspresi, set `publish` in the config and enable ekspresi-publish.service.
+# --timetable FILE (a JSON list of {"days", "start", "end", "lesson_id"}: the school's bell
+# schedule) makes the camera run only during those lessons; kiosk check verifies it.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -29,7 +31,7 @@ usage() {
 }
 
 root="" boot="" image="" binary="" desk_id="" config="" plaintext_video="" no_check=""
-broker="" broker_ca="" broker_password=""
+broker="" broker_ca="" broker_password="" timetable=""
 recipients=()
 while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -45,6 +47,7 @@ while [[ $# -gt 0 ]]; do
         --broker) broker="$2"; shift 2 ;;
         --broker-ca) broker_ca="$2"; shift 2 ;;
         --broker-password) broker_password="$2"; shift 2 ;;
+        --timetable) timetable="$2"; shift 2 ;;
         -h|--help) usage ;;
         *) echo "install.sh: unknown argument $1" >&2; usage ;;
     esac
@@ -63,6 +66,10 @@ for recipient in "${recipients[@]}"; do
         die "--encrypt-to: $recipient is not an age X25519 public key (age1 and 58 more characters; age-keygen -y KEY prints it)"
 done
 [[ -z "$plaintext_video" || ${#recipients[@]} -eq 0 ]] || die "--plaintext-video and --encrypt-to contradict each other"
+if [[ -n "$timetable" ]]; then
+    python3 -c 'import json, sys; t = json.load(open(sys.argv[1])); assert isinstance(t, list)' "$timetable" 2>/dev/null ||
+        die "--timetable: $timetable is not a JSON list of lessons"
+fi
 if [[ -n "$broker$broker_ca$broker_password" ]]; then
     [[ -n "$broker" && -n "$broker_ca" && -n "$broker_password" ]] ||
         die "the live class view needs all three: --broker HOST:PORT --broker-ca FILE --broker-password FILE"
@@ -163,15 +170,18 @@ elif [[ ! -f "$config_file" ]]; then
 else
     echo "keeping the existing $config_file"
 fi
-python3 - "$config_file" "$desk_id" "$broker" "${recipients[@]}" <<'PY'
+python3 - "$config_file" "$desk_id" "$broker" "$timetable" "${recipients[@]}" <<'PY'
 import json, os, sys
-path, desk, broker, recipients = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+path, desk, broker, timetable, recipients = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5:]
 with open(path) as f:
     config = json.load(f)
 if desk:
     config["desk_id"] = desk
 if recipients:
     config["encrypt_to"] = recipients
+if timetable:
+    with open(timetable) as f:
+        config["timetable"] = json.load(f)
 if broker:
     config["publish"] = {
         "broker": broker,

@@ -99,9 +99,13 @@ recipient="$(age-keygen -y "$work/school-key.txt")"
 openssl req -x509 -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:P-256 -days 30 \
     -subj "/CN=test CA" -keyout "$work/ca.key" -out "$work/broker-ca.pem" 2>/dev/null
 echo "desk-07-password" >"$work/broker-password"
+cat >"$work/timetable.json" <<'JSON'
+[{"days": ["mon", "tue", "wed", "thu", "fri"], "start": "08:30", "end": "09:15", "lesson_id": "maths-7b"},
+ {"days": ["mon", "wed"], "start": "09:25", "end": "10:10", "lesson_id": "physics-7b"}]
+JSON
 "$repo/board/scripts/install.sh" --image "$image" --binary "$binary" --desk-id desk-07 \
     --encrypt-to "$recipient" --broker broker.school.lan:8883 --broker-ca "$work/broker-ca.pem" \
-    --broker-password "$work/broker-password" | tee "$work/install.log"
+    --broker-password "$work/broker-password" --timetable "$work/timetable.json" | tee "$work/install.log"
 # The installer ran the installed kiosk's own check on the card (under qemu here).
 grep -Eq '^ *config +ok +valid' "$work/install.log" || fail "install.sh did not run kiosk check"
 grep -Eq '^ *models +ok ' "$work/install.log" || fail "kiosk check did not probe the models"
@@ -181,7 +185,8 @@ assert config["data_dir"] == "/var/lib/ekspresi"
 assert config["encrypt_to"] == [sys.argv[2]], config.get("encrypt_to")
 assert config["publish"] == {"broker": "broker.school.lan:8883", "ca": "/etc/ekspresi/broker-ca.pem",
                              "password_file": "/etc/ekspresi/broker-password"}, config.get("publish")
-print("ok  config.json: desk_id desk-07, data_dir /var/lib/ekspresi, video encrypted to the school's key, publish to the broker")
+assert [l["lesson_id"] for l in config["timetable"]] == ["maths-7b", "physics-7b"], config.get("timetable")
+print("ok  config.json: desk_id desk-07, data_dir /var/lib/ekspresi, video encrypted to the school's key, publish to the broker, a timetable of 2 lessons")
 PY
 
 grep -q '^ekspresi:' "$root/etc/passwd" || fail "no ekspresi user in /etc/passwd"
@@ -228,5 +233,16 @@ fi
 grep -q "camera.fps" "$work/bad.log" || fail "the refusal does not name the field: $(cat "$work/bad.log")"
 grep -q "kiosk check rejects it" "$work/bad.log" || fail "the refusal does not say what failed"
 echo "ok  a bad config is refused at install: $(grep -m1 camera.fps "$work/bad.log")"
+# A timetable whose lessons overlap is refused by the same check.
+cat >"$work/overlapping.json" <<'JSON'
+[{"days": ["mon"], "start": "08:30", "end": "09:15", "lesson_id": "maths-7b"},
+ {"days": ["mon"], "start": "09:00", "end": "09:45", "lesson_id": "physics-7b"}]
+JSON
+if "$repo/board/scripts/install.sh" --image "$image" --binary "$binary" --encrypt-to "$recipient" \
+    --config "$deploy_config" --timetable "$work/overlapping.json" >/dev/null 2>"$work/overlap.log"; then
+    fail "install.sh accepted a timetable whose lessons overlap"
+fi
+grep -q "overlap" "$work/overlap.log" || fail "the refusal does not say the lessons overlap: $(cat "$work/overlap.log")"
+echo "ok  an overlapping timetable is refused at install: $(grep -m1 overlap "$work/overlap.log")"
 
 echo "install-script test passed"
