@@ -583,33 +583,29 @@ fn decrypt(args: DecryptArgs) -> Result<()> {
     if args.out.exists() {
         bail!("{} exists; choose another --out", args.out.display());
     }
-    let mut partial_name = args.out.as_os_str().to_owned();
-    partial_name.push(".partial");
-    let partial = PathBuf::from(partial_name);
-    let written = std::fs::File::create_new(&partial)
-        .with_context(|| format!("cannot create {}", partial.display()))
-        .and_then(|mut file| {
-            let segments = crate::seal::decrypt_session(&args.session, &identities, &mut file)?;
-            file.sync_all()?;
-            Ok(segments)
-        });
-    match written {
-        Ok(segments) => {
-            std::fs::rename(&partial, &args.out).with_context(|| {
-                format!(
-                    "cannot rename {} to {}",
-                    partial.display(),
-                    args.out.display()
-                )
-            })?;
-            println!("{}: {segments} segments decrypted", args.out.display());
-            Ok(())
-        }
-        Err(error) => {
-            let _ = std::fs::remove_file(&partial);
-            Err(error)
-        }
-    }
+    // A temporary file of its own beside the output, renamed into place only when whole and
+    // never over an existing file: a run killed half-way leaves a `.partial` file behind
+    // that blocks no later run (issue 29).
+    let dir = match args.out.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let name = args
+        .out
+        .file_name()
+        .map_or_else(|| "video".into(), |n| n.to_string_lossy().into_owned());
+    let mut partial = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".partial")
+        .tempfile_in(&dir)
+        .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
+    let segments = crate::seal::decrypt_session(&args.session, &identities, partial.as_file_mut())?;
+    partial.as_file().sync_all()?;
+    partial
+        .persist_noclobber(&args.out)
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {}", args.out.display(), e.error))?;
+    println!("{}: {segments} segments decrypted", args.out.display());
+    Ok(())
 }
 
 fn upload(args: UploadArgs) -> Result<()> {

@@ -260,6 +260,14 @@ fn an_encrypted_lesson_decrypts_with_the_age_cli_and_never_leaves_plaintext_vide
     let again = decrypt(&by_kiosk);
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("exists"));
+    // What a run killed half-way left behind (issue 29: it once blocked every later run).
+    std::fs::write(out.join("after-a-kill.mp4.partial"), b"half a video").unwrap();
+    let after_kill = out.join("after-a-kill.mp4");
+    assert!(decrypt(&after_kill).status.success());
+    assert_eq!(
+        std::fs::read(&after_kill).unwrap(),
+        std::fs::read(&by_cli).unwrap()
+    );
 
     // The manifest covers the segments, and `sha256sum -c` agrees.
     let check = Command::new("sha256sum")
