@@ -35,7 +35,11 @@ impl Destination {
             if text.is_empty() {
                 return Err(bad("empty"));
             }
-            return Ok(Destination::Dir(PathBuf::from(text)));
+            // Made absolute: rsync takes `host:dir` (a ':' before the first '/') for a remote
+            // host — past the pinned host key — and `-x` for an option; a path that starts
+            // with '/' is neither (issue 29).
+            let dir = std::path::absolute(text).map_err(|e| bad(&e.to_string()))?;
+            return Ok(Destination::Dir(dir));
         }
         // Checked on the text: the URL parser would quietly resolve `a/../etc` to `/etc`.
         if text.split('/').any(|part| part == ".." || part == ".") {
@@ -50,7 +54,22 @@ impl Destination {
                 "name the account (ssh://user@host/path); keys only, no password",
             ));
         }
+        // Neither may read as an option to ssh or rsync.
+        let plain_name = |name: &str| {
+            name.starts_with(|c: char| c.is_ascii_alphanumeric())
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        };
+        if !plain_name(url.username()) {
+            return Err(bad(
+                "the user name must start with a letter or digit (letters, digits, '.', '_', '-')",
+            ));
+        }
         let host = url.host_str().ok_or_else(|| bad("no host"))?.to_owned();
+        if !plain_name(host.trim_start_matches('[')) {
+            return Err(bad("the host must start with a letter or digit"));
+        }
         let path = url.path().to_owned();
         let plain_path = path.len() > 1
             && path
@@ -178,8 +197,22 @@ mod tests {
             "ssh://u@host/a b",
             "ssh://u@host/a/../etc",
             "ssh://u@host/x;rm",
+            "ssh://-oProxyCommand=x@host/x",
+            "ssh://u@-host/x",
         ] {
             assert!(Destination::parse(bad).is_err(), "{bad:?} is refused");
+        }
+        // A relative directory, even one that looks like `host:path` or an option, is a
+        // directory here, made absolute.
+        for relative in ["evil:lessons", "-e sh x", "stick/lessons"] {
+            let Destination::Dir(dir) = Destination::parse(relative).unwrap() else {
+                panic!("{relative:?} is a directory");
+            };
+            assert!(
+                dir.is_absolute() && dir.ends_with(relative),
+                "{}",
+                dir.display()
+            );
         }
     }
 
