@@ -640,6 +640,12 @@ fn upload(args: UploadArgs) -> Result<()> {
             terminal_safe(&format!("{}/{}", session.desk, session.name))
         );
     }
+    for (session, reason) in &outcome.failed {
+        println!(
+            "not uploaded {}",
+            terminal_safe(&format!("{}/{}: {reason}", session.desk, session.name))
+        );
+    }
     println!(
         "{} uploaded to {}, {} already uploaded, {} unfinished left alone",
         outcome.uploaded.len(),
@@ -647,6 +653,12 @@ fn upload(args: UploadArgs) -> Result<()> {
         outcome.already_uploaded,
         outcome.unfinished
     );
+    if !outcome.failed.is_empty() {
+        bail!(
+            "{} lessons of this card could not be uploaded (above); the others were",
+            outcome.failed.len()
+        );
+    }
     Ok(())
 }
 

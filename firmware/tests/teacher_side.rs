@@ -247,6 +247,45 @@ fn three_desks_upload_to_a_directory_once_and_verify_there() {
     assert!(String::from_utf8_lossy(&missing.stderr).contains("mounted"));
 }
 
+/// One damaged lesson on a card (its files no longer match its MANIFEST) does not stop the
+/// desk's later lessons from being delivered: it is named, left unmarked, the others are
+/// uploaded, and the run says so and fails (issue 29).
+#[test]
+fn a_damaged_lesson_is_named_and_the_later_ones_still_go() {
+    let cards = copy_cards("teacher-side-damaged");
+    let card = &cards[0];
+    let dest = scratch("teacher-side-damaged-dest");
+    let first = card_session(card);
+    let name = first.file_name().unwrap().to_string_lossy().into_owned();
+    let later = first.with_file_name(format!("{name}-later"));
+    copy_tree(&first, &later);
+    let _ = std::fs::remove_file(later.join("UPLOADED"));
+    let mut summary = std::fs::read(first.join("summary.json")).unwrap();
+    summary[10] ^= 0x20; // a letter's case: the file no longer matches its MANIFEST line
+    std::fs::write(first.join("summary.json"), summary).unwrap();
+
+    let output = upload(card, &dest.display().to_string());
+    let said = String::from_utf8_lossy(&output.stdout);
+    assert!(!output.status.success(), "{said}");
+    assert!(
+        said.contains(&format!("not uploaded {}/{name}:", card.desk)),
+        "{said}"
+    );
+    assert!(
+        said.contains(&format!("uploaded {}/{name}-later", card.desk)),
+        "{said}"
+    );
+    assert!(
+        !first.join("UPLOADED").exists(),
+        "the damaged lesson is not marked"
+    );
+    assert!(
+        later.join("UPLOADED").exists(),
+        "the later lesson was delivered"
+    );
+    assert_delivered(&dest.join(card.desk).join(format!("{name}-later")));
+}
+
 #[test]
 fn a_cut_upload_resumes_and_a_damaged_copy_is_repaired() {
     let cards = copy_cards("teacher-side-cut");

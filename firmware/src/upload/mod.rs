@@ -82,6 +82,9 @@ pub struct UploadOutcome {
     pub already_uploaded: usize,
     /// Unfinished sessions (the running lesson), left alone.
     pub unfinished: usize,
+    /// Sessions that could not be delivered this run, each with why; the ones after them
+    /// were still tried (one damaged lesson once stopped every later upload of the desk).
+    pub failed: Vec<(PendingSession, String)>,
 }
 
 /// Every complete, not uploaded session on the card ([`session_dirs`]: every desk, in
@@ -131,9 +134,14 @@ pub fn upload_all(
     let _lock = lock(data_dir)?;
     let (pending, mut outcome) = pending_sessions(data_dir)?;
     for (index, session) in pending.iter().enumerate() {
-        upload_one(session, transport)?;
+        match upload_one(session, transport) {
+            Ok(()) => outcome.uploaded.push(session.clone()),
+            Err(error) => {
+                tracing::warn!(session = %session.path.display(), %error, "not uploaded");
+                outcome.failed.push((session.clone(), error.to_string()));
+            }
+        }
         progress(session, index + 1, pending.len());
-        outcome.uploaded.push(session.clone());
     }
     Ok(outcome)
 }
