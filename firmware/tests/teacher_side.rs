@@ -483,6 +483,54 @@ fn set_upload_config(card: &Card, ssh_key: &Path, host_key: &str) {
     std::fs::write(&card.config, json.to_string()).unwrap();
 }
 
+/// The school's server checks a delivered MANIFEST before `sha256sum` reads it: one that
+/// names `/dev/zero` (a hostile desk's) is refused at once, nothing left running, the
+/// session not marked uploaded (issue 29).
+#[test]
+fn a_manifest_naming_a_device_is_refused_by_the_server_check() {
+    let cards = copy_cards("teacher-side-hostile-manifest");
+    let card = &cards[0];
+    let dir = scratch("teacher-side-hostile-sshd");
+    let sshd = Sshd::start(&dir);
+    let remote = dir.join("remote");
+    std::fs::create_dir_all(&remote).unwrap();
+    let remote = std::fs::canonicalize(remote).unwrap();
+    let to = format!(
+        "ssh://{}@127.0.0.1:{}{}",
+        current_user(),
+        sshd.port,
+        remote.display()
+    );
+    set_upload_config(card, &sshd.client_key, &sshd.host_key_pub);
+    let session = card_session(card);
+    let mut manifest = std::fs::read_to_string(session.join("MANIFEST")).unwrap();
+    manifest.push_str(&format!("{}  /dev/zero\n", "0".repeat(64)));
+    std::fs::write(session.join("MANIFEST"), manifest).unwrap();
+    let started = Instant::now();
+    let output = upload(card, &to);
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(!output.status.success(), "{said}");
+    assert!(
+        said.contains("not a SHA-256 and a plain file name"),
+        "{said}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(!session.join("UPLOADED").exists());
+    let running = Command::new("pgrep")
+        .args(["-f", "sha256sum --check"])
+        .output()
+        .unwrap();
+    assert!(running.stdout.is_empty(), "a sha256sum is still running");
+}
+
 #[test]
 fn three_desks_upload_over_ssh_with_a_pinned_host_key() {
     let cards = copy_cards("teacher-side-ssh");
