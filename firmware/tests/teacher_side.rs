@@ -484,8 +484,8 @@ fn set_upload_config(card: &Card, ssh_key: &Path, host_key: &str) {
 }
 
 /// The school's server checks a delivered MANIFEST before `sha256sum` reads it: one that
-/// names `/dev/zero` (a hostile desk's) is refused at once, nothing left running, the
-/// session not marked uploaded (issue 29).
+/// names `/dev/zero` (a hostile desk's) is refused at once, before `sha256sum` starts, and
+/// the session is not marked uploaded (issue 29).
 #[test]
 fn a_manifest_naming_a_device_is_refused_by_the_server_check() {
     let cards = copy_cards("teacher-side-hostile-manifest");
@@ -523,12 +523,9 @@ fn a_manifest_naming_a_device_is_refused_by_the_server_check() {
         "{:?}",
         started.elapsed()
     );
+    // The refusal is the check's own, before sha256sum was started (other tests here run
+    // sha256sum at the same time, so no process list would prove more).
     assert!(!session.join("UPLOADED").exists());
-    let running = Command::new("pgrep")
-        .args(["-f", "sha256sum --check"])
-        .output()
-        .unwrap();
-    assert!(running.stdout.is_empty(), "a sha256sum is still running");
 }
 
 #[test]
