@@ -483,6 +483,25 @@ fn set_upload_config(card: &Card, ssh_key: &Path, host_key: &str) {
     std::fs::write(&card.config, json.to_string()).unwrap();
 }
 
+/// A real sshd on 127.0.0.1 and the folder uploads land in (canonical: an ssh:// path is
+/// plain and absolute, no `..`).
+fn ssh_server(dir: &Path) -> (Sshd, PathBuf) {
+    let sshd = Sshd::start(dir);
+    let remote = dir.join("remote");
+    std::fs::create_dir_all(&remote).unwrap();
+    (sshd, std::fs::canonicalize(remote).unwrap())
+}
+
+/// `ssh://user@127.0.0.1:port/remote`.
+fn ssh_url(sshd: &Sshd, remote: &Path) -> String {
+    format!(
+        "ssh://{}@127.0.0.1:{}{}",
+        current_user(),
+        sshd.port,
+        remote.display()
+    )
+}
+
 /// The school's server checks a delivered MANIFEST before `sha256sum` reads it: one that
 /// names `/dev/zero` (a hostile desk's) is refused at once, before `sha256sum` starts, and
 /// the session is not marked uploaded (issue 29).
@@ -491,16 +510,8 @@ fn a_manifest_naming_a_device_is_refused_by_the_server_check() {
     let cards = copy_cards("teacher-side-hostile-manifest");
     let card = &cards[0];
     let dir = scratch("teacher-side-hostile-sshd");
-    let sshd = Sshd::start(&dir);
-    let remote = dir.join("remote");
-    std::fs::create_dir_all(&remote).unwrap();
-    let remote = std::fs::canonicalize(remote).unwrap();
-    let to = format!(
-        "ssh://{}@127.0.0.1:{}{}",
-        current_user(),
-        sshd.port,
-        remote.display()
-    );
+    let (sshd, remote) = ssh_server(&dir);
+    let to = ssh_url(&sshd, &remote);
     set_upload_config(card, &sshd.client_key, &sshd.host_key_pub);
     let session = card_session(card);
     let mut manifest = std::fs::read_to_string(session.join("MANIFEST")).unwrap();
@@ -532,17 +543,8 @@ fn a_manifest_naming_a_device_is_refused_by_the_server_check() {
 fn three_desks_upload_over_ssh_with_a_pinned_host_key() {
     let cards = copy_cards("teacher-side-ssh");
     let dir = scratch("teacher-side-sshd");
-    let sshd = Sshd::start(&dir);
-    let remote = dir.join("remote");
-    std::fs::create_dir_all(&remote).unwrap();
-    // An ssh:// path is plain and absolute (no `..`).
-    let remote = std::fs::canonicalize(remote).unwrap();
-    let to = format!(
-        "ssh://{}@127.0.0.1:{}{}",
-        current_user(),
-        sshd.port,
-        remote.display()
-    );
+    let (sshd, remote) = ssh_server(&dir);
+    let to = ssh_url(&sshd, &remote);
 
     // Another server's key: the desk refuses to talk, and marks nothing.
     let impostor = scratch("teacher-side-impostor");

@@ -65,12 +65,15 @@ impl Annotation {
         floor: EvidenceFloor,
         correction: Option<&Correction>,
     ) -> Self {
+        // One estimate a frame: the verdict is the same rule on it (`Tally::impression`).
+        let lesson = tally.estimate(correction);
+        let evidence = tally.evidence(floor);
         Self {
             face,
             now,
-            lesson: tally.estimate(correction),
-            impression: tally.impression(floor, correction),
-            evidence: tally.evidence(floor),
+            impression: crate::aggregate::verdict(lesson.as_ref(), evidence),
+            lesson,
+            evidence,
         }
     }
 

@@ -232,8 +232,8 @@ impl Summary {
         let tally = input.tally;
         // A calibration that cannot correct (only from a damaged summary being rebuilt)
         // leaves the classified shares, said so by the method.
-        let calibration = input.calibration.filter(|c| Correction::new(c).is_ok());
-        let correction = calibration.and_then(|c| Correction::new(c).ok());
+        let correction = input.calibration.and_then(|c| Correction::new(c).ok());
+        let calibration = input.calibration.filter(|_| correction.is_some());
         let percentages = tally.percentages();
         let counts = tally.category_counts();
         let (positive_percent, neutral_percent, negative_percent) = if counts.total() == 0 {
