@@ -3,7 +3,8 @@
 //! ([`summary`], written by [`files`]) and their chart ([`chart`]), the per-second log a
 //! recovery rebuilds them from ([`seconds`]), the per-session folder with its manifest
 //! ([`session`]), the retention that keeps the card from filling up ([`retention`]) and the
-//! space held back so that a full card still gets a lesson's summaries ([`reserve`]).
+//! space held back so that a full card still gets a lesson's summaries ([`reserve`]); and the
+//! trust boundary the school's machines read a desk's session folders through ([`untrusted`]).
 
 pub mod chart;
 pub mod files;
@@ -15,3 +16,4 @@ pub mod retention;
 pub mod seconds;
 pub mod session;
 pub mod summary;
+pub mod untrusted;

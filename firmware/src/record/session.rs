@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use super::summary::write_atomically;
+use super::untrusted::SessionFiles;
 use crate::mp4::repair;
 
 pub const VIDEO: &str = "video.mp4";
@@ -31,21 +32,7 @@ pub const COMPLETE: &str = "COMPLETE";
 /// Written by `kiosk upload` once the destination's copy has verified.
 pub const UPLOADED: &str = "UPLOADED";
 
-/// Why a session's files do not match its `MANIFEST`.
-#[derive(Debug, thiserror::Error)]
-pub enum ManifestError {
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("MANIFEST line {line} is not `<sha256>  <name>`")]
-    Malformed { line: usize },
-    #[error("{name}: listed in MANIFEST but missing")]
-    Missing { name: String },
-    #[error("{name}: SHA-256 differs from MANIFEST")]
-    Mismatch { name: String },
-}
+pub use super::untrusted::ManifestError;
 
 /// A session folder.
 #[derive(Debug, Clone)]
@@ -161,40 +148,12 @@ fn sha256_hex(path: &Path, beat: &mut dyn FnMut()) -> std::io::Result<String> {
 }
 
 /// Checks every file `dir/MANIFEST` lists against its SHA-256 (what `sha256sum -c MANIFEST`
-/// does), and returns the names listed. A listed name must be a plain file name in `dir`.
+/// does) through the trust boundary ([`super::untrusted`]), and returns the names listed.
 pub fn verify_manifest(dir: &Path) -> Result<Vec<String>, ManifestError> {
-    let path = dir.join(MANIFEST);
-    let read_error = |path: &Path| {
-        let path = path.to_owned();
-        move |source| ManifestError::Read { path, source }
-    };
-    let text = std::fs::read_to_string(&path).map_err(read_error(&path))?;
-    let mut names = Vec::new();
-    for (index, line) in text.lines().enumerate() {
-        let malformed = ManifestError::Malformed { line: index + 1 };
-        let (hash, name) = line.split_once("  ").ok_or(malformed)?;
-        let plain_name = !name.is_empty() && !name.contains('/') && name != "." && name != "..";
-        if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) || !plain_name {
-            return Err(ManifestError::Malformed { line: index + 1 });
-        }
-        let file = dir.join(name);
-        let actual = match sha256_hex(&file, &mut || {}) {
-            Ok(actual) => actual,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(ManifestError::Missing {
-                    name: name.to_owned(),
-                })
-            }
-            Err(source) => return Err(ManifestError::Read { path: file, source }),
-        };
-        if !actual.eq_ignore_ascii_case(hash) {
-            return Err(ManifestError::Mismatch {
-                name: name.to_owned(),
-            });
-        }
-        names.push(name.to_owned());
-    }
-    Ok(names)
+    Ok(SessionFiles::open(dir)
+        .map_err(ManifestError::File)?
+        .verify_manifest()?
+        .names)
 }
 
 /// Finishes every session under `data_dir` that has no `COMPLETE` marker, and removes the
@@ -365,7 +324,9 @@ mod tests {
         std::fs::remove_file(session.file(SUMMARY_TXT)).unwrap();
         assert!(matches!(
             verify_manifest(&session.path),
-            Err(ManifestError::Missing { .. })
+            Err(ManifestError::File(
+                super::super::untrusted::UntrustedError::Missing { .. }
+            ))
         ));
         std::fs::write(session.file(MANIFEST), "abc  ../etc/passwd\n").unwrap();
         assert!(matches!(

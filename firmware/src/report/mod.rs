@@ -124,8 +124,9 @@ pub fn write_report(
     progress: impl FnMut(usize),
 ) -> Result<ReportWritten, ReportError> {
     let (sessions, mut rejected) = scan::scan(roots, progress);
-    let session_count = sessions.len();
-    let desks: HashSet<String> = sessions.iter().map(|s| s.desk_id.clone()).collect();
+    // Counted from the lessons as read: a session that changed since the scan is rejected.
+    let mut session_count = 0;
+    let mut desks: HashSet<String> = HashSet::new();
     let groups = lessons::group(sessions);
     create_dir(out)?;
     let mut set_csv = CsvOut::create(&out.join("class.csv"))?;
@@ -138,6 +139,10 @@ pub fn write_report(
         let read: Vec<_> = batch.par_iter().map(lessons::read_lesson).collect();
         for (mut lesson, unreadable) in read {
             rejected.extend(unreadable);
+            for desk in &lesson.desks {
+                session_count += desk.sessions;
+                desks.insert(desk.desk_id.clone());
+            }
             lesson.key = unique_key(&mut keys, lesson.key);
             write_lesson(out, &lesson)?;
             set_csv.lesson(&lesson)?;

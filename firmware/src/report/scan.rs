@@ -12,8 +12,9 @@ use std::time::{Duration, SystemTime};
 use ekspresi_common::estimate::Correction;
 
 use crate::aggregate::{CategoryCounts, EvidenceFloor};
-use crate::record::session::{verify_manifest, COMPLETE, SUMMARY_JSON, TIMELINE_CSV};
+use crate::record::session::{COMPLETE, SUMMARY_JSON, TIMELINE_CSV};
 use crate::record::summary::{SecondCounts, Summary};
+use crate::record::untrusted::SessionFiles;
 
 /// One verified session: what grouping and the desk's row need from its summary (read
 /// once, here); the timeline is read when its lesson is.
@@ -34,6 +35,9 @@ pub struct SessionEntry {
     /// The correction for the session's model, from its summary's calibration (`None`: the
     /// summary has none, so its shares stay as classified).
     pub correction: Option<Correction>,
+    /// The SHA-256 of the session's MANIFEST: the same session reached through two roots
+    /// (the stick and the share) has the same one.
+    pub fingerprint: String,
 }
 
 /// A session that cannot be used, and why.
@@ -63,7 +67,35 @@ pub fn scan(
         read += batch.len();
         progress(read);
     }
+    let (sessions, duplicates) = counted_once(sessions);
+    rejected.extend(duplicates);
     (sessions, rejected)
+}
+
+/// Each session counted once however many roots reach it (the stick and the share, or a
+/// copy beside the original): the first found is kept, and a later one with the same
+/// MANIFEST, or the same desk and start, is rejected naming the one counted.
+fn counted_once(sessions: Vec<SessionEntry>) -> (Vec<SessionEntry>, Vec<Rejected>) {
+    use std::collections::HashMap;
+    let mut by_fingerprint: HashMap<String, PathBuf> = HashMap::new();
+    let mut by_start: HashMap<(String, SystemTime), PathBuf> = HashMap::new();
+    let mut kept = Vec::with_capacity(sessions.len());
+    let mut rejected = Vec::new();
+    for session in sessions {
+        let start_key = (session.desk_id.clone(), session.start);
+        let counted = by_fingerprint
+            .get(&session.fingerprint)
+            .or_else(|| by_start.get(&start_key));
+        if let Some(counted) = counted {
+            let reason = format!("the same session as {} (counted once)", counted.display());
+            rejected.push((session.path, reason));
+            continue;
+        }
+        by_fingerprint.insert(session.fingerprint.clone(), session.path.clone());
+        by_start.insert(start_key, session.path.clone());
+        kept.push(session);
+    }
+    (kept, rejected)
 }
 
 /// Every session folder under the roots, in walk order, and the paths that could not be
@@ -88,6 +120,15 @@ fn session_dirs(roots: &[PathBuf]) -> (Vec<PathBuf>, Vec<Rejected>) {
                 Ok(entry) if entry.file_type().is_dir() && is_session_dir(entry.path()) => {
                     dirs.push(entry.into_path());
                 }
+                // A link in place of a desk or session folder is listed, never followed (a
+                // link among a session's files is that session's problem, found when it is
+                // read).
+                Ok(entry)
+                    if entry.path_is_symlink()
+                        && !entry.path().parent().is_some_and(is_session_dir) =>
+                {
+                    rejected.push((entry.into_path(), "a symbolic link: not followed".into()));
+                }
                 Ok(_) => {}
                 Err(error) => {
                     let path = error
@@ -109,16 +150,17 @@ fn is_session_dir(dir: &Path) -> bool {
 }
 
 fn read_entry(dir: &Path) -> Result<SessionEntry, String> {
-    if !dir.join(COMPLETE).exists() {
+    let files = SessionFiles::open(dir).map_err(|e| e.to_string())?;
+    if !files.has(COMPLETE) {
         return Err("not COMPLETE (still recording, or not fully copied)".into());
     }
-    let listed = verify_manifest(dir).map_err(|e| format!("MANIFEST: {e}"))?;
+    let verified = files.verify_manifest().map_err(|e| e.to_string())?;
     for needed in [SUMMARY_JSON, TIMELINE_CSV] {
-        if !listed.iter().any(|name| name == needed) {
+        if !verified.names.iter().any(|name| name == needed) {
             return Err(format!("MANIFEST does not list {needed}"));
         }
     }
-    let summary = read_summary(dir)?;
+    let summary = read_summary(&files)?;
     check_identity(&summary, dir)?;
     check_counts(&summary)?;
     let correction = summary
@@ -129,12 +171,7 @@ fn read_entry(dir: &Path) -> Result<SessionEntry, String> {
         .map_err(|e| format!("calibration: {e}"))?;
     let start = humantime::parse_rfc3339(&summary.lesson_start)
         .map_err(|e| format!("lesson_start {:?}: {e}", summary.lesson_start))?;
-    let timeline_seconds = count_timeline_rows(dir)?;
-    if timeline_seconds > crate::limits::MAX_LESSON_SECONDS {
-        return Err(format!(
-            "{TIMELINE_CSV} has {timeline_seconds} rows: longer than a lesson can be"
-        ));
-    }
+    let timeline_seconds = check_timeline(&files, &summary)?;
     let timeline_end = start
         .checked_add(Duration::from_secs(timeline_seconds))
         .ok_or("lesson_start is past any date")?;
@@ -163,18 +200,13 @@ fn read_entry(dir: &Path) -> Result<SessionEntry, String> {
         counts: summary.reactions.counts,
         floor: summary.evidence.floor,
         correction,
+        fingerprint: verified.digest,
     })
 }
 
 /// The longest span a session may claim: a lesson's bound, with a minute for the last
 /// second's rounding and a slow close.
 const MAX_SPAN: Duration = Duration::from_secs(crate::limits::MAX_LESSON_SECONDS + 60);
-
-/// The largest `summary.json` read (the kiosk's are about 1.5 kB).
-const MAX_SUMMARY_BYTES: u64 = 1024 * 1024;
-
-/// The largest `timeline.csv` counted (a 12-hour lesson's is about 1 MB).
-const MAX_TIMELINE_BYTES: u64 = 16 * 1024 * 1024;
 
 /// An id a desk chose (desk, lesson), which becomes a folder, a link and a CSV cell: the
 /// config's own rule ([`crate::config::is_safe_name`]: 1 to 64 of `A–Z a–z 0–9 _ -`,
@@ -242,11 +274,9 @@ fn checked_sum(values: impl IntoIterator<Item = u64>) -> Result<u64, String> {
         .ok_or_else(|| "counts overflow".to_owned())
 }
 
-/// The session's `summary.json` (schema 2 or later), at most [`MAX_SUMMARY_BYTES`].
-fn read_summary(dir: &Path) -> Result<Summary, String> {
-    let path = dir.join(SUMMARY_JSON);
-    let text =
-        read_bounded(&path, MAX_SUMMARY_BYTES).map_err(|e| format!("{SUMMARY_JSON}: {e}"))?;
+/// The session's `summary.json` (schema 2 or later), at most its size limit.
+fn read_summary(files: &SessionFiles) -> Result<Summary, String> {
+    let text = files.read_text(SUMMARY_JSON).map_err(|e| e.to_string())?;
     let summary: Summary =
         serde_json::from_str(&text).map_err(|e| format!("{SUMMARY_JSON}: {e}"))?;
     if !(2..=crate::record::summary::SCHEMA_VERSION).contains(&summary.schema_version) {
@@ -258,28 +288,45 @@ fn read_summary(dir: &Path) -> Result<Summary, String> {
     Ok(summary)
 }
 
-/// Rows of `timeline.csv` (seconds of the lesson): its lines but the header, counted
-/// without parsing them; [`for_each_second`] checks every row when the lesson is read.
-fn count_timeline_rows(dir: &Path) -> Result<u64, String> {
-    let bytes = read_bounded(&dir.join(TIMELINE_CSV), MAX_TIMELINE_BYTES)
-        .map_err(|e| format!("{TIMELINE_CSV}: {e}"))?;
-    let lines = bytes.bytes().filter(|&b| b == b'\n').count() as u64;
-    Ok(lines.saturating_sub(1))
-}
-
-/// The whole of `path` if it is at most `limit` bytes (checked while reading, so a sparse
-/// file of gigabytes is never read whole), else an error.
-fn read_bounded(path: &Path, limit: u64) -> Result<String, String> {
-    use std::io::Read as _;
-    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
-    let mut text = String::new();
-    file.take(limit.saturating_add(1))
-        .read_to_string(&mut text)
-        .map_err(|e| e.to_string())?;
-    if text.len() as u64 > limit {
-        return Err(format!("over {limit} bytes"));
+/// Reads the whole timeline once, before the session counts: its rows in order, at most a
+/// lesson's seconds, summing to the summary's counts (a summary claiming other counts than
+/// its own timeline is not believed, and a session rejected here never shapes a lesson's
+/// times). Returns its rows (seconds of the lesson).
+fn check_timeline(files: &SessionFiles, summary: &Summary) -> Result<u64, String> {
+    let reader = files.reader(TIMELINE_CSV).map_err(|e| e.to_string())?;
+    let mut rows = 0u64;
+    let mut sums = [0u64; 4];
+    for_each_row(reader, |second| {
+        rows += 1;
+        if rows > crate::limits::MAX_LESSON_SECONDS {
+            return Err(format!(
+                "{TIMELINE_CSV} has over {} rows: longer than a lesson can be",
+                crate::limits::MAX_LESSON_SECONDS
+            ));
+        }
+        let row = [
+            second.positive,
+            second.neutral,
+            second.negative,
+            second.no_face,
+        ];
+        for (sum, count) in sums.iter_mut().zip(row) {
+            *sum = sum.saturating_add(count);
+        }
+        Ok(())
+    })?;
+    let c = &summary.reactions.counts;
+    let without_face = summary.frames_without_face;
+    if sums != [c.positive, c.neutral, c.negative, without_face] {
+        let [positive, neutral, negative, no_face] = sums;
+        return Err(format!(
+            "{TIMELINE_CSV} disagrees with {SUMMARY_JSON}: it sums to \
+             {positive}/{neutral}/{negative} frames (positive/neutral/negative) and {no_face} \
+             without a face, the summary says {}/{}/{} and {without_face}",
+            c.positive, c.neutral, c.negative
+        ));
     }
-    Ok(text)
+    Ok(rows)
 }
 
 /// The columns `timeline.csv` has, in order (`Timeline::to_csv`).
@@ -289,8 +336,22 @@ const TIMELINE_COLUMNS: [&str; 5] = ["second", "positive", "neutral", "negative"
 /// lesson, checked to be in order), streamed as byte records: a school's year is millions of
 /// rows, and neither a row struct per row nor the whole file is needed.
 pub fn for_each_second(dir: &Path, mut visit: impl FnMut(SecondCounts)) -> Result<(), String> {
-    let path = dir.join(TIMELINE_CSV);
-    let mut reader = csv::Reader::from_path(&path).map_err(|e| format!("{TIMELINE_CSV}: {e}"))?;
+    let file = SessionFiles::open(dir)
+        .and_then(|files| files.reader(TIMELINE_CSV))
+        .map_err(|e| e.to_string())?;
+    for_each_row(file, |row| {
+        visit(row);
+        Ok(())
+    })
+}
+
+/// Calls `visit` with each row of a `timeline.csv` stream, checked to be in order; stops at
+/// the first error, `visit`'s own included.
+fn for_each_row(
+    file: impl std::io::Read,
+    mut visit: impl FnMut(SecondCounts) -> Result<(), String>,
+) -> Result<(), String> {
+    let mut reader = csv::Reader::from_reader(file);
     let header = reader
         .byte_headers()
         .map_err(|e| format!("{TIMELINE_CSV}: {e}"))?;
@@ -318,7 +379,7 @@ pub fn for_each_second(dir: &Path, mut visit: impl FnMut(SecondCounts)) -> Resul
                 row.second
             ));
         }
-        visit(row);
+        visit(row)?;
         expected += 1;
     }
     Ok(())
