@@ -14,10 +14,14 @@
 //! does not decrypt, so one stream per lesson would lose the lesson's video at a power cut.
 
 use std::fs::File;
-use std::io::{BufReader, Write};
+use std::io::{BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
 use age::x25519::Recipient;
+use sha2::{Digest, Sha256};
+
+use crate::record::session::MANIFEST;
+use crate::record::untrusted::{parse_manifest, SessionFiles};
 
 use crate::mp4::{FragmentSink, VideoError};
 
@@ -79,7 +83,8 @@ pub fn segment_name(index: u32) -> String {
     format!("{SEGMENT_PREFIX}{index:06}{SEGMENT_SUFFIX}")
 }
 
-fn is_segment(name: &str) -> bool {
+/// Whether `name` is a finished segment's name (`video-NNNNNN.mp4.age`).
+pub fn is_segment(name: &str) -> bool {
     name.strip_prefix(SEGMENT_PREFIX)
         .and_then(|rest| rest.strip_suffix(SEGMENT_SUFFIX))
         .is_some_and(|digits| digits.len() >= 6 && digits.bytes().all(|b| b.is_ascii_digit()))
@@ -190,35 +195,148 @@ pub fn read_identities(path: &Path) -> Result<Vec<Box<dyn age::Identity>>, SealE
     Ok(identities)
 }
 
+/// The most bytes an age header may take (ours are about 200 bytes per recipient, at most
+/// [`MAX_RECIPIENTS`]): a segment whose header does not end within this is refused before
+/// age reads it (a zero-filled segment once made it allocate until the process aborted).
+pub const MAX_AGE_HEADER_BYTES: usize = 64 * 1024;
+
 /// Decrypts a session's segments in order into `out`: the lesson's fragmented MP4.
 /// Returns the number of segments.
+///
+/// A session folder is a desk's, so untrusted (`record::untrusted`): its MANIFEST must
+/// list the segments as the recorder numbered them (`video-000001…`, none missing, none
+/// out of order), the folder may hold no segment the MANIFEST does not list (one from
+/// another lesson), and each segment, read once through the trust boundary, must have the
+/// SHA-256 the MANIFEST gives it. Whatever was written to `out` before a refusal is not a
+/// lesson: the caller discards it.
 pub fn decrypt_session(
     dir: &Path,
     identities: &[Box<dyn age::Identity>],
     out: &mut impl Write,
 ) -> Result<usize, SealError> {
-    let io = |path: &Path| {
-        let path = path.to_owned();
-        move |source| SealError::Io { path, source }
+    let untrusted = |error: String| SealError::Decrypt {
+        path: dir.to_owned(),
+        reason: error,
     };
-    let segments = segments(dir).map_err(io(dir))?;
-    if segments.is_empty() {
+    let files = SessionFiles::open(dir).map_err(|e| untrusted(e.to_string()))?;
+    let manifest = files
+        .read_text(MANIFEST)
+        .map_err(|e| untrusted(format!("{e} (decrypt needs a COMPLETE session)")))?;
+    let entries = parse_manifest(&manifest).map_err(|e| untrusted(e.to_string()))?;
+    let listed: Vec<(&str, &str)> = entries
+        .into_iter()
+        .filter(|(_, name)| is_segment(name))
+        .collect();
+    if listed.is_empty() {
         return Err(SealError::NoSegments(dir.to_owned()));
     }
-    for segment in &segments {
-        let fail = |reason: String| SealError::Decrypt {
-            path: segment.clone(),
-            reason,
-        };
-        let file = File::open(segment).map_err(io(segment))?;
-        let decryptor =
-            age::Decryptor::new_buffered(BufReader::new(file)).map_err(|e| fail(e.to_string()))?;
-        let mut plain = decryptor
-            .decrypt(identities.iter().map(|i| i.as_ref()))
-            .map_err(|e| fail(e.to_string()))?;
-        std::io::copy(&mut plain, out).map_err(|e| fail(e.to_string()))?;
+    check_segment_order(&listed).map_err(untrusted)?;
+    check_no_unlisted_segments(dir, &listed).map_err(untrusted)?;
+    for (hash, name) in &listed {
+        decrypt_segment(&files, name, hash, identities, out)?;
     }
-    Ok(segments.len())
+    Ok(listed.len())
+}
+
+/// The MANIFEST's segments are `video-000001…` in order, none missing.
+fn check_segment_order(listed: &[(&str, &str)]) -> Result<(), String> {
+    for (index, (_, name)) in listed.iter().enumerate() {
+        let expected = u32::try_from(index + 1)
+            .map(segment_name)
+            .map_err(|_| "too many segments".to_owned())?;
+        if *name != expected {
+            return Err(format!(
+                "the MANIFEST lists {name} where {expected} belongs: a segment is missing or \
+                 out of order"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Every segment in the folder is one the MANIFEST lists.
+fn check_no_unlisted_segments(dir: &Path, listed: &[(&str, &str)]) -> Result<(), String> {
+    let on_disk = segments(dir).map_err(|e| e.to_string())?;
+    for path in on_disk {
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        if !listed.iter().any(|(_, listed)| *listed == name) {
+            return Err(format!(
+                "{name} is not in the session's MANIFEST (a segment from another lesson?)"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Decrypts one segment into `out`, hashing every byte of the file as it is read, and
+/// checks the hash against the MANIFEST's once the file is read to its end.
+fn decrypt_segment(
+    files: &SessionFiles,
+    name: &str,
+    listed_hash: &str,
+    identities: &[Box<dyn age::Identity>],
+    out: &mut impl Write,
+) -> Result<(), SealError> {
+    let path = files.path().join(name);
+    let fail = |reason: String| SealError::Decrypt {
+        path: path.clone(),
+        reason,
+    };
+    let file = files.reader(name).map_err(|e| fail(e.to_string()))?;
+    let mut hashed = BufReader::with_capacity(
+        MAX_AGE_HEADER_BYTES,
+        Hashing {
+            inner: file,
+            hasher: Sha256::new(),
+        },
+    );
+    check_header_bounded(&mut hashed).map_err(fail)?;
+    let decryptor = age::Decryptor::new_buffered(&mut hashed).map_err(|e| fail(e.to_string()))?;
+    let mut plain = decryptor
+        .decrypt(identities.iter().map(|i| i.as_ref()))
+        .map_err(|e| fail(e.to_string()))?;
+    std::io::copy(&mut plain, out).map_err(|e| fail(e.to_string()))?;
+    drop(plain);
+    // Whatever age left unread still counts towards the file's hash.
+    std::io::copy(&mut hashed, &mut std::io::sink()).map_err(|e| fail(e.to_string()))?;
+    let actual: String = hashed
+        .into_inner()
+        .hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    if !actual.eq_ignore_ascii_case(listed_hash) {
+        return Err(fail("SHA-256 differs from the session's MANIFEST".into()));
+    }
+    Ok(())
+}
+
+/// The age header (up to its `---` line) ends within the first [`MAX_AGE_HEADER_BYTES`].
+fn check_header_bounded(reader: &mut impl std::io::BufRead) -> Result<(), String> {
+    let start = reader.fill_buf().map_err(|e| e.to_string())?;
+    let mac_line = start
+        .windows(4)
+        .position(|w| w == b"\n---")
+        .ok_or("not an age file, or its header is over 64 KiB")?;
+    if !start[mac_line + 1..].contains(&b'\n') {
+        return Err("not an age file, or its header is over 64 KiB".into());
+    }
+    Ok(())
+}
+
+/// A reader that hashes what passes through it.
+struct Hashing<R> {
+    inner: R,
+    hasher: Sha256,
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        let read = self.inner.read(buffer)?;
+        self.hasher.update(&buffer[..read]);
+        Ok(read)
+    }
 }
 
 #[cfg(test)]
@@ -276,6 +394,11 @@ mod tests {
                 "plaintext run"
             );
         }
+        let write_manifest = || {
+            let text = crate::record::session::manifest(&dir).unwrap();
+            std::fs::write(dir.join(MANIFEST), text).unwrap();
+        };
+        write_manifest();
         let mut out = Vec::new();
         let identities: Vec<Box<dyn age::Identity>> = vec![Box::new(identity)];
         assert_eq!(decrypt_session(&dir, &identities, &mut out).unwrap(), 12);
@@ -292,6 +415,69 @@ mod tests {
         std::fs::write(dir.join("video-000013.mp4.age.tmp"), b"cut").unwrap();
         assert_eq!(remove_unfinished(&dir).unwrap(), 1);
         assert_eq!(segments(&dir).unwrap().len(), 12);
+
+        // What a hostile desk can do to the segments, each refused with its reason.
+        let refused = |what: &str, expected: &str| {
+            let error = decrypt_session(&dir, &identities, &mut Vec::new()).unwrap_err();
+            assert!(error.to_string().contains(expected), "{what}: {error}");
+        };
+        let segment = |i| dir.join(segment_name(i));
+        let (third, fourth) = (segment(3), segment(4));
+        let swap = dir.join("swap");
+        std::fs::rename(&third, &swap).unwrap();
+        std::fs::rename(&fourth, &third).unwrap();
+        std::fs::rename(&swap, &fourth).unwrap();
+        refused("swapped", "SHA-256 differs");
+        write_manifest();
+        // Swapped and the MANIFEST rewritten to match: each segment is its own age file, so
+        // only the MP4 inside would tell; the hashes now agree, the order is the recorder's.
+        assert_eq!(
+            decrypt_session(&dir, &identities, &mut Vec::new()).unwrap(),
+            12
+        );
+        std::fs::rename(&third, &swap).unwrap();
+        std::fs::rename(&fourth, &third).unwrap();
+        std::fs::rename(&swap, &fourth).unwrap();
+        write_manifest();
+
+        let saved = std::fs::read(&fourth).unwrap();
+        std::fs::remove_file(&fourth).unwrap();
+        refused("missing (manifest left)", "video-000004.mp4.age: missing");
+        write_manifest();
+        refused(
+            "missing (manifest rewritten)",
+            "where video-000004.mp4.age belongs",
+        );
+        std::fs::write(&fourth, &saved).unwrap();
+        write_manifest();
+
+        let manifest = std::fs::read_to_string(dir.join(MANIFEST)).unwrap();
+        let mut lines: Vec<&str> = manifest.lines().collect();
+        lines.swap(2, 3);
+        std::fs::write(dir.join(MANIFEST), lines.join("\n") + "\n").unwrap();
+        refused("reordered manifest", "where video-000003.mp4.age belongs");
+        write_manifest();
+
+        std::fs::copy(segment(1), segment(13)).unwrap();
+        refused(
+            "foreign",
+            "video-000013.mp4.age is not in the session's MANIFEST",
+        );
+        std::fs::remove_file(segment(13)).unwrap();
+
+        // A zero-filled segment (sparse, 2 GB) is refused by its size; a 64 MiB one by its
+        // header, without age reading it.
+        let zeros = std::fs::File::create(&fourth).unwrap();
+        zeros.set_len(2 << 30).unwrap();
+        refused("2 GB of zeros", "over the");
+        zeros.set_len(64 << 20).unwrap();
+        write_manifest();
+        refused("64 MiB of zeros", "header is over 64 KiB");
+        std::fs::write(&fourth, &saved).unwrap();
+        write_manifest();
+
+        std::fs::remove_file(dir.join(MANIFEST)).unwrap();
+        refused("no manifest", "needs a COMPLETE session");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
