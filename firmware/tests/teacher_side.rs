@@ -247,6 +247,39 @@ fn three_desks_upload_to_a_directory_once_and_verify_there() {
     assert!(String::from_utf8_lossy(&missing.stderr).contains("mounted"));
 }
 
+/// A card whose data directory is relative and reads like an rsync option and a host
+/// (`-e:card`) is still copied as local files: rsync gets absolute operands after `--`
+/// (issue 29).
+#[test]
+fn a_card_path_that_reads_like_an_option_or_a_host_is_copied_as_a_path() {
+    let cards = copy_cards("teacher-side-odd-path");
+    let card = &cards[0];
+    let root = card.data_dir.parent().unwrap();
+    let odd = root.join("-e:card");
+    std::fs::rename(&card.data_dir, &odd).unwrap();
+    let mut json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&card.config).unwrap()).unwrap();
+    json["data_dir"] = serde_json::json!("-e:card");
+    std::fs::write(&card.config, json.to_string()).unwrap();
+    let dest = scratch("teacher-side-odd-path-dest");
+    let output = Command::new(KIOSK)
+        .args(["upload", "--config"])
+        .arg(&card.config)
+        .arg("--to")
+        .arg(&dest)
+        .current_dir(root)
+        .output()
+        .unwrap();
+    let out = assert_ok(&output, "upload from -e:card");
+    assert!(out.contains("1 uploaded"), "{out}");
+    let session = std::fs::read_dir(odd.join("sessions").join(card.desk))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    assert_delivered(&dest.join(card.desk).join(session.file_name()));
+}
+
 /// One damaged lesson on a card (its files no longer match its MANIFEST) does not stop the
 /// desk's later lessons from being delivered: it is named, left unmarked, the others are
 /// uploaded, and the run says so and fails (issue 29).
@@ -292,9 +325,10 @@ fn a_cut_upload_resumes_and_a_damaged_copy_is_repaired() {
     let card = &cards[0];
     let dest = scratch("teacher-side-cut-dest");
     let session = card_session(card);
-    // A big file in the session (its MANIFEST updated), so the copy can be cut mid-file.
+    // A big video in the session (256 MiB, its MANIFEST updated), so the copy can be cut
+    // mid-file.
     let padding = pseudo_random(256 << 20);
-    std::fs::write(session.join("padding.bin"), &padding).unwrap();
+    std::fs::write(session.join("video.mp4"), &padding).unwrap();
     let manifest = firmware::record::session::manifest(&session).unwrap();
     std::fs::write(session.join("MANIFEST"), manifest).unwrap();
 
@@ -346,7 +380,7 @@ fn a_cut_upload_resumes_and_a_damaged_copy_is_repaired() {
     let out = assert_ok(&upload(card, dest.to_str().unwrap()), "resumed upload");
     assert!(out.contains("1 uploaded"), "{out}");
     assert_delivered(&target);
-    assert_eq!(std::fs::read(target.join("padding.bin")).unwrap(), padding);
+    assert_eq!(std::fs::read(target.join("video.mp4")).unwrap(), padding);
     assert!(session.join("UPLOADED").exists());
 
     // A copy damaged at the destination in a way rsync's quick check cannot see (same size,
@@ -369,14 +403,14 @@ fn a_cut_upload_resumes_and_a_damaged_copy_is_repaired() {
     assert!(session.join("UPLOADED").exists());
 }
 
-/// Whether rsync has begun writing padding.bin (its temporary file, or the file itself).
+/// Whether rsync has begun writing the big video (its temporary file, or the file itself).
 fn copying_padding(target: &Path) -> bool {
     let Ok(entries) = std::fs::read_dir(target) else {
         return false;
     };
     entries.filter_map(|e| e.ok()).any(|e| {
         let name = e.file_name().to_string_lossy().into_owned();
-        name.contains("padding.bin") && e.metadata().is_ok_and(|m| m.len() > 0)
+        name.contains("video.mp4") && e.metadata().is_ok_and(|m| m.len() > 0)
     })
 }
 

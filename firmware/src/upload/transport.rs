@@ -13,6 +13,7 @@ use std::process::Command;
 use super::destination::{ssh_session_path, Destination, HostKey, SshTarget};
 use super::UploadError;
 use crate::record::session::{verify_manifest, COMPLETE, UPLOADED};
+use crate::record::untrusted::MAX_MANIFEST_ENTRIES;
 
 /// SSH settings for `ssh://` destinations.
 pub struct SshAccess {
@@ -82,7 +83,8 @@ impl Transport {
         if checksum {
             args.push("--checksum".into());
         }
-        args.push(format!("{}/", session.display()));
+        args.push("--".into());
+        args.push(format!("{}/", local_operand(session)?));
         args.push(format!("{}/", self.destination.session_target(desk, name)));
         self.rsync(&args)
     }
@@ -99,7 +101,8 @@ impl Transport {
             "--times".into(),
             "--chmod=F0640".into(),
             "--timeout=120".into(),
-            session.join(COMPLETE).display().to_string(),
+            "--".into(),
+            local_operand(&session.join(COMPLETE))?,
             format!("{target}/{COMPLETE}"),
         ])
     }
@@ -120,7 +123,7 @@ impl Transport {
                 command
                     .args(&ssh[1..])
                     .arg(format!("{}@{}", target.user, target.host))
-                    .arg(format!("cd {dir} && {SERVER_CHECK}"));
+                    .arg(format!("cd {dir} && {}", server_check()));
                 run(command, "ssh")?.map_err(failed)
             }
             (Destination::Ssh(_), None) => Err(UploadError::NoHostKey),
@@ -130,6 +133,8 @@ impl Transport {
         }
     }
 
+    /// Runs rsync with `args`, whose operands come after a `--`: nothing from a config or a
+    /// card is read as an option.
     fn rsync(&self, args: &[String]) -> Result<(), UploadError> {
         let mut command = Command::new("rsync");
         if let Some(ssh) = &self.ssh_command {
@@ -140,15 +145,25 @@ impl Transport {
     }
 }
 
-/// What the school's server runs on a delivered session. The MANIFEST is the desk's, so it
-/// is checked before `sha256sum` reads it: every line a hash and a plain file name of the
-/// session (no path: a MANIFEST naming `/dev/zero` once left `sha256sum` at 100 % CPU on the
-/// server), at most 10,000 lines, and the whole check under a 10-minute `timeout`.
-const SERVER_CHECK: &str = "timeout 600 sh -c '\
-LC_ALL=C grep -Evq \"^[0-9a-f]{64}  [A-Za-z0-9_][A-Za-z0-9._-]*$\" MANIFEST \
-&& { echo \"MANIFEST has a line that is not a SHA-256 and a plain file name\" >&2; exit 3; }; \
-[ \"$(wc -l <MANIFEST)\" -le 10000 ] || { echo \"MANIFEST lists over 10000 files\" >&2; exit 3; }; \
-exec sha256sum --check --strict --quiet MANIFEST'";
+/// What the school's server runs on a delivered session. The session's files and MANIFEST
+/// are the desk's, so they are checked before `sha256sum` reads anything: the folder holds
+/// only regular files (no link, FIFO or device for `sha256sum` to follow), every MANIFEST
+/// line is a hash and a plain file name of the session (no path: a MANIFEST naming
+/// `/dev/zero` once left `sha256sum` at 100 % CPU on the server), no name is listed twice,
+/// at most [`MAX_MANIFEST_ENTRIES`] lines (the card's own bound), and the whole check runs
+/// under a 10-minute `timeout`.
+fn server_check() -> String {
+    format!(
+        "timeout 600 sh -c '\
+bad=$(find . -mindepth 1 -maxdepth 1 ! -type f ! -name .rsync-partial -print -quit); \
+[ -z \"$bad\" ] || {{ echo \"$bad is not a regular file\" >&2; exit 3; }}; \
+LC_ALL=C grep -Evq \"^[0-9a-f]{{64}}  [A-Za-z0-9_][A-Za-z0-9._-]*$\" MANIFEST \
+&& {{ echo \"MANIFEST has a line that is not a SHA-256 and a plain file name\" >&2; exit 3; }}; \
+[ \"$(wc -l <MANIFEST)\" -le {MAX_MANIFEST_ENTRIES} ] || {{ echo \"MANIFEST lists over {MAX_MANIFEST_ENTRIES} files\" >&2; exit 3; }}; \
+[ -z \"$(cut -c67- MANIFEST | LC_ALL=C sort | uniq -d)\" ] || {{ echo \"MANIFEST lists a file twice\" >&2; exit 3; }}; \
+exec sha256sum --check --strict --quiet MANIFEST'"
+    )
+}
 
 /// Runs `command`: `Err` if it cannot start, `Ok(Err(last lines it printed))` if it fails.
 fn run(mut command: Command, program: &'static str) -> Result<Result<(), String>, UploadError> {
@@ -227,4 +242,72 @@ fn tail(stdout: &[u8], stderr: &[u8]) -> String {
     );
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     lines[lines.len().saturating_sub(4)..].join(" | ")
+}
+
+/// A card's path as an rsync operand: absolute, so that neither a leading `-` nor a `:`
+/// in a relative data directory can make rsync read it as an option or a host.
+fn local_operand(path: &Path) -> Result<String, UploadError> {
+    std::path::absolute(path)
+        .map(|absolute| absolute.display().to_string())
+        .map_err(|source| UploadError::Io {
+            path: path.to_owned(),
+            source,
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The server's check, run here by the real `sh`, `find`, `grep` and `sha256sum` in a
+    /// session folder as a desk could leave it on the server.
+    fn server_check_in(dir: &Path) -> (bool, String) {
+        let output = Command::new("sh")
+            .arg("-c")
+            .arg(server_check())
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+
+    #[test]
+    fn the_server_check_refuses_links_special_files_and_repeated_names() {
+        let dir =
+            std::env::temp_dir().join(format!("ekspresi-server-check-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("summary.json"), b"{}").unwrap();
+        let manifest = crate::record::session::manifest(&dir).unwrap();
+        std::fs::write(dir.join("MANIFEST"), &manifest).unwrap();
+        assert_eq!(server_check_in(&dir), (true, String::new()));
+
+        std::fs::write(dir.join("MANIFEST"), manifest.repeat(2)).unwrap();
+        let (ok, said) = server_check_in(&dir);
+        assert!(
+            !ok && said.contains("MANIFEST lists a file twice"),
+            "{said}"
+        );
+        std::fs::write(dir.join("MANIFEST"), &manifest).unwrap();
+
+        std::os::unix::fs::symlink("/etc/passwd", dir.join("video.mp4")).unwrap();
+        let (ok, said) = server_check_in(&dir);
+        assert!(
+            !ok && said.contains("./video.mp4 is not a regular file"),
+            "{said}"
+        );
+        std::fs::remove_file(dir.join("video.mp4")).unwrap();
+
+        assert!(Command::new("mkfifo")
+            .arg(dir.join("video.mp4"))
+            .status()
+            .unwrap()
+            .success());
+        let (ok, said) = server_check_in(&dir);
+        assert!(!ok && said.contains("is not a regular file"), "{said}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
