@@ -1,6 +1,8 @@
 //! Helpers the firmware's integration tests share.
 
 pub mod broker;
+#[allow(dead_code)] // only the hostile-desk test and the report bench use it
+pub mod hostile;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
