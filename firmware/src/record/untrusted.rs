@@ -442,3 +442,76 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn line() -> impl Strategy<Value = String> {
+        prop_oneof![
+            // A well-formed hash and any name at all.
+            ("[0-9a-f]{64}", any::<String>()).prop_map(|(hash, name)| format!("{hash}  {name}")),
+            // A name from path-like pieces.
+            (
+                "[0-9a-f]{64}",
+                proptest::collection::vec(
+                    prop_oneof![
+                        Just("..".to_owned()),
+                        Just(".".to_owned()),
+                        Just("/".to_owned()),
+                        Just("\u{1b}".to_owned()),
+                        Just("\0".to_owned()),
+                        "[a-z.]{1,8}",
+                    ],
+                    1..6
+                )
+            )
+                .prop_map(|(hash, parts)| format!("{hash}  {}", parts.concat())),
+            any::<String>(),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// Whatever a desk writes as a MANIFEST, what is accepted names only files directly
+        /// in the session folder, each once, printable as itself.
+        #[test]
+        fn accepted_manifest_names_stay_in_the_folder(lines in proptest::collection::vec(line(), 0..40)) {
+            let text = lines.join("\n");
+            if let Ok(entries) = parse_manifest(&text) {
+                let folder = Path::new("/session");
+                let mut seen = HashSet::new();
+                for (hash, name) in entries {
+                    prop_assert_eq!(hash.len(), 64);
+                    prop_assert!(seen.insert(name));
+                    let path = folder.join(name);
+                    prop_assert_eq!(path.parent(), Some(folder));
+                    prop_assert!(name != "." && name != "..");
+                    prop_assert!(!name.chars().any(char::is_control));
+                }
+            }
+        }
+
+        /// A file is read when it is within its kind's cap and refused when over, whatever
+        /// its size (sparse files: no disk used).
+        #[test]
+        fn files_are_read_only_within_their_cap(extra in -4096i64..4096, kind in 0usize..3) {
+            let name = [SUMMARY_JSON, TIMELINE_CSV, MANIFEST][kind];
+            let limit = size_limit(name);
+            let size = limit.checked_add_signed(extra).unwrap();
+            let dir = std::env::temp_dir().join(format!("ekspresi-cap-{}-{kind}-{extra}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::File::create(dir.join(name)).unwrap().set_len(size).unwrap();
+            let opened = SessionFiles::open(&dir).unwrap().open_file(name).map(|(_, len)| len);
+            let _ = std::fs::remove_dir_all(&dir);
+            if size <= limit {
+                prop_assert_eq!(opened.unwrap(), size);
+            } else {
+                let refused = matches!(opened, Err(UntrustedError::TooLarge { .. }));
+                prop_assert!(refused);
+            }
+        }
+    }
+}

@@ -232,3 +232,54 @@ mod tests {
         assert!(HostKey::parse("rsa AAAA").is_err());
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn destination_text() -> impl Strategy<Value = String> {
+        let piece = prop_oneof![
+            Just("ssh://".to_owned()),
+            Just("-".to_owned()),
+            Just(":".to_owned()),
+            Just("@".to_owned()),
+            Just("/".to_owned()),
+            Just("..".to_owned()),
+            Just(" ".to_owned()),
+            Just("'".to_owned()),
+            Just("$(x)".to_owned()),
+            Just("[::1]".to_owned()),
+            "[a-z0-9]{1,6}",
+            any::<char>().prop_map(String::from),
+        ];
+        proptest::collection::vec(piece, 1..10).prop_map(|pieces| pieces.concat())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2048))]
+
+        /// Whatever a config or the command line says, a destination that parses reaches
+        /// rsync and ssh only as a path or as words that cannot be options, hosts or shell.
+        #[test]
+        fn parsed_destinations_cannot_steer_rsync_or_ssh(text in destination_text()) {
+            match Destination::parse(&text) {
+                Ok(Destination::Dir(dir)) => {
+                    prop_assert!(dir.is_absolute());
+                    let target = Destination::Dir(dir).session_target("desk-1", "s");
+                    prop_assert!(target.starts_with('/'));
+                }
+                Ok(Destination::Ssh(ssh)) => {
+                    for word in [&ssh.user, &ssh.host] {
+                        prop_assert!(!word.starts_with('-'));
+                        prop_assert!(!word.contains(|c: char| c.is_whitespace() || "'\"$`;&|".contains(c)));
+                    }
+                    prop_assert!(ssh.path.starts_with('/'));
+                    prop_assert!(ssh.path.bytes().all(|b| b.is_ascii_alphanumeric() || b"/._-".contains(&b)));
+                    prop_assert!(!ssh.path.split('/').any(|part| part == ".."));
+                }
+                Err(_) => {}
+            }
+        }
+    }
+}
