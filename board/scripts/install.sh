@@ -153,6 +153,11 @@ models_dir="$root/usr/share/ekspresi/models"
 install -D -m 0644 "$repo/firmware/models/models.json" "$models_dir/models.json"
 for file in $(grep -o '"file": *"[^"]*"' "$repo/firmware/models/models.json" | sed 's/.*"\([^"]*\)"$/\1/'); do
   install -D -m 0644 "$repo/$file" "$models_dir/$(basename "$file")"
+  # Its fp32 twin too: `kiosk check` times both on the Pi's own cores (issue 30).
+  twin="${file%-int8.onnx}-fp32.onnx"
+  if [ "$twin" != "$file" ] && [ -f "$repo/$twin" ]; then
+    install -D -m 0644 "$repo/$twin" "$models_dir/$(basename "$twin")"
+  fi
 done
 install -D -m 0644 "$repo/firmware/models/MODEL_CARD.md" "$root/usr/share/ekspresi/models/MODEL_CARD.md"
 install -D -m 0644 "$repo/board/README.md" "$root/usr/share/doc/ekspresi/README.md"

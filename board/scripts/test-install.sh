@@ -126,6 +126,8 @@ expect_mode() { # path mode
 }
 expect_mode /usr/local/bin/kiosk 755
 expect_mode /usr/share/ekspresi/models/lenet5-int8.onnx 644
+expect_mode /usr/share/ekspresi/models/lenet5-fp32.onnx 644
+expect_mode /usr/share/ekspresi/models/vgg-lite-fp32.onnx 644
 expect_mode /usr/share/ekspresi/models/MODEL_CARD.md 644
 expect_mode /usr/share/ekspresi/models/models.json 644
 expect_mode /etc/ekspresi/config.json 644

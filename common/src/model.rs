@@ -134,6 +134,28 @@ impl ExpressionModel {
         self.batch
     }
 
+    /// The matrix-multiply kernels tract chose on this CPU, one entry per matmul of the
+    /// optimised graph (e.g. `arm64simd_mmm_i32_8x8_dot` where the CPU has the dot-product
+    /// instructions, `arm64simd_mmm_i32_8x8` where it has not): which of tract's integer
+    /// paths a model really runs on a given core.
+    pub fn matmul_kernels(&self) -> Vec<String> {
+        self.plan
+            .model()
+            .nodes()
+            .iter()
+            .filter(|node| node.op().name() == "OptMatMul")
+            .map(|node| {
+                let debug = format!("{:?}", node.op());
+                let mut kernels: Vec<&str> = debug
+                    .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .filter(|token| token.contains("mmm_"))
+                    .collect();
+                kernels.dedup();
+                kernels.join("+")
+            })
+            .collect()
+    }
+
     /// Multiply-adds per face, as tract counts them over its optimised graph (integer and
     /// float alike): the model's work independent of the machine it runs on.
     pub fn multiply_adds_per_face(&self) -> Result<u64, ModelError> {

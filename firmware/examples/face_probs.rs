@@ -20,6 +20,11 @@ fn main() -> Result<()> {
     let model_name = args.next();
     let model_path = firmware::models::resolve(model_name.as_deref())?;
     let model = ExpressionModel::load(&model_path, 1)?;
+    // Which of tract's kernels this CPU runs the model with, for the parity log.
+    let mut kernels = model.matmul_kernels();
+    kernels.sort();
+    kernels.dedup();
+    eprintln!("tract matmul kernels: {}", kernels.join(", "));
     let file = std::fs::File::open(&data).with_context(|| format!("cannot open {data}"))?;
     let reader: Box<dyn BufRead> = if data.ends_with(".gz") {
         Box::new(BufReader::new(flate2::read::GzDecoder::new(file)))

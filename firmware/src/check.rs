@@ -4,7 +4,8 @@
 //! free space over the floor), camera (opens and delivers a frame, and through which path:
 //! plain V4L2 or libcamera's compatibility layer), video (off, in the clear, or encrypted
 //! to how many recipients), the broker of the live class view (reachable, TLS and the desk's
-//! password accepted), and GPIO (claims the three LED pins and blinks them once).
+//! password accepted), GPIO (claims the three LED pins and blinks them once), and the speed
+//! of every listed model a face on this CPU, int8 and its fp32 twin.
 
 use std::path::Path;
 use std::time::Duration;
@@ -23,6 +24,21 @@ pub struct CheckResult {
     pub name: &'static str,
     pub ok: bool,
     pub detail: String,
+    /// The `speed` check's measurements (empty for the others).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub timings: Vec<ModelTiming>,
+}
+
+/// One model's time a face on this CPU, as int8 or as its fp32 twin.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelTiming {
+    pub model: String,
+    /// `int8` (what the kiosk runs) or `fp32` (its float twin).
+    pub precision: &'static str,
+    /// Median wall time of one face, batch 1, after warming up.
+    pub median_us_per_face: f64,
+    /// The matmul kernels tract chose on this CPU.
+    pub kernels: Vec<String>,
 }
 
 /// What to check.
@@ -35,6 +51,8 @@ pub struct CheckOptions {
     pub models: Option<Installed>,
     /// Connect to the configured MQTT broker (the live class view) as this desk.
     pub broker: bool,
+    /// Time every listed model a face on this CPU, int8 and fp32.
+    pub speed: bool,
 }
 
 /// Runs every check; never stops at the first failure.
@@ -57,6 +75,9 @@ pub fn run_checks(
     if options.storage {
         results.push(result("storage", check_storage(config)));
     }
+    if options.speed {
+        results.push(check_speed(options.models.as_ref()));
+    }
     if options.broker {
         results.push(result("broker", crate::live::broker::probe(config)));
         results.push(result("timetable", check_timetable(config)));
@@ -67,6 +88,7 @@ pub fn run_checks(
             name: "platform",
             ok: true,
             detail: board.describe(),
+            timings: Vec::new(),
         });
     }
     if options.camera {
@@ -84,11 +106,13 @@ fn result<E: std::fmt::Display>(name: &'static str, outcome: Result<String, E>) 
             name,
             ok: true,
             detail,
+            timings: Vec::new(),
         },
         Err(error) => CheckResult {
             name,
             ok: false,
             detail: error.to_string(),
+            timings: Vec::new(),
         },
     }
 }
@@ -138,6 +162,80 @@ fn check_shipped_models(models: Option<&Installed>) -> anyhow::Result<String> {
         probed.len(),
         probed.join(", ")
     ))
+}
+
+/// Faces timed per model and precision (after as many warm-up runs as [`WARM_UP`]).
+const TIMED_FACES: usize = 31;
+const WARM_UP: usize = 5;
+
+/// Every listed model, int8 and (where installed) its fp32 twin, timed a face on this CPU:
+/// tract's int8 kernels differ by core (the Pi 4's Cortex-A72 has no dot-product
+/// instructions), so whether int8 beats fp32 on a desk is measured there, not assumed.
+fn check_speed(models: Option<&Installed>) -> CheckResult {
+    match time_models(models) {
+        Ok(timings) => {
+            let detail = timings
+                .iter()
+                .map(|t| format!("{} {} {:.0} µs", t.model, t.precision, t.median_us_per_face))
+                .collect::<Vec<_>>()
+                .join(", ");
+            CheckResult {
+                name: "speed",
+                ok: true,
+                detail: format!("a face on this CPU (median of {TIMED_FACES}): {detail}"),
+                timings,
+            }
+        }
+        Err(error) => result("speed", Err::<String, _>(error)),
+    }
+}
+
+fn time_models(models: Option<&Installed>) -> anyhow::Result<Vec<ModelTiming>> {
+    let found;
+    let installed = match models {
+        Some(installed) => installed,
+        None => {
+            found = Installed::find()?;
+            &found
+        }
+    };
+    let mut timings = Vec::new();
+    for listed in &installed.manifest.models {
+        let int8 = installed.path_of(listed);
+        let twin = ekspresi_common::manifest::fp32_twin(&int8).filter(|p| p.exists());
+        for (precision, path) in [("int8", Some(int8)), ("fp32", twin)] {
+            let Some(path) = path else { continue };
+            let timing = time_model(&path)
+                .map_err(|e| anyhow::anyhow!("{} {precision}: {e}", listed.name))?;
+            timings.push(ModelTiming {
+                model: listed.name.clone(),
+                precision,
+                median_us_per_face: timing.0,
+                kernels: timing.1,
+            });
+        }
+    }
+    Ok(timings)
+}
+
+/// Median µs of one face (batch 1) and the kernels tract chose.
+fn time_model(path: &Path) -> anyhow::Result<(f64, Vec<String>)> {
+    let model = ExpressionModel::load(path, 1)?;
+    let face = vec![0.5f32; ekspresi_common::contract::INPUT_LEN];
+    for _ in 0..WARM_UP {
+        model.classify(&face)?;
+    }
+    let mut micros = Vec::with_capacity(TIMED_FACES);
+    for _ in 0..TIMED_FACES {
+        let started = std::time::Instant::now();
+        model.classify(&face)?;
+        micros.push(started.elapsed().as_secs_f64() * 1e6);
+    }
+    micros.sort_by(f64::total_cmp);
+    let mut kernels = model.matmul_kernels();
+    kernels.sort();
+    kernels.dedup();
+    Ok((micros[TIMED_FACES / 2], kernels))
 }
 
 /// Whether the video is recorded, and whether it is encrypted at rest.
@@ -230,6 +328,7 @@ mod tests {
                 storage: true,
                 models: None,
                 broker: false,
+                speed: true,
             },
         );
         let by_name = |n| results.iter().find(|r| r.name == n).unwrap();
@@ -237,6 +336,16 @@ mod tests {
         assert!(by_name("cascade").ok);
         assert!(by_name("storage").ok, "{:?}", by_name("storage"));
         assert!(by_name("video").detail.contains("IN THE CLEAR"));
+        // Every listed model timed as int8 and as its fp32 twin, with tract's kernels.
+        let speed = by_name("speed");
+        assert!(speed.ok, "{speed:?}");
+        let listed = Installed::find().unwrap().manifest.models.len();
+        assert_eq!(speed.timings.len(), 2 * listed, "{speed:?}");
+        for timing in &speed.timings {
+            assert!(timing.median_us_per_face > 0.0 && timing.median_us_per_face.is_finite());
+            let integer = timing.kernels.iter().any(|k| k.contains("mmm_i32"));
+            assert_eq!(integer, timing.precision == "int8", "{timing:?}");
+        }
         let camera = by_name("camera");
         assert!(!camera.ok);
         assert!(
@@ -255,6 +364,7 @@ mod tests {
                 storage: true,
                 models: None,
                 broker: false,
+                speed: false,
             },
         );
         assert!(!broken.iter().find(|r| r.name == "model").unwrap().ok);
@@ -273,6 +383,7 @@ mod tests {
                 storage: true,
                 models: None,
                 broker: false,
+                speed: false,
             },
         );
         let model_check = results.iter().find(|r| r.name == "model").unwrap();

@@ -41,7 +41,8 @@ struct Cli {
 enum Command {
     /// Run the kiosk service: camera → LEDs and session files, until SIGTERM (systemd's unit).
     Run(ServiceArgs),
-    /// Self-test for the technician: config, model, cascade, storage, camera, GPIO.
+    /// Self-test for the technician: config, model, cascade, storage, camera, GPIO, and every
+    /// listed model's time a face on this CPU (int8 and fp32).
     Check(CheckArgs),
     /// Run the kiosk on the bundled demo clip (no camera needed), writing a session to --out.
     Demo(DemoArgs),
@@ -475,6 +476,7 @@ fn check<B: Board>(board: &B, args: CheckArgs) -> Result<()> {
         storage: on_this_machine,
         models: card_models,
         broker: on_this_machine,
+        speed: on_this_machine,
     };
     let results = run_checks(board, &config, &model, &options);
     if args.json {
