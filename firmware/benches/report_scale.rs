@@ -1,13 +1,20 @@
-//! `kiosk report` at school scale: 1,000 and 10,000 generated sessions (30 desks per lesson,
-//! 45-minute lessons; summaries and timelines only, each with its MANIFEST and COMPLETE),
-//! reported in one run, with wall time and peak resident memory of the report alone (the
-//! process's high-water mark is reset after generating). Goal: 10,000 sessions in ≤ 10 s
-//! and ≤ 100 MB on the 2-core development machine.
+//! `ekspresi report` at school scale: 1,000 and 10,000 generated sessions (30 desks per
+//! lesson, 45-minute lessons; summaries and timelines only, each with its MANIFEST and
+//! COMPLETE), and 1,000 of them beside 100 hostile sessions (issue 29's classes, made by
+//! `tests/support/hostile.rs`), each reported by the `ekspresi` binary in its own process:
+//! wall time and peak resident memory (wait4). Goal: 10,000 sessions in ≤ 10 s and ≤ 100 MB
+//! on the 2-core development machine; the hostile set within the same order as the honest
+//! sessions alone.
 //!
-//! `cargo bench --workspace --bench report_scale` (generated sets are kept in
+//! With `EKSPRESI_BENCH_BASELINE=/path/to/ekspresi` (an earlier commit's release build) that
+//! binary reports every set too, the two taking turns round by round: a change compared
+//! side by side in one run.
+//!
+//! `cargo bench -p firmware --bench report_scale` (generated sets are kept in
 //! target/bench-scratch/report-N and reused).
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
 use ekspresi_common::{Category, Expression};
@@ -15,60 +22,172 @@ use firmware::aggregate::{EvidenceFloor, Tally};
 use firmware::record::session::{manifest, COMPLETE, MANIFEST, SUMMARY_JSON, TIMELINE_CSV};
 use firmware::record::summary::{LessonTimes, Summary, SummaryInput, Timeline};
 
+#[allow(dead_code)]
+#[path = "../tests/support/hostile.rs"]
+mod hostile;
+#[allow(dead_code)] // the report bench uses only the child-process measure
+#[path = "support/measure.rs"]
+mod measure;
+
 const DESKS_PER_LESSON: usize = 30;
 const LESSON_SECONDS: u64 = 45 * 60;
 const FPS: u64 = 10;
+const ROUNDS: usize = 3;
 
 fn main() {
-    let sizes = [1_000usize, 10_000];
-    let mut rows = Vec::new();
-    for &sessions in &sizes {
-        let root = generated(sessions);
-        // The scan alone (verify every MANIFEST, read every summary), to show where time goes.
-        let scan_start = Instant::now();
-        let (found, _) = firmware::report::scan::scan(std::slice::from_ref(&root), |_| {});
-        let scan_time = scan_start.elapsed();
-        drop(found);
-        reset_peak_memory();
-        let out = root.with_extension("report");
-        let start = Instant::now();
-        let written = firmware::report::write_report(std::slice::from_ref(&root), &out, |_| {})
-            .expect("report");
-        let elapsed = start.elapsed();
-        assert_eq!(
-            written.sessions, sessions,
-            "every generated session is read"
-        );
-        assert!(
-            written.rejected.is_empty(),
-            "{:?}",
-            written.rejected.first()
-        );
-        rows.push((
-            sessions,
-            written.lessons,
-            scan_time,
-            elapsed,
-            peak_memory_mib(),
-        ));
-    }
-    println!(
-        "\nkiosk report over generated sessions (45-min lessons, {DESKS_PER_LESSON} desks each)"
-    );
-    println!("| sessions | lessons | scan alone (s) | whole report (s) | peak RSS (MiB) | goal |");
-    println!("|---:|---:|---:|---:|---:|---|");
-    for (sessions, lessons, scan, elapsed, peak) in rows {
-        println!(
-            "| {sessions} | {lessons} | {:.2} | {:.2} | {peak:.1} | {} |",
-            scan.as_secs_f64(),
-            elapsed.as_secs_f64(),
-            if sessions == 10_000 {
-                "≤ 10 s, ≤ 100 MB"
-            } else {
-                ""
+    let sets = [
+        ("1,000 honest", generated(1_000)),
+        ("10,000 honest", generated(10_000)),
+        ("1,000 honest + 100 hostile", with_hostile(1_000, 100)),
+    ];
+    let binaries = binaries();
+    // rows[set][binary] = every round's (wall, peak RSS), and what the report said.
+    let mut rows = vec![vec![(Vec::new(), String::new()); binaries.len()]; sets.len()];
+    for _ in 0..ROUNDS {
+        for (set_index, (_, root)) in sets.iter().enumerate() {
+            for (binary_index, (_, binary)) in binaries.iter().enumerate() {
+                let (run, said) = report(binary, root);
+                let row = &mut rows[set_index][binary_index];
+                row.0.push((run.wall, run.peak_rss_mib));
+                row.1 = said;
             }
+        }
+    }
+    println!("\nekspresi report over generated sessions (45-min lessons, {DESKS_PER_LESSON} desks each), best of {ROUNDS} rounds, binaries taking turns");
+    println!("| set | binary | report says | wall (s) | peak RSS (MiB) |");
+    println!("|---|---|---|---:|---:|");
+    for ((set, _), per_binary) in sets.iter().zip(&rows) {
+        for ((binary, _), (runs, said)) in binaries.iter().zip(per_binary) {
+            let wall = runs.iter().map(|r| r.0).min().unwrap_or_default();
+            let peak = runs.iter().map(|r| r.1).fold(f64::NAN, f64::min);
+            println!(
+                "| {set} | {binary} | {said} | {:.2} | {peak:.1} |",
+                wall.as_secs_f64()
+            );
+        }
+    }
+    println!("goal: 10,000 sessions ≤ 10 s, ≤ 100 MB");
+}
+
+/// The binaries compared: this build, and the baseline if one is given.
+fn binaries() -> Vec<(String, PathBuf)> {
+    let mut binaries = vec![(
+        "this build".to_owned(),
+        PathBuf::from(env!("CARGO_BIN_EXE_ekspresi")),
+    )];
+    if let Ok(baseline) = std::env::var("EKSPRESI_BENCH_BASELINE") {
+        binaries.push(("baseline".to_owned(), PathBuf::from(baseline)));
+    }
+    binaries
+}
+
+/// `binary report` over `root` in its own process: its measure and the counts it printed.
+fn report(binary: &Path, root: &Path) -> (measure::ChildRun, String) {
+    let out = root.with_extension("report");
+    let said_path = root.with_extension("said");
+    let said_file = std::fs::File::create(&said_path).expect("report output file");
+    let mut command = Command::new(binary);
+    command
+        .arg("report")
+        .arg("--out")
+        .arg(&out)
+        .arg(root)
+        .stdout(said_file)
+        .stderr(std::process::Stdio::null());
+    let run = run_with_limit(&mut command, LIMIT);
+    if run.wall >= LIMIT {
+        return (
+            run,
+            format!("did not finish in {} s (killed)", LIMIT.as_secs()),
         );
     }
+    assert!(run.success, "{} report failed", binary.display());
+    let said = std::fs::read_to_string(&said_path).expect("report output");
+    let counts = said
+        .lines()
+        .next()
+        .and_then(|line| line.split_once(": "))
+        .map(|(_, counts)| counts.to_owned())
+        .unwrap_or_default();
+    (run, counts)
+}
+
+/// How long a report may run before the bench stops it: the issue-29 baseline follows a
+/// hostile session's link to /dev/zero and hashes it for ever.
+const LIMIT: Duration = Duration::from_secs(120);
+
+/// [`measure::run_child`], killing the child if it runs past `limit`.
+fn run_with_limit(command: &mut Command, limit: Duration) -> measure::ChildRun {
+    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+    use std::sync::Arc;
+    let pid = Arc::new(AtomicU32::new(0));
+    let done = Arc::new(AtomicBool::new(false));
+    let watchdog = {
+        let (pid, done) = (Arc::clone(&pid), Arc::clone(&done));
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            while !done.load(Ordering::Acquire) {
+                if started.elapsed() >= limit {
+                    let _ = Command::new("kill")
+                        .args(["-KILL", &pid.load(Ordering::Acquire).to_string()])
+                        .status();
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+    };
+    let run =
+        measure::run_child_observed(command, |child_pid| pid.store(child_pid, Ordering::Release));
+    done.store(true, Ordering::Release);
+    let _ = watchdog.join();
+    run
+}
+
+/// `target/bench-scratch/report-N-hostile`: the N generated sessions (hard links) and
+/// `hostile` hostile sessions made from the first of them.
+fn with_hostile(sessions: usize, hostile: usize) -> PathBuf {
+    let honest = generated(sessions);
+    let root = honest.with_file_name(format!("report-{sessions}-hostile"));
+    let done = root.with_extension("done");
+    if done.exists() {
+        return root;
+    }
+    let _ = std::fs::remove_dir_all(&root);
+    let status = Command::new("cp")
+        .arg("-al")
+        .arg(&honest)
+        .arg(&root)
+        .status()
+        .expect("cp");
+    assert!(status.success());
+    let template = first_session(&root);
+    // A copy outside the set: the hostile kinds that remove or replace a file of their own
+    // copy never touch the hard-linked honest files.
+    let template_copy = root.with_extension("template");
+    let _ = std::fs::remove_dir_all(&template_copy);
+    std::fs::create_dir_all(&template_copy).unwrap();
+    let template_copy = template_copy.join(template.file_name().unwrap());
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(&template)
+        .arg(&template_copy)
+        .status()
+        .expect("cp");
+    assert!(status.success());
+    hostile::Maker::new(&template_copy, &root).make(hostile);
+    std::fs::write(&done, b"").unwrap();
+    root
+}
+
+fn first_session(root: &Path) -> PathBuf {
+    let desk = root.join(format!("desk-{:02}", 0));
+    let mut sessions: Vec<PathBuf> = std::fs::read_dir(desk)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    sessions.sort();
+    sessions.remove(0)
 }
 
 /// `target/bench-scratch/report-N`, generated unless a finished set is there.
@@ -147,19 +266,4 @@ fn write_session(root: &Path, desk: &str, start: SystemTime, seed: u64) {
     std::fs::write(dir.join(TIMELINE_CSV), timeline.to_csv()).unwrap();
     std::fs::write(dir.join(MANIFEST), manifest(&dir).unwrap()).unwrap();
     std::fs::write(dir.join(COMPLETE), b"ok\n").unwrap();
-}
-
-/// Resets the process's peak resident set (VmHWM) to its current size.
-fn reset_peak_memory() {
-    std::fs::write("/proc/self/clear_refs", b"5").expect("Linux /proc/self/clear_refs");
-}
-
-fn peak_memory_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmHWM in /proc/self/status");
-    kib / 1024.0
 }

@@ -62,8 +62,18 @@ pub struct ChildRun {
 
 /// Runs `command` to its end and measures it (wait4 gives the child's own rusage).
 pub fn run_child(command: &mut std::process::Command) -> ChildRun {
-    let started = Instant::now();
+    run_child_observed(command, |_| {})
+}
+
+/// [`run_child`], telling `started` the child's pid once it runs (to stop it from elsewhere).
+pub fn run_child_observed(
+    command: &mut std::process::Command,
+    started: impl FnOnce(u32),
+) -> ChildRun {
+    let started_at = Instant::now();
     let child = command.spawn().expect("spawn child");
+    started(child.id());
+    let started = started_at;
     let pid = child.id() as libc::pid_t;
     let mut status = 0;
     // SAFETY: waits for our own child and fills the zeroed rusage; `child` is not waited on

@@ -328,7 +328,7 @@ mod tests {
             counts: CategoryCounts::default(),
             floor: EvidenceFloor::default(),
             correction: None,
-            fingerprint: format!("{desk}/{start}"),
+            fingerprint: [start as u8; 32],
         }
     }
 
