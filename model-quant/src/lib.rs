@@ -11,6 +11,7 @@ pub mod augment;
 pub mod backend;
 pub mod chart;
 pub mod data;
+pub mod distill;
 pub mod evaluate;
 pub mod export;
 pub mod fsutil;

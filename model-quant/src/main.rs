@@ -208,6 +208,16 @@ struct TrainArgs {
     /// burn backend to train on (libtorch needs a build with `--features tch`).
     #[arg(long, value_enum, default_value = "flex")]
     backend: Backend,
+    /// Distil from this run's best weights (repeat for an ensemble; each must hold out the
+    /// same validation faces): the student also learns the teachers' softened probabilities.
+    #[arg(long = "teacher")]
+    teachers: Vec<PathBuf>,
+    /// Temperature softening the teachers' probabilities (with --teacher).
+    #[arg(long, default_value_t = 4.0)]
+    distill_temperature: f32,
+    /// Weight of the teachers' term against the labels' (with --teacher).
+    #[arg(long, default_value_t = 0.7)]
+    distill_weight: f32,
 }
 
 fn main() -> Result<()> {
@@ -456,6 +466,20 @@ fn optimizer_and_schedule(args: &TrainArgs) -> Result<(OptimizerKind, Schedule)>
     Ok((optimizer, schedule))
 }
 
+/// `--teacher` runs, checked; none: labels only.
+fn distillation(args: &TrainArgs) -> Result<Option<model_quant::distill::Distill>> {
+    if args.teachers.is_empty() {
+        return Ok(None);
+    }
+    let distill = model_quant::distill::Distill {
+        teachers: args.teachers.clone(),
+        temperature: args.distill_temperature,
+        weight: args.distill_weight,
+    };
+    distill.validate()?;
+    Ok(Some(distill))
+}
+
 fn run_train(args: TrainArgs) -> Result<()> {
     let mut arch =
         Arch::by_name(&args.arch).with_context(|| format!("unknown --arch {}", args.arch))?;
@@ -487,6 +511,7 @@ fn run_train(args: TrainArgs) -> Result<()> {
         init_from: args.init_from.clone(),
         optimizer: optimizer_and_schedule(&args)?.0,
         schedule: optimizer_and_schedule(&args)?.1,
+        distill: distillation(&args)?,
     };
     let training = data::load(&args.data)?.with_usage(Usage::Training);
     let (train_set, validation_set) = config.split_faces(&training);

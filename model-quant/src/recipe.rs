@@ -40,6 +40,9 @@ pub struct TrainConfig {
     /// How the learning rate moves: one cosine over the run, or cut on a validation plateau.
     #[serde(default)]
     pub schedule: Schedule,
+    /// Learn from teachers' softened probabilities as well as the labels (none: labels only).
+    #[serde(default)]
+    pub distill: Option<crate::distill::Distill>,
 }
 
 /// The optimiser of a run.
@@ -111,6 +114,7 @@ impl TrainConfig {
             init_from: None,
             optimizer: OptimizerKind::Adam,
             schedule: Schedule::Cosine,
+            distill: None,
         }
     }
 

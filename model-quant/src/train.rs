@@ -12,6 +12,7 @@ use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{AdamConfig, GradientsParams, SgdConfig};
 use burn::tensor::{Device, Int, Tensor, TensorData};
+use ekspresi_common::contract::NUM_CLASSES;
 use ekspresi_common::FACE_SIDE;
 use image::GrayImage;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -83,13 +84,17 @@ pub fn train(
         }
         // Another optimiser cannot take the saved optimiser state; another schedule would
         // make the run's rates a mix of two recipes.
-        if saved.optimizer != config.optimizer || saved.schedule != config.schedule {
+        if saved.optimizer != config.optimizer
+            || saved.schedule != config.schedule
+            || saved.distill != config.distill
+        {
             bail!(
-                "--resume: {} was trained with {:?} and {:?}: pass the same --optimizer and \
-                 --schedule options",
+                "--resume: {} was trained with {:?}, {:?} and {:?}: pass the same \
+                 --optimizer, --schedule and --teacher options",
                 run.0.display(),
                 saved.optimizer,
-                saved.schedule
+                saved.schedule,
+                saved.distill
             );
         }
         if saved.epochs != config.epochs {
@@ -124,6 +129,15 @@ pub fn train(
     }
 
     let loss_fn = loss_function(config, train, &device);
+    let teacher_targets = match &config.distill {
+        Some(distill) => Some(crate::distill::teacher_targets(
+            distill,
+            config,
+            train,
+            &backend.device(),
+        )?),
+        None => None,
+    };
     let mut since_best = state.epochs_done - state.best_epoch.min(state.epochs_done);
     for epoch in state.epochs_done + 1..=config.epochs {
         let started = Instant::now();
@@ -137,7 +151,7 @@ pub fn train(
             config,
             model,
             &mut optimizer,
-            &loss_fn,
+            (&loss_fn, teacher_targets.as_deref()),
             train,
             (epoch, epoch_rate),
             &device,
@@ -276,7 +290,7 @@ fn train_epoch(
     config: &TrainConfig,
     mut model: Net,
     optimizer: &mut burn::optim::ModuleOptimizer,
-    loss_fn: &CrossEntropyLoss,
+    (loss_fn, teacher_targets): (&CrossEntropyLoss, Option<&[f32]>),
     train: &Faces,
     (epoch, epoch_rate): (usize, Option<f64>),
     device: &Device,
@@ -311,7 +325,24 @@ fn train_epoch(
         let labels =
             Tensor::<1, Int>::from_data(TensorData::new(targets.clone(), [batch.len()]), device);
         let logits = model.forward(images);
-        let loss = loss_fn.forward(logits.clone(), labels);
+        let mut loss = loss_fn.forward(logits.clone(), labels);
+        if let (Some(distill), Some(targets)) = (&config.distill, teacher_targets) {
+            let batch_targets: Vec<f32> = batch
+                .iter()
+                .flat_map(|&i| {
+                    targets[i * NUM_CLASSES..(i + 1) * NUM_CLASSES]
+                        .iter()
+                        .copied()
+                })
+                .collect();
+            let taught = crate::distill::distillation_loss(
+                logits.clone(),
+                &batch_targets,
+                distill.temperature,
+                device,
+            );
+            loss = taught * distill.weight + loss * (1.0 - distill.weight);
+        }
         let predicted = logits
             .argmax(1)
             .into_data()

@@ -37,6 +37,7 @@ fn small_training_learns_and_exports_to_matching_fp32_and_int8() {
         init_from: None,
         optimizer: OptimizerKind::Adam,
         schedule: Schedule::Cosine,
+        distill: None,
     };
     let (train_set, validation_set) = config.split_faces(&faces.with_usage(Usage::Training));
     let dir = scratch_dir("model_pipeline");
