@@ -6,7 +6,7 @@
 #   board/scripts/cross.sh test     board + firmware unit tests for aarch64 under qemu-user
 #   board/scripts/cross.sh demo     the demo lesson run by the aarch64 kiosk under qemu, ffprobed
 #   board/scripts/cross.sh parity   int8 top-1 on 500 FER faces, every listed model: x86 vs aarch64 under
-#                                   qemu's default CPU, Cortex-A72 and Cortex-A53 (needs ../shared)
+#                                   qemu's default CPU, Cortex-A76, A72 and A53 (needs ../shared)
 #   board/scripts/cross.sh all      all of the above, in that order
 #
 # Toolchain: Debian bookworm's rustc-web/cargo-web (1.96, from bookworm-security) with its
@@ -124,13 +124,16 @@ parity() {
         "$repo/firmware/models/models.json"); do
         echo "model $model:"
         "$repo/target/release/examples/face_probs" "$data" 500 "$model" >"$x86"
-        # Each of tract's aarch64 integer paths: qemu's default CPU (max: has the dot-product
-        # instructions, so the SDOT kernel), the Pi 4's Cortex-A72 and the Pi 3 / Zero 2 W's
-        # Cortex-A53 (neither has them: the SMLAL kernel). Under qemu-user /proc/cpuinfo is
-        # this machine's, so tract's CPU kind is named for it as the real core would report it.
-        for cpu in max cortex-a72 cortex-a53; do
+        # Each of tract's aarch64 integer paths: qemu's default CPU (max: SVE, so tract's SVE
+        # kernels), the Pi 5's Cortex-A76 (dot-product instructions: the SDOT kernel), the
+        # Pi 4's Cortex-A72 and the Pi 3 / Zero 2 W's Cortex-A53 (neither: the SMLAL kernel).
+        # Under qemu-user /proc/cpuinfo is this machine's, so for the A72 and A53 tract's CPU
+        # kind is named as the real core would report it (the A76 is "generic" to tract).
+        for cpu in max cortex-a76 cortex-a72 cortex-a53; do
             local run=(qemu-aarch64 -cpu "$cpu")
-            [[ "$cpu" == cortex-* ]] && run=(env "TRACT_CPU_AARCH64_KIND=$cpu" "${run[@]}")
+            if [[ "$cpu" == cortex-a72 || "$cpu" == cortex-a53 ]]; then
+                run=(env "TRACT_CPU_AARCH64_KIND=$cpu" "${run[@]}")
+            fi
             echo "  qemu -cpu $cpu:"
             "${run[@]}" "$target_dir/$target/release/examples/face_probs" "$data" 500 "$model" >"$arm"
             python3 "$repo/board/scripts/compare_probs.py" "$x86" "$arm"
