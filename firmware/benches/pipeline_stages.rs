@@ -420,20 +420,6 @@ fn print_stages(rows: &[(&str, Stage)]) {
     }
 }
 
-/// The `ekspresi` binaries the replay section runs: this build, and with
-/// `EKSPRESI_BENCH_BASELINE=/path/to/ekspresi` (an earlier commit's release build) that one
-/// too, interleaved round by round, so a change is compared side by side in one run.
-fn binaries() -> Vec<(String, PathBuf)> {
-    let mut binaries = vec![(
-        "this build".to_owned(),
-        PathBuf::from(env!("CARGO_BIN_EXE_ekspresi")),
-    )];
-    if let Ok(baseline) = std::env::var("EKSPRESI_BENCH_BASELINE") {
-        binaries.push(("baseline".to_owned(), PathBuf::from(baseline)));
-    }
-    binaries
-}
-
 /// `binary replay` on the clip in its own process, with `config` (JSON; `None`: defaults).
 fn replay(
     binary: &Path,
@@ -517,7 +503,7 @@ fn print_replays(clips: (&Path, &Path), dir: &Path, frames: usize) {
     println!("| settings | binary | frames analysed | wall s | × real time | CPU ms/frame | CPU ms/frame, steady (clip ×2 − clip) | peak RSS MiB |");
     println!("|---|---|---:|---:|---:|---:|---:|---:|");
     let full = r#"{"scan": "full", "track_face_frames": 0}"#;
-    let binaries = binaries();
+    let binaries = measure::compared_binaries();
     for (name, slug, config) in [
         ("defaults", "defaults", None),
         ("full scan, no tracking", "full", Some(full)),

@@ -40,7 +40,7 @@ fn main() {
         ("10,000 honest", generated(10_000)),
         ("1,000 honest + 100 hostile", with_hostile(1_000, 100)),
     ];
-    let binaries = binaries();
+    let binaries = measure::compared_binaries();
     // rows[set][binary] = every round's (wall, peak RSS), and what the report said.
     let mut rows = vec![vec![(Vec::new(), String::new()); binaries.len()]; sets.len()];
     for _ in 0..ROUNDS {
@@ -67,18 +67,6 @@ fn main() {
         }
     }
     println!("goal: 10,000 sessions ≤ 10 s, ≤ 100 MB");
-}
-
-/// The binaries compared: this build, and the baseline if one is given.
-fn binaries() -> Vec<(String, PathBuf)> {
-    let mut binaries = vec![(
-        "this build".to_owned(),
-        PathBuf::from(env!("CARGO_BIN_EXE_ekspresi")),
-    )];
-    if let Ok(baseline) = std::env::var("EKSPRESI_BENCH_BASELINE") {
-        binaries.push(("baseline".to_owned(), PathBuf::from(baseline)));
-    }
-    binaries
 }
 
 /// `binary report` over `root` in its own process: its measure and the counts it printed.

@@ -143,14 +143,7 @@ fn check_model(path: &Path) -> anyhow::Result<String> {
 
 /// Every model `models.json` lists must load and classify (a technician may switch to any).
 fn check_shipped_models(models: Option<&Installed>) -> anyhow::Result<String> {
-    let found;
-    let installed = match models {
-        Some(installed) => installed,
-        None => {
-            found = Installed::find()?;
-            &found
-        }
-    };
+    let installed = given_or_found(models)?;
     let mut probed = Vec::new();
     for model in &installed.manifest.models {
         let path = installed.path_of(model);
@@ -167,6 +160,14 @@ fn check_shipped_models(models: Option<&Installed>) -> anyhow::Result<String> {
 /// Faces timed per model and precision (after as many warm-up runs as [`WARM_UP`]).
 const TIMED_FACES: usize = 31;
 const WARM_UP: usize = 5;
+
+/// The models given (a desk's card), or the manifest found in the usual places.
+fn given_or_found(models: Option<&Installed>) -> anyhow::Result<std::borrow::Cow<'_, Installed>> {
+    Ok(match models {
+        Some(installed) => std::borrow::Cow::Borrowed(installed),
+        None => std::borrow::Cow::Owned(Installed::find()?),
+    })
+}
 
 /// Every listed model, int8 and (where installed) its fp32 twin, timed a face on this CPU:
 /// tract's int8 kernels differ by core (the Pi 4's Cortex-A72 has no dot-product
@@ -191,14 +192,7 @@ fn check_speed(models: Option<&Installed>) -> CheckResult {
 }
 
 fn time_models(models: Option<&Installed>) -> anyhow::Result<Vec<ModelTiming>> {
-    let found;
-    let installed = match models {
-        Some(installed) => installed,
-        None => {
-            found = Installed::find()?;
-            &found
-        }
-    };
+    let installed = given_or_found(models)?;
     let mut timings = Vec::new();
     for listed in &installed.manifest.models {
         let int8 = installed.path_of(listed);

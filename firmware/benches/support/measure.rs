@@ -136,3 +136,17 @@ pub fn per_frame(rounds: usize, frames: usize, mut round: impl FnMut()) -> Stage
     }
     best
 }
+
+/// The `ekspresi` binaries a bench compares: this build, and with
+/// `EKSPRESI_BENCH_BASELINE=/path/to/ekspresi` (an earlier commit's release build) that one
+/// too, run in turns so that a change is compared side by side in one run.
+pub fn compared_binaries() -> Vec<(String, std::path::PathBuf)> {
+    let mut binaries = vec![(
+        "this build".to_owned(),
+        std::path::PathBuf::from(env!("CARGO_BIN_EXE_ekspresi")),
+    )];
+    if let Ok(baseline) = std::env::var("EKSPRESI_BENCH_BASELINE") {
+        binaries.push(("baseline".to_owned(), std::path::PathBuf::from(baseline)));
+    }
+    binaries
+}

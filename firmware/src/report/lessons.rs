@@ -195,17 +195,7 @@ fn add_session(
     // rejected halfway adds nothing).
     let mut minutes: Vec<Option<SecondBlocks>> = Vec::new();
     let mut seconds = SecondBlocks::default();
-    let mut sums = [0u64; 4];
     for_each_second(&session.path, |second| {
-        let row = [
-            second.positive,
-            second.neutral,
-            second.negative,
-            second.no_face,
-        ];
-        for (sum, count) in sums.iter_mut().zip(row) {
-            *sum = sum.saturating_add(count);
-        }
         let minute = (offset.saturating_add(second.second) / 60) as usize;
         if minutes.len() <= minute {
             minutes.resize(minute + 1, None);
