@@ -17,6 +17,7 @@ pub mod export;
 pub mod fsutil;
 pub mod lessons;
 pub mod metrics;
+pub mod mixup;
 pub mod nets;
 pub mod onnx;
 pub mod plain;

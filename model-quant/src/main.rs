@@ -218,6 +218,10 @@ struct TrainArgs {
     /// Weight of the teachers' term against the labels' (with --teacher).
     #[arg(long, default_value_t = 0.7)]
     distill_weight: f32,
+    /// Mixup: blend each batch with a shuffled copy of itself, λ ~ Beta(α, α) (0.2–0.4 usual;
+    /// omit for none).
+    #[arg(long, value_name = "ALPHA")]
+    mixup: Option<f32>,
 }
 
 fn main() -> Result<()> {
@@ -512,7 +516,11 @@ fn run_train(args: TrainArgs) -> Result<()> {
         optimizer: optimizer_and_schedule(&args)?.0,
         schedule: optimizer_and_schedule(&args)?.1,
         distill: distillation(&args)?,
+        mixup: args.mixup,
     };
+    if let Some(alpha) = config.mixup {
+        model_quant::mixup::validate_alpha(alpha)?;
+    }
     let training = data::load(&args.data)?.with_usage(Usage::Training);
     let (train_set, validation_set) = config.split_faces(&training);
     tracing::info!(

@@ -43,6 +43,9 @@ pub struct TrainConfig {
     /// Learn from teachers' softened probabilities as well as the labels (none: labels only).
     #[serde(default)]
     pub distill: Option<crate::distill::Distill>,
+    /// Mixup's α (none: no mixup; runs saved before it: none).
+    #[serde(default)]
+    pub mixup: Option<f32>,
 }
 
 /// The optimiser of a run.
@@ -115,6 +118,7 @@ impl TrainConfig {
             optimizer: OptimizerKind::Adam,
             schedule: Schedule::Cosine,
             distill: None,
+            mixup: None,
         }
     }
 

@@ -23,6 +23,7 @@ use crate::backend::Backend;
 use crate::chart;
 use crate::data::Faces;
 use crate::fsutil::write_atomically;
+use crate::mixup::Blend;
 use crate::nets::Net;
 use crate::predict::{batch_input, evaluate};
 use crate::recipe::{OptimizerKind, Schedule, TrainConfig};
@@ -87,14 +88,16 @@ pub fn train(
         if saved.optimizer != config.optimizer
             || saved.schedule != config.schedule
             || saved.distill != config.distill
+            || saved.mixup != config.mixup
         {
             bail!(
-                "--resume: {} was trained with {:?}, {:?} and {:?}: pass the same \
-                 --optimizer, --schedule and --teacher options",
+                "--resume: {} was trained with {:?}, {:?}, {:?} and mixup {:?}: pass the same \
+                 --optimizer, --schedule, --teacher and --mixup options",
                 run.0.display(),
                 saved.optimizer,
                 saved.schedule,
-                saved.distill
+                saved.distill,
+                saved.mixup
             );
         }
         if saved.epochs != config.epochs {
@@ -310,7 +313,7 @@ fn train_epoch(
         let progress_fraction =
             ((epoch - 1) as f64 + step as f64 / batches.len() as f64) / config.epochs as f64;
         learning_rate = epoch_rate.unwrap_or_else(|| learning_rate_at(config, progress_fraction));
-        let inputs = batch_input(
+        let mut inputs = batch_input(
             train,
             batch,
             config.augment.as_ref(),
@@ -318,16 +321,28 @@ fn train_epoch(
             &mut scratch,
         );
         let targets = batch_targets(train, batch);
+        let blend = config
+            .mixup
+            .map(|alpha| Blend::draw(alpha, batch.len(), &mut rng));
+        if let Some(blend) = &blend {
+            blend.rows(&mut inputs, FACE_SIDE * FACE_SIDE);
+        }
         let images = Tensor::<4>::from_data(
             TensorData::new(inputs, [batch.len(), 1, FACE_SIDE, FACE_SIDE]),
             device,
         );
-        let labels =
-            Tensor::<1, Int>::from_data(TensorData::new(targets.clone(), [batch.len()]), device);
+        let labels_of = |targets: Vec<i64>| {
+            Tensor::<1, Int>::from_data(TensorData::new(targets, [batch.len()]), device)
+        };
         let logits = model.forward(images);
-        let mut loss = loss_fn.forward(logits.clone(), labels);
+        let mut loss = loss_fn.forward(logits.clone(), labels_of(targets.clone()));
+        if let Some(blend) = &blend {
+            let partners = labels_of(blend.partner_labels(&targets));
+            loss = loss * blend.lambda
+                + loss_fn.forward(logits.clone(), partners) * (1.0 - blend.lambda);
+        }
         if let (Some(distill), Some(targets)) = (&config.distill, teacher_targets) {
-            let batch_targets: Vec<f32> = batch
+            let mut batch_targets: Vec<f32> = batch
                 .iter()
                 .flat_map(|&i| {
                     targets[i * NUM_CLASSES..(i + 1) * NUM_CLASSES]
@@ -335,6 +350,9 @@ fn train_epoch(
                         .copied()
                 })
                 .collect();
+            if let Some(blend) = &blend {
+                blend.rows(&mut batch_targets, NUM_CLASSES);
+            }
             let taught = crate::distill::distillation_loss(
                 logits.clone(),
                 &batch_targets,

@@ -6,6 +6,7 @@ use ekspresi_tests::{fer2013, scratch_dir};
 use model_quant::augment::AugmentConfig;
 use model_quant::backend::Backend;
 use model_quant::data::{self, Usage};
+use model_quant::distill::Distill;
 use model_quant::export::{self, prepared_input};
 use model_quant::nets::Arch;
 use model_quant::onnx::Readout;
@@ -38,6 +39,7 @@ fn small_training_learns_and_exports_to_matching_fp32_and_int8() {
         optimizer: OptimizerKind::Adam,
         schedule: Schedule::Cosine,
         distill: None,
+        mixup: None,
     };
     let (train_set, validation_set) = config.split_faces(&faces.with_usage(Usage::Training));
     let dir = scratch_dir("model_pipeline");
@@ -108,6 +110,44 @@ fn small_training_learns_and_exports_to_matching_fp32_and_int8() {
         .unwrap_err()
         .to_string();
     assert!(refused.contains("another split or seed"), "{refused}");
+
+    // A student distilled from the run, with mixup, learns on the same sample; resuming it
+    // without mixup (or from other teachers) is refused: one run, one recipe.
+    let student = TrainConfig {
+        epochs: 2,
+        distill: Some(Distill {
+            teachers: vec![dir.join("run")],
+            temperature: 4.0,
+            weight: 0.7,
+        }),
+        mixup: Some(0.2),
+        ..config.clone()
+    };
+    let student_run = RunDir::new(&dir.join("student"));
+    train_on_sample(&student, &student_run, false).expect("distillation with mixup");
+    let taught = run::load_model(&student.arch, &student_run.best_model()).expect("student");
+    let (student_loss, _) = predict::evaluate(&taught, &train_set);
+    assert!(
+        student_loss < loss_before,
+        "the student did not learn: {loss_before} → {student_loss}"
+    );
+    for changed in [
+        TrainConfig {
+            mixup: None,
+            epochs: 3,
+            ..student.clone()
+        },
+        TrainConfig {
+            distill: None,
+            epochs: 3,
+            ..student.clone()
+        },
+    ] {
+        let refused = train_on_sample(&changed, &student_run, true)
+            .unwrap_err()
+            .to_string();
+        assert!(refused.contains("pass the same"), "{refused}");
+    }
 
     let check = faces.with_usage(Usage::PublicTest).take_per_class(30);
     let report = export::export(
