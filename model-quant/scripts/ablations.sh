@@ -35,6 +35,11 @@ variants=(
   "no-augmentation|--no-augment"
   "strong-augmentation|--max-shift 0.2 --max-rotation-deg 20"
   "longer|LONGER"
+  # issue 30's recipe options (session 19 on): erasing, mixup, distillation from the three
+  # teachers (restore the VGG teachers' best.bpk first: model-quant/runs/README.md)
+  "erasing-0.5|--erase-probability 0.5"
+  "mixup-0.2|--mixup 0.2"
+  "distill|--teacher model-quant/runs/vgg-s13 --teacher model-quant/runs/vgg-lite-s15 --teacher model-quant/runs/alexnet-s13"
 )
 
 table() {
