@@ -136,6 +136,30 @@ pub fn erase(face: &mut GrayImage, probability: f32, rng: &mut impl Rng) -> bool
     false
 }
 
+/// Crop training's random window: moves the prepared 48×48 `face` by a whole-pixel offset
+/// of at most `margin` each way, so a net that reads the centre `48 − 2·margin` square sees
+/// a random window of the face (every pixel it reads is the face's own; the edge repeats
+/// only outside that square).
+pub fn random_window(face: &mut [f32], margin: usize, rng: &mut impl Rng) {
+    if margin == 0 {
+        return;
+    }
+    let limit = i32::try_from(margin).unwrap_or(i32::MAX);
+    let (dx, dy) = (
+        rng.random_range(-limit..=limit) as isize,
+        rng.random_range(-limit..=limit) as isize,
+    );
+    let original = face.to_vec();
+    let last = FACE_SIDE as isize - 1;
+    for (y, row) in face.chunks_exact_mut(FACE_SIDE).enumerate() {
+        let source_y = (y as isize + dy).clamp(0, last) as usize;
+        for (x, value) in row.iter_mut().enumerate() {
+            let source_x = (x as isize + dx).clamp(0, last) as usize;
+            *value = original[source_y * FACE_SIDE + source_x];
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,6 +193,33 @@ mod tests {
             out
         };
         assert_eq!(again(9), again(9));
+    }
+
+    #[test]
+    fn a_random_window_is_a_whole_window_of_the_face() {
+        let face: Vec<f32> = (0..FACE_SIDE * FACE_SIDE).map(|i| i as f32).collect();
+        let (margin, side) = (4, FACE_SIDE - 8);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+        let mut offsets = std::collections::HashSet::new();
+        for _ in 0..200 {
+            let mut moved = face.clone();
+            random_window(&mut moved, margin, &mut rng);
+            // The centre square's top-left pixel says where the window sits in the face.
+            let corner = moved[margin * FACE_SIDE + margin] as usize;
+            let (wy, wx) = (corner / FACE_SIDE, corner % FACE_SIDE);
+            assert!(wy <= 2 * margin && wx <= 2 * margin, "({wx}, {wy})");
+            for y in 0..side {
+                for x in 0..side {
+                    let seen = moved[(margin + y) * FACE_SIDE + margin + x];
+                    assert_eq!(seen, face[(wy + y) * FACE_SIDE + wx + x]);
+                }
+            }
+            offsets.insert((wx, wy));
+        }
+        assert!(offsets.len() > 40, "windows vary: {}", offsets.len());
+        let mut still = face.clone();
+        random_window(&mut still, 0, &mut rng);
+        assert_eq!(still, face);
     }
 
     fn gradient_face() -> Vec<u8> {

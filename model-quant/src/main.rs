@@ -222,6 +222,10 @@ struct TrainArgs {
     /// omit for none).
     #[arg(long, value_name = "ALPHA")]
     mixup: Option<f32>,
+    /// Crop training: the net reads the centre SIDE×SIDE of the 48×48 face (an even side,
+    /// 32–46; the exported model still takes the whole face) and trains on random windows.
+    #[arg(long, value_name = "SIDE")]
+    crop: Option<usize>,
 }
 
 fn main() -> Result<()> {
@@ -492,6 +496,9 @@ fn run_train(args: TrainArgs) -> Result<()> {
     }
     if args.no_batch_norm {
         arch.batch_norm = false;
+    }
+    if let Some(side) = args.crop {
+        arch.set_crop(side)?;
     }
     if !(0.0..1.0).contains(&args.validation_fraction) {
         bail!("--validation-fraction must be in [0, 1)");

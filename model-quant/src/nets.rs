@@ -38,7 +38,15 @@ pub struct Arch {
     pub batch_norm: bool,
     /// Dropout probability before each fully-connected layer (0 disables).
     pub dropout: f64,
+    /// Crop training (issue 30): the net sees the centre `side`×`side` of the 48×48 face
+    /// (the model contract's input is unchanged: the exported graph slices it), and training
+    /// draws a random window of that side instead. `None`: the whole face.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_crop: Option<usize>,
 }
+
+/// Smallest crop side accepted: under it the pools would leave too little of a face.
+pub const MIN_CROP: usize = 32;
 
 const fn conv(channels: usize, kernel: usize, padding: usize, pool: Option<usize>) -> ConvSpec {
     ConvSpec {
@@ -62,6 +70,7 @@ impl Arch {
             dense: vec![84],
             batch_norm: false,
             dropout: 0.0,
+            input_crop: None,
         }
     }
 
@@ -78,6 +87,7 @@ impl Arch {
             dense: vec![64],
             batch_norm: true,
             dropout: 0.4,
+            input_crop: None,
         }
     }
 
@@ -95,6 +105,7 @@ impl Arch {
             dense: vec![48],
             batch_norm: true,
             dropout: 0.2,
+            input_crop: None,
         }
     }
 
@@ -112,6 +123,7 @@ impl Arch {
             dense: vec![256, 256],
             batch_norm: true,
             dropout: 0.5,
+            input_crop: None,
         }
     }
 
@@ -126,6 +138,7 @@ impl Arch {
             dense: vec![256],
             batch_norm: true,
             dropout: 0.4,
+            input_crop: None,
         }
     }
 
@@ -143,6 +156,7 @@ impl Arch {
             dense: vec![256],
             batch_norm: true,
             dropout: 0.4,
+            input_crop: None,
         }
     }
 
@@ -168,9 +182,31 @@ impl Arch {
         }
     }
 
+    /// Side of the square the first conv reads: the crop, or the whole face.
+    pub fn input_side(&self) -> usize {
+        self.input_crop.unwrap_or(FACE_SIDE)
+    }
+
+    /// Checks `--crop`: within the face, not under [`MIN_CROP`], and centred on whole pixels
+    /// (48 − side even).
+    pub fn set_crop(&mut self, side: usize) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            (MIN_CROP..FACE_SIDE).contains(&side) && (FACE_SIDE - side).is_multiple_of(2),
+            "--crop must be an even side from {MIN_CROP} to {} (the face is {FACE_SIDE})",
+            FACE_SIDE - 2
+        );
+        self.input_crop = Some(side);
+        Ok(())
+    }
+
+    /// Pixels between the face's edge and a centred crop.
+    pub fn crop_margin(&self) -> usize {
+        (FACE_SIDE - self.input_side()) / 2
+    }
+
     /// (channels, side) of the feature map the conv blocks hand to the first dense layer.
     pub fn feature_map(&self) -> (usize, usize) {
-        let mut side = FACE_SIDE;
+        let mut side = self.input_side();
         let mut channels = 1;
         for spec in &self.convs {
             side = side + 2 * spec.padding + 1 - spec.kernel;
@@ -217,6 +253,8 @@ pub struct DenseBlock {
 /// A network built from an [`Arch`].
 #[derive(Module, Debug)]
 pub struct Net {
+    /// The centre crop's (offset, side), if the arch crops.
+    pub crop: Option<(usize, usize)>,
     pub convs: Vec<ConvBlock>,
     pub dense: Vec<DenseBlock>,
     pub head_dropout: Dropout,
@@ -267,6 +305,7 @@ impl Net {
             })
             .collect();
         Net {
+            crop: arch.input_crop.map(|side| (arch.crop_margin(), side)),
             convs,
             dense,
             head_dropout: DropoutConfig::new(arch.dropout).init(),
@@ -274,9 +313,17 @@ impl Net {
         }
     }
 
-    /// Logits `N×7` for input `N×1×48×48` (values 0..1, the model contract's input).
+    /// Logits `N×7` for input `N×1×48×48` (values 0..1, the model contract's input); a
+    /// cropping net reads the centre of each face (training moves the face under it).
     pub fn forward(&self, input: Tensor<4>) -> Tensor<2> {
-        let mut x = input;
+        let mut x = match self.crop {
+            Some((offset, side)) => {
+                let [n, c, _, _] = input.dims();
+                let window = offset..offset + side;
+                input.slice([0..n, 0..c, window.clone(), window])
+            }
+            None => input,
+        };
         for block in &self.convs {
             x = block.conv.forward(x);
             if let Some(norm) = &block.norm {

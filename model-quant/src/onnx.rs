@@ -252,6 +252,24 @@ impl Readout {
     }
 }
 
+/// The centre `side`×`side` of each face in `x` (`N×1×48×48`), when the net crops: a
+/// `Slice` on the two spatial axes, so the model contract's input stays the whole face.
+pub fn centre_crop(g: &mut GraphBuilder, x: String, crop: Option<usize>) -> String {
+    let Some(side) = crop else {
+        return x;
+    };
+    let offset = ((FACE_SIDE - side) / 2) as i64;
+    let starts = g.i64s("crop_starts", &[2], &[offset, offset]);
+    let ends = g.i64s("crop_ends", &[2], &[offset + side as i64; 2]);
+    let axes = g.i64s("crop_axes", &[2], &[2, 3]);
+    g.node(
+        "Slice",
+        &[&x, &starts, &ends, &axes],
+        "input_cropped",
+        vec![],
+    )
+}
+
 /// Name of conv `index`'s output activation (after its ReLU, if any).
 pub fn activation_name(index: usize) -> String {
     format!("act{index}")
@@ -262,9 +280,10 @@ pub fn activation_name(index: usize) -> String {
 /// only: a mirrored batch would be 2N).
 pub fn fp32_model(net: &PlainNet, readout: Readout, expose_activations: bool) -> ModelProto {
     let mut g = GraphBuilder::new(&net.name);
-    let mut x = readout.begin(&mut g);
+    let begun = readout.begin(&mut g);
+    let mut x = centre_crop(&mut g, begun, net.input_crop);
     let mut activations = Vec::new();
-    let mut side = FACE_SIDE;
+    let mut side = net.input_crop.unwrap_or(FACE_SIDE);
     let mut conv_index = 0;
     for (i, layer) in net.layers.iter().enumerate() {
         match layer {

@@ -45,6 +45,9 @@ pub enum Layer {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PlainNet {
     pub name: String,
+    /// The centre crop's side the first conv reads (`None`: the whole 48×48 face).
+    #[serde(default)]
+    pub input_crop: Option<usize>,
     pub layers: Vec<Layer>,
 }
 
@@ -132,6 +135,7 @@ pub fn lower(arch: &Arch, net: &Net) -> Result<PlainNet> {
     layers.push(Layer::Conv(linear_as_conv(&net.head, input_shape, false)?));
     Ok(PlainNet {
         name: arch.name.clone(),
+        input_crop: arch.input_crop,
         layers,
     })
 }

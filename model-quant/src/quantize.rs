@@ -131,7 +131,8 @@ pub fn int8_model(
     };
     let s = g.f32s("input_scale", &[], &[input_params.scale]);
     let z = g.u8s("input_zero_point", &[], &[0]);
-    let input = readout.begin(&mut g);
+    let begun = readout.begin(&mut g);
+    let input = crate::onnx::centre_crop(&mut g, begun, net.input_crop);
     let mut x = g.node("QuantizeLinear", &[&input, &s, &z], "input_q", vec![]);
     let mut conv_index = 0;
     for (i, layer) in net.layers.iter().enumerate() {

@@ -111,9 +111,13 @@ fn small_training_learns_and_exports_to_matching_fp32_and_int8() {
         .to_string();
     assert!(refused.contains("another split or seed"), "{refused}");
 
-    // A student distilled from the run, with mixup, learns on the same sample; resuming it
-    // without mixup (or from other teachers) is refused: one run, one recipe.
+    // A student distilled from the run, with mixup and crop training (it reads the centre
+    // 40×40 of each face), learns on the same sample; resuming it without mixup (or from
+    // other teachers) is refused: one run, one recipe.
+    let mut cropped = config.arch.clone();
+    cropped.set_crop(40).expect("a valid crop");
     let student = TrainConfig {
+        arch: cropped,
         epochs: 2,
         distill: Some(Distill {
             teachers: vec![dir.join("run")],
@@ -147,6 +151,30 @@ fn small_training_learns_and_exports_to_matching_fp32_and_int8() {
             .unwrap_err()
             .to_string();
         assert!(refused.contains("pass the same"), "{refused}");
+    }
+    // The cropping student exports: its graphs slice the centre from the contract's 48×48
+    // input and match burn's forward pass (fp32) and top-1 (int8), single and mirrored.
+    let check = faces.with_usage(Usage::PublicTest).take_per_class(30);
+    for readout in [Readout::Single, Readout::MirrorAverage] {
+        let report = export::export(
+            &student_run,
+            &dir.join(format!("student-{readout:?}")),
+            &train_set,
+            &check,
+            WeightGranularity::PerTensor,
+            readout,
+        )
+        .expect("a cropping net exports");
+        assert!(
+            report.fp32_max_abs_diff <= 1e-4,
+            "{}",
+            report.fp32_max_abs_diff
+        );
+        assert!(
+            report.int8_top1_agreement >= 0.95,
+            "{}",
+            report.int8_top1_agreement
+        );
     }
 
     let check = faces.with_usage(Usage::PublicTest).take_per_class(30);
