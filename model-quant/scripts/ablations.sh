@@ -39,6 +39,8 @@ variants=(
   # teachers (restore the VGG teachers' best.bpk first: model-quant/runs/README.md)
   "erasing-0.5|--erase-probability 0.5"
   "mixup-0.2|--mixup 0.2"
+  "crop-40|--crop 40"
+  "crop-44|--crop 44"
   "distill|--teacher model-quant/runs/vgg-s13 --teacher model-quant/runs/vgg-lite-s15 --teacher model-quant/runs/alexnet-s13"
 )
 

@@ -59,6 +59,13 @@ impl KioskView {
     /// The expression the kiosk gives the face in `grey`, a frame of its own (no tracking
     /// from an earlier one); `None` when its detector finds no face.
     pub fn expression(&mut self, grey: &GrayImage) -> anyhow::Result<Option<Expression>> {
+        Ok(self
+            .probabilities(grey)?
+            .map(|p| Expression::most_probable(&p)))
+    }
+
+    /// The model's seven probabilities for the face in `grey` (as [`Self::expression`]).
+    pub fn probabilities(&mut self, grey: &GrayImage) -> anyhow::Result<Option<[f32; 7]>> {
         let rgb = RgbImage::from_fn(grey.width(), grey.height(), |x, y| {
             let v = grey.get_pixel(x, y)[0];
             image::Rgb([v, v, v])
@@ -71,8 +78,7 @@ impl KioskView {
             return Ok(None);
         };
         let view = GreyImage::new(grey.width() as usize, grey.height() as usize, grey.as_raw())?;
-        let probabilities = self.classifier.classify(view, rect)?;
-        Ok(Some(Expression::most_probable(&probabilities)))
+        Ok(Some(self.classifier.classify(view, rect)?))
     }
 }
 
@@ -90,6 +96,65 @@ pub fn kiosk_categories(
             Ok(view
                 .expression(&frame)?
                 .map(|given| (truth.category().index(), given.category().index())))
+        })
+        .collect()
+}
+
+/// A face the kiosk found: its true category, the category of the model's top expression
+/// (what the kiosk counts) and the model's probabilities summed by category.
+pub type SoftFace = (usize, usize, [f64; 3]);
+
+/// Each face's true category and the model's category probabilities on the kiosk's path
+/// (`None`: not found), the faces enlarged as in [`kiosk_categories`].
+pub fn kiosk_category_probabilities(
+    model: &Path,
+    faces: &Faces,
+) -> anyhow::Result<Vec<Option<SoftFace>>> {
+    let mut view = KioskView::new(model)?;
+    (0..faces.len())
+        .map(|i| {
+            let frame = face_frame(faces, i, FACE_SIDES[i % FACE_SIDES.len()])?;
+            let truth = Expression::from_label(faces.label(i)).context("label")?;
+            Ok(view.probabilities(&frame)?.map(|p| {
+                let mut by_category = [0.0; 3];
+                for (expression, &probability) in Expression::ALL.iter().zip(&p) {
+                    by_category[expression.category().index()] += f64::from(probability);
+                }
+                let given = Expression::most_probable(&p).category().index();
+                (truth.category().index(), given, by_category)
+            }))
+        })
+        .collect()
+}
+
+/// A face's (true, given) categories in six views (`None`: not found in that view).
+pub type SixViews = [Option<(usize, usize)>; 6];
+
+/// Each face's (true, given) categories in six views: at each side of [`FACE_SIDES`] in
+/// turn, as it is and mirrored (`views[2 * s]`, `views[2 * s + 1]`; `None`: not found).
+/// [`kiosk_categories`]'s view of face `i` is `views[2 * (i % 3)]`.
+pub fn kiosk_categories_six_views(
+    model: &Path,
+    faces: &Faces,
+) -> anyhow::Result<Vec<SixViews>> {
+    let mut view = KioskView::new(model)?;
+    (0..faces.len())
+        .map(|i| {
+            let truth = Expression::from_label(faces.label(i))
+                .context("label")?
+                .category()
+                .index();
+            let mut views = [None; 6];
+            for (s, side) in FACE_SIDES.into_iter().enumerate() {
+                let frame = face_frame(faces, i, side)?;
+                let mirrored = imageops::flip_horizontal(&frame);
+                for (m, frame) in [frame, mirrored].iter().enumerate() {
+                    views[2 * s + m] = view
+                        .expression(frame)?
+                        .map(|given| (truth, given.category().index()));
+                }
+            }
+            Ok(views)
         })
         .collect()
 }

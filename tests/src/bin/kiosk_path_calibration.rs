@@ -6,15 +6,23 @@
 //! from the odd half as the kiosk sees them are corrected with each, side by side. The
 //! answer decided how `calibrate` counts (MODEL_CARD.md).
 //!
+//! It also measures what else could make the calibration better (session 19; none did): the
+//! floor (lessons corrected with their own faces' confusions), probabilistic adjusted count
+//! (mean category probabilities instead of top classes), and counting every view of a
+//! calibration face (three sides, mirrored) over random halvings.
+//!
 //! `cargo run --release -p ekspresi-tests --bin kiosk_path_calibration [-- LESSONS]`
 
-use ekspresi_common::estimate::Calibration;
-use ekspresi_tests::kiosk_path::kiosk_categories;
+use ekspresi_common::estimate::{estimate, Calibration, Correction, SecondBlocks};
+use ekspresi_tests::kiosk_path::{
+    kiosk_categories, kiosk_categories_six_views, kiosk_category_probabilities, SoftFace,
+};
 use ekspresi_tests::{fer2013, workspace};
 use firmware::models::Installed;
 use model_quant::data::{self, Usage};
 use model_quant::lessons::{categories, category_confusion, simulate, Scores, Simulation};
 use model_quant::run::RunDir;
+use rand::{Rng, SeedableRng};
 
 /// A face's (true, given) categories.
 type Pair = (usize, usize);
@@ -57,12 +65,23 @@ fn main() -> anyhow::Result<()> {
         let plain_even = calibration(&half(0, |b| b.0));
         let kiosk_even = calibration(&half(0, |b| b.1));
         let kiosk_odd = half(1, |b| b.1);
+        // The floor: the lessons' own faces' confusions, as if the calibration had no error.
+        let kiosk_odd_itself = calibration(&kiosk_odd);
         println!(
             "\n## {} — {} validation faces, {} found by the kiosk's detector\n",
             model.name,
             validation.len(),
             both.len()
         );
+        let soft: Vec<SoftFace> = kiosk_category_probabilities(&path, &validation)?
+            .into_iter()
+            .flatten()
+            .collect();
+        println!(
+            "\nHard vs soft counts, the kiosk's path (even half calibrates, odd half's lessons):"
+        );
+        hard_versus_soft(&soft, lessons)?;
+        more_views(&path, &validation, lessons / 4)?;
         print_rates("plain 48×48 path", &plain_even.category_confusion);
         print_rates("the kiosk's path", &kiosk_even.category_confusion);
         println!("\nLessons from the odd half as the kiosk sees it, corrected by a calibration counted on the even half:\n");
@@ -77,6 +96,10 @@ fn main() -> anyhow::Result<()> {
             for (name, calibration) in [
                 ("the plain path", &plain_even),
                 ("the kiosk's path", &kiosk_even),
+                (
+                    "(the odd half itself: no calibration error)",
+                    &kiosk_odd_itself,
+                ),
             ] {
                 let [count, corrected] = simulate(&kiosk_odd, calibration, simulation)?;
                 if name == "the plain path" {
@@ -84,6 +107,154 @@ fn main() -> anyhow::Result<()> {
                 }
                 print_scores(faces, name, &corrected);
             }
+        }
+    }
+    Ok(())
+}
+
+/// Soft counts per unit of probability: the estimator's counts are integers.
+const SOFT_SCALE: f64 = 1000.0;
+
+/// Adjusted count (each face's top category) beside probabilistic adjusted count (each
+/// face's category probabilities, corrected by their mean per true category: Bella et al.
+/// 2010), calibrated on the even half, lessons drawn from the odd half.
+fn hard_versus_soft(faces: &[SoftFace], lessons: usize) -> anyhow::Result<()> {
+    let half = |parity: usize| -> Vec<SoftFace> {
+        faces
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % 2 == parity)
+            .map(|(_, f)| *f)
+            .collect()
+    };
+    let (even, odd) = (half(0), half(1));
+    let hard = |f: &SoftFace| {
+        let mut counts = [0u64; 3];
+        counts[f.1] = 1;
+        counts
+    };
+    let soft = |f: &SoftFace| f.2.map(|v| (v * SOFT_SCALE).round() as u64);
+    let confusion = |given: &dyn Fn(&SoftFace) -> [u64; 3]| {
+        let mut counts = [[0u64; 3]; 3];
+        for face in &even {
+            for (c, g) in counts[face.0].iter_mut().zip(given(face)) {
+                *c += g;
+            }
+        }
+        Correction::new(&Calibration {
+            validation_of: "even half".into(),
+            category_confusion: counts,
+        })
+    };
+    let (hard_correction, soft_correction) = (confusion(&hard)?, confusion(&soft)?);
+    let mut pools: [Vec<SoftFace>; 3] = Default::default();
+    for face in &odd {
+        pools[face.0].push(*face);
+    }
+    println!("\n| faces | method | share MAE (pt) | verdict agreement |\n|---:|---|---:|---:|");
+    for n in [60, 600] {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(37);
+        let (mut errors, mut right) = ([0.0f64; 2], [0usize; 2]);
+        for _ in 0..lessons {
+            let (a, b): (f64, f64) = (rng.random(), rng.random());
+            let mix = [a.min(b), (a - b).abs(), 1.0 - a.max(b)];
+            let mut truth = [0.0; 3];
+            let mut blocks = [SecondBlocks::default(), SecondBlocks::default()];
+            for _ in 0..n {
+                let u: f64 = rng.random();
+                let category = usize::from(u >= mix[0]) + usize::from(u >= mix[0] + mix[1]);
+                truth[category] += 1.0 / n as f64;
+                let face = pools[category][rng.random_range(0..pools[category].len())];
+                blocks[0].add_second(hard(&face));
+                blocks[1].add_second(soft(&face));
+            }
+            for (k, correction) in [&hard_correction, &soft_correction].iter().enumerate() {
+                let e = estimate(&blocks[k], Some(correction)).expect("faces");
+                errors[k] += (0..3).map(|c| (e.shares[c] - truth[c]).abs()).sum::<f64>();
+                right[k] += usize::from(e.is_good() == (truth[0] + truth[1] > truth[2]));
+            }
+        }
+        for (k, name) in ["adjusted count", "probabilistic adjusted count"]
+            .iter()
+            .enumerate()
+        {
+            println!(
+                "| {n} | {name} | {:.2} | {:.1} % |",
+                100.0 * errors[k] / (3 * lessons) as f64,
+                100.0 * right[k] as f64 / lessons as f64
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Random halvings of the validation faces, each scored both ways round.
+const HALVINGS: u64 = 10;
+
+/// Does counting more views of each calibration face (the three sides, then mirrored too)
+/// make a better calibration than the one view `calibrate` counts? Over [`HALVINGS`] random
+/// halvings of the validation faces (one variant on its own is as noisy as the halving it
+/// drew), each calibration is counted on one half and corrects lessons drawn from the other
+/// half's single views.
+fn more_views(
+    model: &std::path::Path,
+    validation: &model_quant::data::Faces,
+    lessons: usize,
+) -> anyhow::Result<()> {
+    let views = kiosk_categories_six_views(model, validation)?;
+    let views_of = |i: usize| &views[i];
+    let one_view = |i: usize| views[i][2 * (i % 3)];
+    println!("\nViews of each calibration face counted (lessons: the other half, one view a face; mean ± SD over {} calibrations):\n", 2 * HALVINGS);
+    println!("| faces | calibration | views counted (mean) | share MAE (pt) | verdict agreement |\n|---:|---|---:|---:|---:|");
+    let counted: [(&str, &[usize]); 3] = [
+        ("one view a face", &[]),
+        ("3 sides", &[0, 2, 4]),
+        ("3 sides × mirror", &[0, 1, 2, 3, 4, 5]),
+    ];
+    for faces in [60, 600] {
+        for (name, which) in counted {
+            let (mut maes, mut verdicts, mut counted_views) = (Vec::new(), 0.0, 0usize);
+            for halving in 0..HALVINGS {
+                let mut order: Vec<usize> = (0..views.len()).collect();
+                rand::seq::SliceRandom::shuffle(
+                    &mut order[..],
+                    &mut rand::rngs::StdRng::seed_from_u64(halving),
+                );
+                let (a, b) = order.split_at(order.len() / 2);
+                for (calibrating, lesson_faces) in [(a, b), (b, a)] {
+                    let pairs: Vec<Pair> = if which.is_empty() {
+                        calibrating.iter().filter_map(|&i| one_view(i)).collect()
+                    } else {
+                        calibrating
+                            .iter()
+                            .flat_map(|&i| which.iter().filter_map(move |&v| views_of(i)[v]))
+                            .collect()
+                    };
+                    counted_views += pairs.len();
+                    let lesson_pairs: Vec<Pair> =
+                        lesson_faces.iter().filter_map(|&i| one_view(i)).collect();
+                    let calibration = Calibration {
+                        validation_of: "a half".into(),
+                        category_confusion: category_confusion(&pairs),
+                    };
+                    let simulation = Simulation {
+                        lessons,
+                        faces,
+                        seed: 31 + halving,
+                    };
+                    let [_, corrected] = simulate(&lesson_pairs, &calibration, simulation)?;
+                    maes.push(corrected.share_mae);
+                    verdicts += corrected.verdict_agreement;
+                }
+            }
+            let n = maes.len() as f64;
+            let mean = maes.iter().sum::<f64>() / n;
+            let sd = (maes.iter().map(|m| (m - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+            println!(
+                "| {faces} | {name} | {} | {mean:.2} ± {sd:.2} | {:.1} % |",
+                counted_views / maes.len(),
+                100.0 * verdicts / n
+            );
         }
     }
     Ok(())
