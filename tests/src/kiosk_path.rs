@@ -133,10 +133,7 @@ pub type SixViews = [Option<(usize, usize)>; 6];
 /// Each face's (true, given) categories in six views: at each side of [`FACE_SIDES`] in
 /// turn, as it is and mirrored (`views[2 * s]`, `views[2 * s + 1]`; `None`: not found).
 /// [`kiosk_categories`]'s view of face `i` is `views[2 * (i % 3)]`.
-pub fn kiosk_categories_six_views(
-    model: &Path,
-    faces: &Faces,
-) -> anyhow::Result<Vec<SixViews>> {
+pub fn kiosk_categories_six_views(model: &Path, faces: &Faces) -> anyhow::Result<Vec<SixViews>> {
     let mut view = KioskView::new(model)?;
     (0..faces.len())
         .map(|i| {
