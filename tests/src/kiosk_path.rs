@@ -56,15 +56,8 @@ impl KioskView {
         })
     }
 
-    /// The expression the kiosk gives the face in `grey`, a frame of its own (no tracking
-    /// from an earlier one); `None` when its detector finds no face.
-    pub fn expression(&mut self, grey: &GrayImage) -> anyhow::Result<Option<Expression>> {
-        Ok(self
-            .probabilities(grey)?
-            .map(|p| Expression::most_probable(&p)))
-    }
-
-    /// The model's seven probabilities for the face in `grey` (as [`Self::expression`]).
+    /// The model's seven probabilities for the face in `grey`, a frame of its own (no
+    /// tracking from an earlier one); `None` when its detector finds no face.
     pub fn probabilities(&mut self, grey: &GrayImage) -> anyhow::Result<Option<[f32; 7]>> {
         let rgb = RgbImage::from_fn(grey.width(), grey.height(), |x, y| {
             let v = grey.get_pixel(x, y)[0];
@@ -82,22 +75,46 @@ impl KioskView {
     }
 }
 
-/// Each face's true category and the category the kiosk gave it (`None`: not found), the
-/// faces enlarged to [`FACE_SIDES`] in turn.
-pub fn kiosk_categories(
+/// One view of a face: the side it is enlarged to, and whether the frame is mirrored.
+#[derive(Clone, Copy)]
+struct FaceView {
+    side: u32,
+    mirrored: bool,
+}
+
+/// A face's true category and the model's probabilities in each of its views (`None`: not
+/// found in that view).
+type SeenFace<const N: usize> = (usize, [Option<[f32; 7]>; N]);
+
+/// The one walk over the faces: each face's true category and the model's probabilities in
+/// each of `views_of(i)` (`None`: its detector found no face in that view).
+fn walk_faces<const N: usize>(
     model: &Path,
     faces: &Faces,
-) -> anyhow::Result<Vec<Option<(usize, usize)>>> {
-    let mut view = KioskView::new(model)?;
+    views_of: impl Fn(usize) -> [FaceView; N],
+) -> anyhow::Result<Vec<SeenFace<N>>> {
+    let mut kiosk = KioskView::new(model)?;
     (0..faces.len())
         .map(|i| {
-            let frame = face_frame(faces, i, FACE_SIDES[i % FACE_SIDES.len()])?;
             let truth = Expression::from_label(faces.label(i)).context("label")?;
-            Ok(view
-                .expression(&frame)?
-                .map(|given| (truth.category().index(), given.category().index())))
+            let mut seen = [None; N];
+            for (probabilities, view) in seen.iter_mut().zip(views_of(i)) {
+                let frame = face_frame(faces, i, view.side)?;
+                let frame = if view.mirrored {
+                    imageops::flip_horizontal(&frame)
+                } else {
+                    frame
+                };
+                *probabilities = kiosk.probabilities(&frame)?;
+            }
+            Ok((truth.category().index(), seen))
         })
         .collect()
+}
+
+/// The category of the model's top expression: what the kiosk counts.
+fn top_category(probabilities: &[f32; 7]) -> usize {
+    Expression::most_probable(probabilities).category().index()
 }
 
 /// A face the kiosk found: its true category, the category of the model's top expression
@@ -105,26 +122,41 @@ pub fn kiosk_categories(
 pub type SoftFace = (usize, usize, [f64; 3]);
 
 /// Each face's true category and the model's category probabilities on the kiosk's path
-/// (`None`: not found), the faces enlarged as in [`kiosk_categories`].
+/// (`None`: not found), the faces enlarged to [`FACE_SIDES`] in turn.
 pub fn kiosk_category_probabilities(
     model: &Path,
     faces: &Faces,
 ) -> anyhow::Result<Vec<Option<SoftFace>>> {
-    let mut view = KioskView::new(model)?;
-    (0..faces.len())
-        .map(|i| {
-            let frame = face_frame(faces, i, FACE_SIDES[i % FACE_SIDES.len()])?;
-            let truth = Expression::from_label(faces.label(i)).context("label")?;
-            Ok(view.probabilities(&frame)?.map(|p| {
+    let one_view = |i: usize| {
+        [FaceView {
+            side: FACE_SIDES[i % FACE_SIDES.len()],
+            mirrored: false,
+        }]
+    };
+    Ok(walk_faces(model, faces, one_view)?
+        .into_iter()
+        .map(|(truth, [seen])| {
+            seen.map(|p| {
                 let mut by_category = [0.0; 3];
                 for (expression, &probability) in Expression::ALL.iter().zip(&p) {
                     by_category[expression.category().index()] += f64::from(probability);
                 }
-                let given = Expression::most_probable(&p).category().index();
-                (truth.category().index(), given, by_category)
-            }))
+                (truth, top_category(&p), by_category)
+            })
         })
-        .collect()
+        .collect())
+}
+
+/// Each face's true category and the category the kiosk gave it (`None`: not found), the
+/// faces enlarged as in [`kiosk_category_probabilities`].
+pub fn kiosk_categories(
+    model: &Path,
+    faces: &Faces,
+) -> anyhow::Result<Vec<Option<(usize, usize)>>> {
+    Ok(kiosk_category_probabilities(model, faces)?
+        .into_iter()
+        .map(|soft| soft.map(|(truth, given, _)| (truth, given)))
+        .collect())
 }
 
 /// A face's (true, given) categories in six views (`None`: not found in that view).
@@ -134,26 +166,16 @@ pub type SixViews = [Option<(usize, usize)>; 6];
 /// turn, as it is and mirrored (`views[2 * s]`, `views[2 * s + 1]`; `None`: not found).
 /// [`kiosk_categories`]'s view of face `i` is `views[2 * (i % 3)]`.
 pub fn kiosk_categories_six_views(model: &Path, faces: &Faces) -> anyhow::Result<Vec<SixViews>> {
-    let mut view = KioskView::new(model)?;
-    (0..faces.len())
-        .map(|i| {
-            let truth = Expression::from_label(faces.label(i))
-                .context("label")?
-                .category()
-                .index();
-            let mut views = [None; 6];
-            for (s, side) in FACE_SIDES.into_iter().enumerate() {
-                let frame = face_frame(faces, i, side)?;
-                let mirrored = imageops::flip_horizontal(&frame);
-                for (m, frame) in [frame, mirrored].iter().enumerate() {
-                    views[2 * s + m] = view
-                        .expression(frame)?
-                        .map(|given| (truth, given.category().index()));
-                }
-            }
-            Ok(views)
+    let six_views = |_| {
+        std::array::from_fn(|v| FaceView {
+            side: FACE_SIDES[v / 2],
+            mirrored: v % 2 == 1,
         })
-        .collect()
+    };
+    Ok(walk_faces(model, faces, six_views)?
+        .into_iter()
+        .map(|(truth, seen)| seen.map(|p| p.map(|p| (truth, top_category(&p)))))
+        .collect())
 }
 
 /// The pairs of the faces the kiosk found.
