@@ -46,13 +46,34 @@ fn category_of(label: usize) -> usize {
     Expression::from_label(label).map_or(Category::Negative.index(), |e| e.category().index())
 }
 
+/// A face as a simulated lesson draws it: its true category and what one second of it adds
+/// to the lesson's per-category counts — one for the category the model gave it (what the
+/// kiosk counts), or its category probabilities scaled to integers (the estimator's counts
+/// are integers).
+pub type FaceCounts = (usize, [u64; 3]);
+
+/// A (true, given) pair as [`FaceCounts`]: one count for the given category.
+pub fn one_hot((truth, given): (usize, usize)) -> FaceCounts {
+    let mut counts = [0; 3];
+    counts[given] = 1;
+    (truth, counts)
+}
+
 /// The 3×3 confusion counts (rows true, columns given) of `pairs`.
 pub fn category_confusion(pairs: &[(usize, usize)]) -> [[u64; 3]; 3] {
-    let mut counts = [[0u64; 3]; 3];
-    for &(truth, given) in pairs {
-        counts[truth][given] += 1;
+    let faces: Vec<FaceCounts> = pairs.iter().copied().map(one_hot).collect();
+    summed_confusion(&faces)
+}
+
+/// The 3×3 confusion of `faces`: row t sums the counts of the faces truly in category t.
+pub fn summed_confusion(faces: &[FaceCounts]) -> [[u64; 3]; 3] {
+    let mut confusion = [[0u64; 3]; 3];
+    for (truth, counts) in faces {
+        for (cell, count) in confusion[*truth].iter_mut().zip(counts) {
+            *cell += count;
+        }
     }
-    counts
+    confusion
 }
 
 /// The benchmark's settings.
@@ -84,23 +105,40 @@ pub struct Scores {
 }
 
 /// Simulates `simulation.lessons` lessons over `pairs` (each face's true and given category)
-/// and scores the count and the estimator corrected by `calibration`.
+/// and scores the count and the estimator corrected by `calibration`, on the same lessons.
 pub fn simulate(
     pairs: &[(usize, usize)],
     calibration: &Calibration,
     simulation: Simulation,
 ) -> Result<[Scores; 2]> {
     let correction = Correction::new(calibration)?;
-    let mut pools: [Vec<usize>; 3] = Default::default();
-    for &(truth, given) in pairs {
-        pools[truth].push(given);
+    let faces: Vec<FaceCounts> = pairs.iter().copied().map(one_hot).collect();
+    Ok([
+        simulate_counts(&faces, None, simulation, "count")?,
+        simulate_counts(&faces, Some(&correction), simulation, "estimate")?,
+    ])
+}
+
+/// Simulates `simulation.lessons` lessons over `faces` and scores the estimate with
+/// `correction` (`None`: the plain shares of the counts) as `method`. The lessons depend on
+/// the seed and on how many faces of each true category there are, not on the counts: two
+/// calls with the same seed and faces of the same categories score the same lessons.
+pub fn simulate_counts(
+    faces: &[FaceCounts],
+    correction: Option<&Correction>,
+    simulation: Simulation,
+    method: &'static str,
+) -> Result<Scores> {
+    let mut pools: [Vec<[u64; 3]>; 3] = Default::default();
+    for &(truth, counts) in faces {
+        pools[truth].push(counts);
     }
     anyhow::ensure!(
         pools.iter().all(|p| !p.is_empty()),
         "the split lacks a category"
     );
     let mut rng = rand::rngs::StdRng::seed_from_u64(simulation.seed);
-    let mut tallies = [Tally::default(), Tally::default()];
+    let mut tally = Tally::default();
     for _ in 0..simulation.lessons {
         let mix = uniform_mix(&mut rng);
         let mut truth = [0.0; 3];
@@ -108,18 +146,12 @@ pub fn simulate(
         for _ in 0..simulation.faces {
             let category = draw(&mut rng, mix);
             truth[category] += 1.0 / simulation.faces as f64;
-            let given = pools[category][rng.random_range(0..pools[category].len())];
-            let mut second = [0u64; 3];
-            second[given] = 1;
-            blocks.add_second(second);
+            blocks.add_second(pools[category][rng.random_range(0..pools[category].len())]);
         }
-        let counted = estimate(&blocks, None).context("a lesson without faces")?;
-        let corrected = estimate(&blocks, Some(&correction)).context("a lesson without faces")?;
-        tallies[0].add(&counted, truth);
-        tallies[1].add(&corrected, truth);
+        let estimated = estimate(&blocks, correction).context("a lesson without faces")?;
+        tally.add(&estimated, truth);
     }
-    let [count, estimator] = tallies;
-    Ok([count.scores("count"), estimator.scores("estimate")])
+    Ok(tally.scores(method))
 }
 
 /// A mix uniform over the simplex (Dirichlet(1, 1, 1): the spacings of two uniforms).

@@ -13,16 +13,19 @@
 //!
 //! `cargo run --release -p ekspresi-tests --bin kiosk_path_calibration [-- LESSONS]`
 
-use ekspresi_common::estimate::{estimate, Calibration, Correction, SecondBlocks};
+use ekspresi_common::estimate::{Calibration, Correction};
 use ekspresi_tests::kiosk_path::{
     kiosk_categories, kiosk_categories_six_views, kiosk_category_probabilities, SoftFace,
 };
 use ekspresi_tests::{fer2013, workspace};
 use firmware::models::Installed;
 use model_quant::data::{self, Usage};
-use model_quant::lessons::{categories, category_confusion, simulate, Scores, Simulation};
+use model_quant::lessons::{
+    categories, category_confusion, one_hot, simulate, simulate_counts, summed_confusion,
+    FaceCounts, Scores, Simulation,
+};
 use model_quant::run::RunDir;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 
 /// A face's (true, given) categories.
 type Pair = (usize, usize);
@@ -117,71 +120,36 @@ const SOFT_SCALE: f64 = 1000.0;
 
 /// Adjusted count (each face's top category) beside probabilistic adjusted count (each
 /// face's category probabilities, corrected by their mean per true category: Bella et al.
-/// 2010), calibrated on the even half, lessons drawn from the odd half.
+/// 2010), calibrated on the even half, the same lessons drawn from the odd half.
 fn hard_versus_soft(faces: &[SoftFace], lessons: usize) -> anyhow::Result<()> {
-    let half = |parity: usize| -> Vec<SoftFace> {
-        faces
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| i % 2 == parity)
-            .map(|(_, f)| *f)
-            .collect()
+    let hard: Vec<FaceCounts> = faces.iter().map(|f| one_hot((f.0, f.1))).collect();
+    let soft: Vec<FaceCounts> = faces
+        .iter()
+        .map(|f| (f.0, f.2.map(|p| (p * SOFT_SCALE).round() as u64)))
+        .collect();
+    let half = |faces: &[FaceCounts], parity: usize| -> Vec<FaceCounts> {
+        faces.iter().skip(parity).step_by(2).copied().collect()
     };
-    let (even, odd) = (half(0), half(1));
-    let hard = |f: &SoftFace| {
-        let mut counts = [0u64; 3];
-        counts[f.1] = 1;
-        counts
-    };
-    let soft = |f: &SoftFace| f.2.map(|v| (v * SOFT_SCALE).round() as u64);
-    let confusion = |given: &dyn Fn(&SoftFace) -> [u64; 3]| {
-        let mut counts = [[0u64; 3]; 3];
-        for face in &even {
-            for (c, g) in counts[face.0].iter_mut().zip(given(face)) {
-                *c += g;
-            }
-        }
-        Correction::new(&Calibration {
-            validation_of: "even half".into(),
-            category_confusion: counts,
-        })
-    };
-    let (hard_correction, soft_correction) = (confusion(&hard)?, confusion(&soft)?);
-    let mut pools: [Vec<SoftFace>; 3] = Default::default();
-    for face in &odd {
-        pools[face.0].push(*face);
-    }
     println!("\n| faces | method | share MAE (pt) | verdict agreement |\n|---:|---|---:|---:|");
     for n in [60, 600] {
-        let mut rng = rand::rngs::StdRng::seed_from_u64(37);
-        let (mut errors, mut right) = ([0.0f64; 2], [0usize; 2]);
-        for _ in 0..lessons {
-            let (a, b): (f64, f64) = (rng.random(), rng.random());
-            let mix = [a.min(b), (a - b).abs(), 1.0 - a.max(b)];
-            let mut truth = [0.0; 3];
-            let mut blocks = [SecondBlocks::default(), SecondBlocks::default()];
-            for _ in 0..n {
-                let u: f64 = rng.random();
-                let category = usize::from(u >= mix[0]) + usize::from(u >= mix[0] + mix[1]);
-                truth[category] += 1.0 / n as f64;
-                let face = pools[category][rng.random_range(0..pools[category].len())];
-                blocks[0].add_second(hard(&face));
-                blocks[1].add_second(soft(&face));
-            }
-            for (k, correction) in [&hard_correction, &soft_correction].iter().enumerate() {
-                let e = estimate(&blocks[k], Some(correction)).expect("faces");
-                errors[k] += (0..3).map(|c| (e.shares[c] - truth[c]).abs()).sum::<f64>();
-                right[k] += usize::from(e.is_good() == (truth[0] + truth[1] > truth[2]));
-            }
-        }
-        for (k, name) in ["adjusted count", "probabilistic adjusted count"]
-            .iter()
-            .enumerate()
-        {
+        let simulation = Simulation {
+            lessons,
+            faces: n,
+            seed: 37,
+        };
+        for (name, faces) in [
+            ("adjusted count", &hard),
+            ("probabilistic adjusted count", &soft),
+        ] {
+            let correction = Correction::new(&Calibration {
+                validation_of: "even half".into(),
+                category_confusion: summed_confusion(&half(faces, 0)),
+            })?;
+            let scores = simulate_counts(&half(faces, 1), Some(&correction), simulation, name)?;
             println!(
                 "| {n} | {name} | {:.2} | {:.1} % |",
-                100.0 * errors[k] / (3 * lessons) as f64,
-                100.0 * right[k] as f64 / lessons as f64
+                scores.share_mae,
+                100.0 * scores.verdict_agreement
             );
         }
     }
