@@ -253,8 +253,8 @@ pub struct DenseBlock {
 /// A network built from an [`Arch`].
 #[derive(Module, Debug)]
 pub struct Net {
-    /// The centre crop's (offset, side), if the arch crops.
-    pub crop: Option<(usize, usize)>,
+    /// The side of the centre crop the first conv reads, if the arch crops.
+    pub crop_side: Option<usize>,
     pub convs: Vec<ConvBlock>,
     pub dense: Vec<DenseBlock>,
     pub head_dropout: Dropout,
@@ -305,7 +305,7 @@ impl Net {
             })
             .collect();
         Net {
-            crop: arch.input_crop.map(|side| (arch.crop_margin(), side)),
+            crop_side: arch.input_crop,
             convs,
             dense,
             head_dropout: DropoutConfig::new(arch.dropout).init(),
@@ -316,9 +316,10 @@ impl Net {
     /// Logits `N×7` for input `N×1×48×48` (values 0..1, the model contract's input); a
     /// cropping net reads the centre of each face (training moves the face under it).
     pub fn forward(&self, input: Tensor<4>) -> Tensor<2> {
-        let mut x = match self.crop {
-            Some((offset, side)) => {
-                let [n, c, _, _] = input.dims();
+        let mut x = match self.crop_side {
+            Some(side) => {
+                let [n, c, height, _] = input.dims();
+                let offset = height.saturating_sub(side) / 2;
                 let window = offset..offset + side;
                 input.slice([0..n, 0..c, window.clone(), window])
             }

@@ -12,11 +12,14 @@ use crate::augment::{self, AugmentConfig, Transform};
 use crate::data::{Faces, FACE_LEN};
 use crate::nets::Net;
 
-/// The batch's faces as model input, augmented when `augment` is set.
+/// The batch's faces as model input, augmented when `augment` is set; a cropping net's
+/// training also moves each augmented face by up to `window_margin` pixels
+/// ([`augment::random_window`]: the net reads random windows of the face).
 pub(crate) fn batch_input(
     faces: &Faces,
     batch: &[usize],
     augment: Option<&AugmentConfig>,
+    window_margin: usize,
     rng: &mut impl rand::Rng,
     scratch: &mut GrayImage,
 ) -> Vec<f32> {
@@ -32,6 +35,9 @@ pub(crate) fn batch_input(
         };
         let grey = GreyImage::new(FACE_SIDE, FACE_SIDE, face).expect("faces are 48×48");
         prepare_face_into(grey, slot);
+        if augment.is_some() {
+            augment::random_window(slot, window_margin, rng);
+        }
     }
     input
 }
@@ -74,7 +80,7 @@ pub fn predict(model: &Net, faces: &Faces) -> Vec<f32> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(0);
     let mut out = Vec::with_capacity(faces.len() * 7);
     for batch in all.chunks(256) {
-        let input = batch_input(faces, batch, None, &mut rng, &mut scratch);
+        let input = batch_input(faces, batch, None, 0, &mut rng, &mut scratch);
         let images = Tensor::<4>::from_data(
             TensorData::new(input, [batch.len(), 1, FACE_SIDE, FACE_SIDE]),
             &device,

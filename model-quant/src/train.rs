@@ -317,14 +317,10 @@ fn train_epoch(
             train,
             batch,
             config.augment.as_ref(),
+            config.arch.crop_margin(),
             &mut rng,
             &mut scratch,
         );
-        if let (Some(_), Some(_)) = (config.arch.input_crop, &config.augment) {
-            for face in inputs.chunks_exact_mut(FACE_SIDE * FACE_SIDE) {
-                crate::augment::random_window(face, config.arch.crop_margin(), &mut rng);
-            }
-        }
         let targets = batch_targets(train, batch);
         let blend = config
             .mixup
