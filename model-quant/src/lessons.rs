@@ -137,21 +137,43 @@ pub fn simulate_counts(
         pools.iter().all(|p| !p.is_empty()),
         "the split lacks a category"
     );
-    let mut rng = rand::rngs::StdRng::seed_from_u64(simulation.seed);
+    let sizes = pools.each_ref().map(Vec::len);
     let mut tally = Tally::default();
-    for _ in 0..simulation.lessons {
-        let mix = uniform_mix(&mut rng);
-        let mut truth = [0.0; 3];
+    for lesson in draw_lessons(sizes, simulation) {
         let mut blocks = SecondBlocks::default();
-        for _ in 0..simulation.faces {
-            let category = draw(&mut rng, mix);
-            truth[category] += 1.0 / simulation.faces as f64;
-            blocks.add_second(pools[category][rng.random_range(0..pools[category].len())]);
+        for (category, index) in lesson.faces {
+            blocks.add_second(pools[category][index]);
         }
         let estimated = estimate(&blocks, correction).context("a lesson without faces")?;
-        tally.add(&estimated, truth);
+        tally.add(&estimated, lesson.truth);
     }
     Ok(tally.scores(method))
+}
+
+/// One simulated lesson: its true shares (of its own faces) and its faces, each as (true
+/// category, index among the faces of that category).
+pub struct Lesson {
+    pub truth: [f64; 3],
+    pub faces: Vec<(usize, usize)>,
+}
+
+/// The lessons of `simulation`, drawn from `sizes[c]` faces of each true category c (none
+/// may be 0): each lesson's mix uniform over the simplex, each face's category drawn from the
+/// mix and the face at random among that category's.
+pub fn draw_lessons(sizes: [usize; 3], simulation: Simulation) -> impl Iterator<Item = Lesson> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(simulation.seed);
+    (0..simulation.lessons).map(move |_| {
+        let mix = uniform_mix(&mut rng);
+        let mut truth = [0.0; 3];
+        let faces = (0..simulation.faces)
+            .map(|_| {
+                let category = draw(&mut rng, mix);
+                truth[category] += 1.0 / simulation.faces as f64;
+                (category, rng.random_range(0..sizes[category]))
+            })
+            .collect();
+        Lesson { truth, faces }
+    })
 }
 
 /// A mix uniform over the simplex (Dirichlet(1, 1, 1): the spacings of two uniforms).
