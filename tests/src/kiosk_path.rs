@@ -117,6 +117,24 @@ fn top_category(probabilities: &[f32; 7]) -> usize {
     Expression::most_probable(probabilities).category().index()
 }
 
+/// One view of face `i`, at the side of [`FACE_SIDES`] its position picks: how the
+/// calibration and the lesson benchmark see each face.
+fn one_view(i: usize) -> [FaceView; 1] {
+    [FaceView {
+        side: FACE_SIDES[i % FACE_SIDES.len()],
+        mirrored: false,
+    }]
+}
+
+/// The model's seven probabilities for each face on the kiosk's path (`None`: not found),
+/// the faces enlarged as in [`kiosk_category_probabilities`].
+pub fn kiosk_probabilities(model: &Path, faces: &Faces) -> anyhow::Result<Vec<Option<[f32; 7]>>> {
+    Ok(walk_faces(model, faces, one_view)?
+        .into_iter()
+        .map(|(_, [seen])| seen)
+        .collect())
+}
+
 /// A face the kiosk found: its true category, the category of the model's top expression
 /// (what the kiosk counts) and the model's probabilities summed by category.
 pub type SoftFace = (usize, usize, [f64; 3]);
@@ -127,12 +145,6 @@ pub fn kiosk_category_probabilities(
     model: &Path,
     faces: &Faces,
 ) -> anyhow::Result<Vec<Option<SoftFace>>> {
-    let one_view = |i: usize| {
-        [FaceView {
-            side: FACE_SIDES[i % FACE_SIDES.len()],
-            mirrored: false,
-        }]
-    };
     Ok(walk_faces(model, faces, one_view)?
         .into_iter()
         .map(|(truth, [seen])| {
