@@ -22,8 +22,21 @@
 //! sums. The correction's own uncertainty (each row of `C` is a proportion over a finite
 //! number of faces) is added by the delta method; the 90 % interval is the normal one on the
 //! sum, clipped to 0..100 %.
+//!
+//! **Better still, when the seconds carry probabilities.** A calibration that also holds
+//! the model's probability scaling ([`ProbabilityCalibration`], `scaling`) and a lesson whose
+//! every second logged the model's summed probabilities are estimated by re-weighting those
+//! calibrated probabilities to the lesson's mix (`em`, [`Method::CalibratedEm`]), with a
+//! bootstrap interval over seconds; the adjusted count stays the fallback for lessons logged
+//! without probabilities.
 
 use serde::{Deserialize, Serialize};
+
+mod em;
+mod scaling;
+
+pub use em::SecondProbabilities;
+pub use scaling::{LabelledFace, ProbabilityCalibration, ScalingError, ScalingFit, RESAMPLED_FITS};
 
 /// z of a two-sided 90 % normal interval.
 const Z90: f64 = 1.644_853_626_951_472_2;
@@ -39,7 +52,7 @@ const MIN_DETERMINANT: f64 = 0.02;
 /// How a model's top class falls on each true category, counted on faces it was not trained
 /// on. Stored beside the model in `models.json` and copied into each lesson's summary, so a
 /// lesson can be re-estimated anywhere from its own files.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Calibration {
     /// The training run whose validation split (carved from FER-2013 `Training`, never
@@ -47,6 +60,10 @@ pub struct Calibration {
     pub validation_of: String,
     /// Rows: true positive, neutral, negative; columns: the category the model gave.
     pub category_confusion: [[u64; 3]; 3],
+    /// The model's seven probabilities calibrated on the same faces, for the estimate by
+    /// re-weighting ([`Method::CalibratedEm`]); absent in calibrations before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probabilities: Option<ProbabilityCalibration>,
 }
 
 /// Why a calibration cannot correct anything.
@@ -60,6 +77,8 @@ pub enum CalibrationError {
         "the calibration's confusions cannot be undone (determinant {0:.4} < {MIN_DETERMINANT})"
     )]
     Singular(f64),
+    #[error("the calibration's probability scaling is unusable: {0}")]
+    Scaling(#[from] ScalingError),
 }
 
 /// A checked [`Calibration`], ready to correct: the rates `C`, the inverse of `Cᵀ` and how
@@ -69,6 +88,7 @@ pub struct Correction {
     rates: [[f64; 3]; 3],
     inverse: [[f64; 3]; 3],
     row_faces: [f64; 3],
+    probabilities: Option<ProbabilityCalibration>,
 }
 
 impl Correction {
@@ -100,11 +120,23 @@ impl Correction {
         if determinant.abs().partial_cmp(&MIN_DETERMINANT) != Some(std::cmp::Ordering::Greater) {
             return Err(CalibrationError::Singular(determinant));
         }
+        if let Some(probabilities) = &calibration.probabilities {
+            probabilities.check()?;
+        }
         Ok(Self {
             rates,
             inverse: inverse(&observed, determinant),
             row_faces,
+            probabilities: calibration.probabilities.clone(),
         })
+    }
+
+    /// The same correction by the adjusted count only (the lesson benchmark's comparison).
+    pub fn counting_only(&self) -> Correction {
+        Correction {
+            probabilities: None,
+            ..self.clone()
+        }
     }
 
     /// The true shares that best explain the classified shares `q`: `(Cᵀ)⁻¹ q` when that
@@ -143,9 +175,11 @@ impl Correction {
     }
 }
 
-/// What a refresh needs of a lesson's per-second category counts: the sums of the ratio
-/// estimator's variance over seconds. Seconds without a face add nothing.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+/// What a refresh needs of a lesson's seconds: the sums of the ratio estimator's variance
+/// over per-second category counts (the adjusted count's), and each second's summed
+/// probabilities when the kiosk logged them (the re-weighting's). Seconds without a face add
+/// nothing.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct SecondBlocks {
     seconds: u64,
     faces: f64,
@@ -153,15 +187,37 @@ pub struct SecondBlocks {
     faces_squared: f64,
     faces_times_counts: [f64; 3],
     products: [[f64; 3]; 3],
+    probabilities: Vec<SecondProbabilities>,
+    /// Seconds with faces but no probabilities (logged before they were): the re-weighting
+    /// then cannot see the whole lesson.
+    seconds_without_probabilities: u64,
 }
 
 impl SecondBlocks {
     /// Adds one second's faces per category (positive, neutral, negative).
     pub fn add_second(&mut self, counts: [u64; 3]) {
+        if self.add_counts(counts) {
+            self.seconds_without_probabilities += 1;
+        }
+    }
+
+    /// Adds one second's faces per category and the model's seven probabilities summed over
+    /// the same faces.
+    pub fn add_second_with_probabilities(&mut self, counts: [u64; 3], summed: [f64; 7]) {
+        if self.add_counts(counts) {
+            self.probabilities.push(SecondProbabilities {
+                faces: counts.iter().sum(),
+                summed,
+            });
+        }
+    }
+
+    /// Adds the counts; false for a second without faces.
+    fn add_counts(&mut self, counts: [u64; 3]) -> bool {
         let c = counts.map(|n| n as f64);
         let f: f64 = c.iter().sum();
         if f == 0.0 {
-            return;
+            return false;
         }
         self.seconds += 1;
         self.faces += f;
@@ -173,6 +229,7 @@ impl SecondBlocks {
                 self.products[a][b] += c[a] * c[b];
             }
         }
+        true
     }
 
     /// Both lessons' seconds together.
@@ -187,7 +244,15 @@ impl SecondBlocks {
                 self.products[a][b] += other.products[a][b];
             }
         }
+        self.probabilities.extend_from_slice(&other.probabilities);
+        self.seconds_without_probabilities += other.seconds_without_probabilities;
         self
+    }
+
+    /// The seconds' probabilities, when every second with a face has them.
+    fn all_probabilities(&self) -> Option<&[SecondProbabilities]> {
+        (self.seconds_without_probabilities == 0 && !self.probabilities.is_empty())
+            .then_some(self.probabilities.as_slice())
     }
 
     /// Seconds with at least one face.
@@ -230,13 +295,28 @@ pub enum Method {
     AdjustedCount,
     /// The model's classified shares as they are: no calibration for this model.
     ClassifiedCount,
+    /// Each second's calibrated probabilities re-weighted to the lesson's mix (EM).
+    CalibratedEm,
 }
 
 impl Method {
+    /// How far the method corrects: the mean of several lessons names the least.
+    fn rank(self) -> u8 {
+        match self {
+            Method::ClassifiedCount => 0,
+            Method::AdjustedCount => 1,
+            Method::CalibratedEm => 2,
+        }
+    }
+
     /// One phrase for screens and files.
     pub fn words(self) -> &'static str {
         match self {
             Method::AdjustedCount => "corrected for the model's known confusions",
+            Method::CalibratedEm => {
+                "corrected for the model's known confusions (its calibrated probabilities \
+                 re-weighted to the lesson's mix)"
+            }
             Method::ClassifiedCount => {
                 "as the model classified them (no calibration for this model, so not corrected)"
             }
@@ -301,11 +381,12 @@ impl Estimate {
                 variances[k] += estimate.standard_errors[k].powi(2) / (n * n);
             }
         }
-        let method = if estimates.iter().all(|e| e.method == first.method) {
-            first.method
-        } else {
-            Method::ClassifiedCount
-        };
+        // The class is only as corrected as its least corrected desk.
+        let method = estimates
+            .iter()
+            .map(|e| e.method)
+            .min_by_key(|m| m.rank())
+            .unwrap_or(first.method);
         Some(Estimate {
             shares,
             standard_errors: variances.map(f64::sqrt),
@@ -314,16 +395,32 @@ impl Estimate {
     }
 }
 
-/// **The** lesson estimate from its per-second counts: corrected by `correction` when the
-/// model has one, else the classified shares; `None` when no face was counted.
+/// **The** lesson estimate from its seconds: by re-weighting the calibrated probabilities
+/// when the model's calibration has them and every second logged them, else by correcting
+/// the counts when the model has a calibration, else the classified shares; `None` when no
+/// face was counted.
 pub fn estimate(blocks: &SecondBlocks, correction: Option<&Correction>) -> Option<Estimate> {
     if blocks.faces <= 0.0 {
         return None;
     }
-    let (q, sampling) = blocks.classified();
-    let (shares, covariance, method) = match correction {
-        None => (q, sampling, Method::ClassifiedCount),
-        Some(correction) => {
+    let reweighting = correction
+        .and_then(|c| c.probabilities.as_ref())
+        .zip(blocks.all_probabilities());
+    let (shares, errors, method) = match (reweighting, correction) {
+        (Some((calibration, seconds)), _) => {
+            let (shares, errors) = em::shares(seconds, calibration);
+            (shares, errors, Method::CalibratedEm)
+        }
+        (None, None) => {
+            let (q, sampling) = blocks.classified();
+            (
+                q,
+                sampling.map(|c| diagonal_roots(&c)),
+                Method::ClassifiedCount,
+            )
+        }
+        (None, Some(correction)) => {
+            let (q, sampling) = blocks.classified();
             let p = correction.solve(q);
             let covariance = sampling.map(|of_q| {
                 add(
@@ -331,18 +428,23 @@ pub fn estimate(blocks: &SecondBlocks, correction: Option<&Correction>) -> Optio
                     &correction.calibration_covariance(p),
                 )
             });
-            (p, covariance, Method::AdjustedCount)
+            (
+                p,
+                covariance.map(|c| diagonal_roots(&c)),
+                Method::AdjustedCount,
+            )
         }
-    };
-    let standard_errors = match covariance {
-        Some(c) => [0, 1, 2].map(|k| c[k][k].max(0.0).sqrt()),
-        None => [1.0; 3],
     };
     Some(Estimate {
         shares: shares.map(|s| s.clamp(0.0, 1.0)),
-        standard_errors,
+        standard_errors: errors.unwrap_or([1.0; 3]),
         method,
     })
+}
+
+/// The standard errors of a covariance's diagonal.
+fn diagonal_roots(covariance: &Matrix) -> [f64; 3] {
+    [0, 1, 2].map(|k| covariance[k][k].max(0.0).sqrt())
 }
 
 type Matrix = [[f64; 3]; 3];
@@ -454,6 +556,7 @@ mod tests {
         Calibration {
             validation_of: "test".into(),
             category_confusion: [[800, 100, 100], [50, 750, 200], [100, 200, 700]],
+            probabilities: None,
         }
     }
 
@@ -527,12 +630,81 @@ mod tests {
     fn blocks_merge_like_one_lesson() {
         let a = blocks_of(&[[1, 2, 3], [0, 0, 4]]);
         let b = blocks_of(&[[5, 0, 0], [0, 0, 0]]);
-        assert_eq!(a.merged(&b), blocks_of(&[[1, 2, 3], [0, 0, 4], [5, 0, 0]]));
+        assert_eq!(
+            a.clone().merged(&b),
+            blocks_of(&[[1, 2, 3], [0, 0, 4], [5, 0, 0]])
+        );
         assert_eq!(a.merged(&b).seconds(), 3);
+    }
+
+    /// A calibration whose model is right 60 % of the time, honestly calibrated on a
+    /// uniform mix of expressions.
+    fn with_probabilities() -> Calibration {
+        let fit = ScalingFit {
+            slope: 1.0,
+            biases: [0.0; 7],
+            prior: [1.0 / 7.0; 7],
+        };
+        Calibration {
+            probabilities: Some(ProbabilityCalibration {
+                faces: 1000,
+                resampled: vec![fit.clone(); 2],
+                fit,
+            }),
+            ..lenet_like()
+        }
+    }
+
+    /// One second of `faces` faces of expression `label`, as that model sees them.
+    fn add_faces(blocks: &mut SecondBlocks, label: usize, faces: u64) {
+        let mut p = [0.4 / 6.0; 7];
+        p[label] = 0.6;
+        let mut counts = [0; 3];
+        counts[crate::Expression::from_label(label)
+            .unwrap()
+            .category()
+            .index()] = faces;
+        blocks.add_second_with_probabilities(counts, p.map(|v| v * faces as f64));
+    }
+
+    #[test]
+    fn seconds_with_probabilities_are_reweighted_and_others_fall_back_to_the_count() {
+        let correction = Correction::new(&with_probabilities()).unwrap();
+        let mut blocks = SecondBlocks::default();
+        for label in em::tests::quarter_happy(6) {
+            add_faces(&mut blocks, label, 3);
+        }
+        blocks.add_second_with_probabilities([0; 3], [0.0; 7]);
+        let reweighted = estimate(&blocks, Some(&correction)).unwrap();
+        assert_eq!(reweighted.method, Method::CalibratedEm);
+        assert!((reweighted.shares[1] - 0.75).abs() < 0.02, "{reweighted:?}");
+        assert_eq!(blocks.seconds(), 60);
+        // Without the model's scaling, or with one second logged without probabilities,
+        // the adjusted count.
+        let counted = estimate(&blocks, Some(&correction.counting_only())).unwrap();
+        assert_eq!(counted.method, Method::AdjustedCount);
+        let mut older = SecondBlocks::default();
+        older.add_second([0, 1, 0]);
+        let merged = blocks.clone().merged(&older);
+        assert_eq!(
+            estimate(&merged, Some(&correction)).unwrap().method,
+            Method::AdjustedCount
+        );
+        // A class of one re-weighted and one counted desk is "corrected", no more.
+        let mean = Estimate::mean(&[reweighted, counted]).unwrap();
+        assert_eq!(mean.method, Method::AdjustedCount);
     }
 
     #[test]
     fn unusable_calibrations_are_refused() {
+        let mut hostile = with_probabilities();
+        if let Some(p) = hostile.probabilities.as_mut() {
+            p.fit.slope = -1.0;
+        }
+        assert!(matches!(
+            Correction::new(&hostile),
+            Err(CalibrationError::Scaling(ScalingError::Slope(_)))
+        ));
         let mut few = lenet_like();
         few.category_confusion[1] = [1, 10, 2];
         assert!(matches!(
@@ -542,6 +714,7 @@ mod tests {
         let chance = Calibration {
             validation_of: "x".into(),
             category_confusion: [[100, 100, 100], [100, 100, 100], [100, 100, 101]],
+            probabilities: None,
         };
         assert!(matches!(
             Correction::new(&chance),
@@ -550,6 +723,7 @@ mod tests {
         let huge = Calibration {
             validation_of: "x".into(),
             category_confusion: [[u64::MAX, 1, 1], [1, 100, 1], [1, 1, 100]],
+            probabilities: None,
         };
         assert_eq!(Correction::new(&huge), Err(CalibrationError::TooManyFaces));
     }

@@ -113,7 +113,7 @@ impl Tally {
 
     /// The lesson's per-second category counts so far, the open second included.
     pub fn seconds(&self) -> SecondBlocks {
-        let mut blocks = self.finished_seconds;
+        let mut blocks = self.finished_seconds.clone();
         blocks.add_second(self.open_second);
         blocks
     }

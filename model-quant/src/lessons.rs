@@ -17,7 +17,9 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use ekspresi_common::estimate::{estimate, Calibration, Correction, Estimate, SecondBlocks};
+use ekspresi_common::estimate::{
+    estimate, Calibration, Correction, Estimate, LabelledFace, SecondBlocks,
+};
 use ekspresi_common::model::ExpressionModel;
 use ekspresi_common::{Category, Expression};
 use rand::{Rng, SeedableRng};
@@ -150,6 +152,51 @@ pub fn simulate_counts(
     Ok(tally.scores(method))
 }
 
+/// Simulates `simulation.lessons` lessons over `faces` (each face's true expression and the
+/// model's seven probabilities) and scores, on the same lessons, the count, the adjusted
+/// count and — when `calibration` holds the model's probability scaling — the re-weighted
+/// calibrated probabilities: every method the kiosk's estimator has, side by side.
+pub fn simulate_probabilities(
+    faces: &[LabelledFace],
+    calibration: &Calibration,
+    simulation: Simulation,
+) -> Result<Vec<Scores>> {
+    let correction = Correction::new(calibration)?;
+    let counting = correction.counting_only();
+    let mut methods: Vec<(Option<&Correction>, &'static str)> =
+        vec![(None, "count"), (Some(&counting), "adjusted count")];
+    if calibration.probabilities.is_some() {
+        methods.push((Some(&correction), "re-weighted probabilities"));
+    }
+    let mut pools: [Vec<&LabelledFace>; 3] = Default::default();
+    for face in faces {
+        pools[category_of(face.0)].push(face);
+    }
+    anyhow::ensure!(
+        pools.iter().all(|p| !p.is_empty()),
+        "the split lacks a category"
+    );
+    let mut tallies: Vec<Tally> = methods.iter().map(|_| Tally::default()).collect();
+    for lesson in draw_lessons(pools.each_ref().map(Vec::len), simulation) {
+        let mut blocks = SecondBlocks::default();
+        for (category, index) in lesson.faces {
+            let (_, p) = pools[category][index];
+            let mut counts = [0; 3];
+            counts[category_of(argmax(&p.map(|v| v as f32)))] = 1;
+            blocks.add_second_with_probabilities(counts, *p);
+        }
+        for ((correction, _), tally) in methods.iter().zip(&mut tallies) {
+            let estimated = estimate(&blocks, *correction).context("a lesson without faces")?;
+            tally.add(&estimated, lesson.truth);
+        }
+    }
+    Ok(tallies
+        .into_iter()
+        .zip(&methods)
+        .map(|(tally, (_, method))| tally.scores(method))
+        .collect())
+}
+
 /// One simulated lesson: its true shares (of its own faces) and its faces, each as (true
 /// category, index among the faces of that category).
 pub struct Lesson {
@@ -270,6 +317,7 @@ mod tests {
         let calibration = Calibration {
             validation_of: "test".into(),
             category_confusion: category_confusion(&perfect),
+            probabilities: None,
         };
         let simulation = Simulation {
             lessons: 200,
@@ -289,6 +337,7 @@ mod tests {
         let calibration = Calibration {
             validation_of: "test".into(),
             category_confusion: category_confusion(&confused),
+            probabilities: None,
         };
         let longer = Simulation {
             faces: 600,

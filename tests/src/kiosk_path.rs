@@ -9,6 +9,7 @@
 use std::path::Path;
 
 use anyhow::Context;
+use ekspresi_common::estimate::LabelledFace;
 use ekspresi_common::{Expression, GreyImage};
 use firmware::classify::FaceClassifier;
 use firmware::config::KioskConfig;
@@ -133,6 +134,27 @@ pub fn kiosk_probabilities(model: &Path, faces: &Faces) -> anyhow::Result<Vec<Op
         .into_iter()
         .map(|(_, [seen])| seen)
         .collect())
+}
+
+/// The faces the kiosk found, each as its true expression label and the model's seven
+/// probabilities: what a probability calibration is fitted on and a lesson re-weights.
+pub fn kiosk_labelled_faces(model: &Path, faces: &Faces) -> anyhow::Result<Vec<LabelledFace>> {
+    Ok(kiosk_probabilities(model, faces)?
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, seen)| Some((faces.label(i), seen?.map(f64::from))))
+        .collect())
+}
+
+/// Each labelled face's (true, given) categories: the adjusted count's view of it.
+pub fn category_pairs(faces: &[LabelledFace]) -> Vec<(usize, usize)> {
+    faces
+        .iter()
+        .map(|(label, p)| {
+            let truth = Expression::from_label(*label).map_or(2, |e| e.category().index());
+            (truth, top_category(&p.map(|v| v as f32)))
+        })
+        .collect()
 }
 
 /// A face the kiosk found: its true category, the category of the model's top expression

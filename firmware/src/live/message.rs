@@ -231,6 +231,7 @@ mod tests {
         w.calibration = Some(Calibration {
             validation_of: "x".into(),
             category_confusion: [[1, 0, 0], [0, 1, 0], [0, 0, 1]],
+            probabilities: None,
         });
         cases.push((w, "calibration"));
         for (w, reason) in cases {

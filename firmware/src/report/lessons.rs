@@ -212,10 +212,10 @@ fn add_session(
     }
     for (total, minute) in desk.minutes.iter_mut().zip(minutes) {
         if let Some(blocks) = minute {
-            *total = Some(total.unwrap_or_default().merged(&blocks));
+            *total = Some(total.take().unwrap_or_default().merged(&blocks));
         }
     }
-    desk.seconds = desk.seconds.merged(&seconds);
+    desk.seconds = std::mem::take(&mut desk.seconds).merged(&seconds);
     if desk.correction.is_none() {
         desk.correction.clone_from(&session.correction);
     }

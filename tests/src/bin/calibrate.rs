@@ -2,7 +2,9 @@
 //! confusions (rows true positive / neutral / negative, columns given) on the validation
 //! split of the run it was trained in, its faces seen through the kiosk's own path
 //! ([`ekspresi_tests::kiosk_path`]: enlarged into a camera frame, found by the detector,
-//! cropped and classified as the kiosk does) — what the lesson estimate corrects for.
+//! cropped and classified as the kiosk does) — what the lesson estimate corrects for —
+//! and, on the same faces, the model's probability scaling (BCTS, with fits on resampled
+//! faces for the interval) that the estimate re-weights.
 //!
 //! It lives here, not in `model-quant`, because the kiosk's path needs the firmware's
 //! detector and the two crates never depend on each other; this crate depends on both.
@@ -13,13 +15,16 @@
 //! already has a calibration is counted again on the run it names.
 
 use anyhow::{bail, Context};
-use ekspresi_common::estimate::{Calibration, Correction};
+use ekspresi_common::estimate::{Calibration, Correction, ProbabilityCalibration};
 use ekspresi_common::manifest::Manifest;
-use ekspresi_tests::kiosk_path::{found, kiosk_categories};
+use ekspresi_tests::kiosk_path::{category_pairs, kiosk_labelled_faces};
 use ekspresi_tests::{fer2013, workspace};
 use model_quant::data::{self, Usage};
 use model_quant::lessons::category_confusion;
 use model_quant::run::RunDir;
+
+/// The resampled fits' seed (fixed: the same faces give the same calibration).
+const SEED: u64 = 27;
 
 fn main() -> anyhow::Result<()> {
     let dir = workspace().join("firmware/models");
@@ -58,18 +63,22 @@ fn main() -> anyhow::Result<()> {
                 .file_name()
                 .context("the model's file has no name")?,
         );
-        let pairs = found(&kiosk_categories(&path, &validation)?);
+        let faces = kiosk_labelled_faces(&path, &validation)?;
+        let pairs = category_pairs(&faces);
         let calibration = Calibration {
             validation_of: run,
             category_confusion: category_confusion(&pairs),
+            probabilities: Some(ProbabilityCalibration::fit(&faces, SEED)?),
         };
         // Refuse what the kiosk would refuse, before writing it.
         Correction::new(&calibration)?;
+        let scaling = calibration.probabilities.as_ref().map(|p| &p.fit);
         println!(
-            "{name}: {} of {} validation faces found; {:?}",
+            "{name}: {} of {} validation faces found; {:?}; slope {:.3}",
             pairs.len(),
             validation.len(),
-            calibration.category_confusion
+            calibration.category_confusion,
+            scaling.map_or(f64::NAN, |fit| fit.slope)
         );
         entry.calibration = Some(calibration);
     }

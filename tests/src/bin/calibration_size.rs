@@ -57,6 +57,7 @@ fn main() -> anyhow::Result<()> {
             let calibration = Calibration {
                 validation_of: name.into(),
                 category_confusion: category_confusion(counted),
+                probabilities: None,
             };
             let simulation = Simulation {
                 lessons,

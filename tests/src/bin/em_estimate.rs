@@ -229,6 +229,7 @@ fn compare(
     let correction = Correction::new(&Calibration {
         validation_of: "a half".into(),
         category_confusion: category_confusion(&pairs),
+        probabilities: None,
     })?;
     let scalings = [Bcts::IDENTITY, Bcts::fit(calibrating)];
     let mut prior = [0.0; 7];

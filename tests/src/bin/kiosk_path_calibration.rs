@@ -64,6 +64,7 @@ fn main() -> anyhow::Result<()> {
         let calibration = |pairs: &[(usize, usize)]| Calibration {
             validation_of: shipped.validation_of.clone(),
             category_confusion: category_confusion(pairs),
+            probabilities: None,
         };
         let plain_even = calibration(&half(0, |b| b.0));
         let kiosk_even = calibration(&half(0, |b| b.1));
@@ -144,6 +145,7 @@ fn hard_versus_soft(faces: &[SoftFace], lessons: usize) -> anyhow::Result<()> {
             let correction = Correction::new(&Calibration {
                 validation_of: "even half".into(),
                 category_confusion: summed_confusion(&half(faces, 0)),
+                probabilities: None,
             })?;
             let scores = simulate_counts(&half(faces, 1), Some(&correction), simulation, name)?;
             println!(
@@ -204,6 +206,7 @@ fn more_views(
                     let calibration = Calibration {
                         validation_of: "a half".into(),
                         category_confusion: category_confusion(&pairs),
+                        probabilities: None,
                     };
                     let simulation = Simulation {
                         lessons,

@@ -3,16 +3,17 @@
 //! 60 and at 600 faces, fixed seed — drawn from FER-2013 `PublicTest` faces as the kiosk
 //! sees them ([`ekspresi_tests::kiosk_path`]; a face its detector misses is not in any
 //! lesson, as a missed frame counts for nothing in the kiosk), for every calibrated shipped
-//! model: the plain count beside the kiosk's estimate ([`ekspresi_common::estimate`]), in
-//! one run. `PublicTest` is scored here, so nothing is chosen by this table.
+//! model: the plain count beside each method of the kiosk's estimator
+//! ([`ekspresi_common::estimate`]: the adjusted count, and the re-weighted calibrated
+//! probabilities when the model's calibration has them), in one run. `PublicTest` is scored here, so nothing is chosen by this table.
 //!
 //! `cargo run --release -p ekspresi-tests --bin lessons [-- LESSONS]`
 
-use ekspresi_tests::kiosk_path::{found, kiosk_categories};
+use ekspresi_tests::kiosk_path::kiosk_labelled_faces;
 use ekspresi_tests::{fer2013, workspace};
 use firmware::models::Installed;
 use model_quant::data::{self, Usage};
-use model_quant::lessons::{simulate, Simulation};
+use model_quant::lessons::{simulate_probabilities, Simulation};
 
 fn main() -> anyhow::Result<()> {
     let lessons: usize = std::env::args()
@@ -32,14 +33,14 @@ fn main() -> anyhow::Result<()> {
             eprintln!("{}: no calibration, not scored", model.name);
             continue;
         };
-        let pairs = found(&kiosk_categories(&installed.path_of(model), &public_test)?);
+        let seen = kiosk_labelled_faces(&installed.path_of(model), &public_test)?;
         for faces in [60, 600] {
             let simulation = Simulation {
                 lessons,
                 faces,
                 seed: 27,
             };
-            for s in simulate(&pairs, calibration, simulation)? {
+            for s in simulate_probabilities(&seen, calibration, simulation)? {
                 println!(
                     "| {} | {faces} | {} | {:.2} | {:.1} | {:.1} % | {:.1} % | {:.1} % | {:.1} % | {:.1} |",
                     model.name,
@@ -57,7 +58,7 @@ fn main() -> anyhow::Result<()> {
         eprintln!(
             "{}: {} of {} PublicTest faces found",
             model.name,
-            pairs.len(),
+            seen.len(),
             public_test.len()
         );
     }
