@@ -44,7 +44,12 @@ impl WindowCutter {
         Self {
             session,
             model,
-            calibration,
+            // A window carries counts, so the class view corrects them by the confusions;
+            // the probability scaling (some kB) would only crowd the message.
+            calibration: calibration.map(|c| Calibration {
+                probabilities: None,
+                ..c
+            }),
             next_start: 0,
             sequence: 0,
         }
