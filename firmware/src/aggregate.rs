@@ -81,6 +81,38 @@ impl Evidence {
     }
 }
 
+/// What a probability of 1 counts in the per-second logs: they keep each second's summed
+/// probabilities as integers in ten-thousandths, so the kiosk, `seconds.csv` and
+/// `timeline.csv` hold the very same numbers and a lesson rebuilt from a log is estimated
+/// exactly as it was live.
+pub const PROBABILITY_UNITS: u64 = 10_000;
+
+/// The model's seven probabilities in [`PROBABILITY_UNITS`] (each clamped to 0..=1; a
+/// non-finite one counts 0).
+pub fn probability_units(probabilities: &[f32; 7]) -> [u64; 7] {
+    probabilities.map(|p| {
+        let p = if p.is_finite() {
+            p.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        // 0..=10_000 after the clamp: the cast cannot truncate.
+        (f64::from(p) * PROBABILITY_UNITS as f64).round() as u64
+    })
+}
+
+/// Adds one second to `blocks`: with its summed probabilities (`units`, in
+/// [`PROBABILITY_UNITS`]) when it has them.
+pub fn add_second(blocks: &mut SecondBlocks, counts: [u64; 3], units: Option<[u64; 7]>) {
+    match units {
+        Some(units) => blocks.add_second_with_probabilities(
+            counts,
+            units.map(|u| u as f64 / PROBABILITY_UNITS as f64),
+        ),
+        None => blocks.add_second(counts),
+    }
+}
+
 /// Running counts over a lesson.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Tally {
@@ -92,29 +124,50 @@ pub struct Tally {
     pub face_seconds: u64,
     /// The last lesson second counted in `face_seconds`.
     last_face_second: Option<u64>,
-    /// The finished seconds' category counts, as the estimator keeps them.
+    /// The finished seconds as the estimator keeps them.
     finished_seconds: SecondBlocks,
     /// The category counts of `last_face_second`, still open.
     open_second: [u64; 3],
+    /// Its summed probabilities, `None` once a face of it came without them.
+    open_units: Option<[u64; 7]>,
 }
 
 impl Tally {
-    /// Counts one classified face, `second` into the lesson.
+    /// Counts one classified face, `second` into the lesson, without its probabilities (the
+    /// estimate of a lesson with such a second is the adjusted count).
     pub fn record(&mut self, expression: Expression, second: u64) {
+        self.record_with_probabilities(expression, second, None);
+    }
+
+    /// Counts one classified face, `second` into the lesson, with the model's probabilities
+    /// for it in [`PROBABILITY_UNITS`].
+    pub fn record_with_probabilities(
+        &mut self,
+        expression: Expression,
+        second: u64,
+        units: Option<[u64; 7]>,
+    ) {
         self.per_expression[expression.label()] += 1;
         if self.last_face_second != Some(second) {
             self.last_face_second = Some(second);
             self.face_seconds += 1;
-            self.finished_seconds
-                .add_second(std::mem::take(&mut self.open_second));
+            add_second(
+                &mut self.finished_seconds,
+                std::mem::take(&mut self.open_second),
+                self.open_units.replace([0; 7]),
+            );
         }
         self.open_second[expression.category().index()] += 1;
+        self.open_units = self
+            .open_units
+            .zip(units)
+            .map(|(open, face)| std::array::from_fn(|k| open[k].saturating_add(face[k])));
     }
 
-    /// The lesson's per-second category counts so far, the open second included.
+    /// The lesson's seconds so far, the open second included.
     pub fn seconds(&self) -> SecondBlocks {
         let mut blocks = self.finished_seconds.clone();
-        blocks.add_second(self.open_second);
+        add_second(&mut blocks, self.open_second, self.open_units);
         blocks
     }
 
@@ -182,6 +235,39 @@ impl Tally {
     /// on the lesson's estimated shares so far.
     pub fn impression(&self, floor: EvidenceFloor, correction: Option<&Correction>) -> Impression {
         verdict(self.estimate(correction).as_ref(), self.evidence(floor))
+    }
+}
+
+/// Seconds with a face between two refreshes of the live estimate, as a share of those so
+/// far: 1 / this.
+const REFRESHES_PER_LESSON: u64 = 300;
+
+/// The lesson estimate as the LEDs and the overlay show it, refreshed when a new second
+/// with a face begins rather than at every frame, and ever less often as the lesson grows: a
+/// re-weighted refresh costs time in proportion to the seconds so far (7.5 ms at the end of
+/// a 45-minute lesson, the `pipeline_stages` bench), so it comes once every 1/300 of them
+/// (every 9 s at 45 minutes), which keeps its cost a frame flat; a verdict on minutes of
+/// seconds does not move in a few.
+#[derive(Debug, Clone, Default)]
+pub struct LiveEstimate {
+    /// `Tally::face_seconds` at the last refresh.
+    refreshed_at: Option<u64>,
+    estimate: Option<Estimate>,
+}
+
+impl LiveEstimate {
+    /// The estimate of `tally` with `correction`, recomputed when enough seconds with a face
+    /// have begun since the last refresh.
+    pub fn refresh(&mut self, tally: &Tally, correction: Option<&Correction>) -> Option<Estimate> {
+        let step = (tally.face_seconds / REFRESHES_PER_LESSON).max(1);
+        let due = self
+            .refreshed_at
+            .is_none_or(|at| tally.face_seconds >= at.saturating_add(step));
+        if due {
+            self.estimate = tally.estimate(correction);
+            self.refreshed_at = Some(tally.face_seconds);
+        }
+        self.estimate
     }
 }
 

@@ -1223,6 +1223,12 @@ fn assert_recovered_estimate_is(dir: &Path, rows: &[seconds::SecondRow], run: us
         .estimate(Some(&correction))
         .map(|e| Estimated::new(&e))
         .expect("faces were seen");
+    // Every second logged its probabilities: the recovered lesson is re-weighted.
+    assert_eq!(
+        expected.method,
+        ekspresi_common::estimate::Method::CalibratedEm,
+        "run {run}"
+    );
     let recovered = summary.estimated.as_ref().expect("an estimate");
     // Equal but for the last digit JSON's decimal text may round.
     let numbers = |e: &Estimated| {

@@ -62,6 +62,7 @@ fn rows(seconds: u64, mix: [u64; 3]) -> Vec<SecondRow> {
                 second,
                 faces,
                 no_face: 0,
+                probabilities: None,
             }
         })
         .collect()

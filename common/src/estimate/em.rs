@@ -15,7 +15,7 @@
 
 use rand::{Rng, SeedableRng};
 
-use super::scaling::{ProbabilityCalibration, ScalingFit};
+use super::scaling::{log_probabilities, ProbabilityCalibration, ScalingFit};
 
 /// Bootstrap replicates of a lesson (standard errors, not tail percentiles, are read off
 /// them, which 40 replicates give to about ±11 %).
@@ -46,9 +46,12 @@ pub(super) fn shares(
     calibration: &ProbabilityCalibration,
 ) -> ([f64; 3], Option<[f64; 3]>) {
     let weights: Vec<f64> = seconds.iter().map(|s| s.faces as f64).collect();
-    let calibrated = |fit: &ScalingFit| -> Vec<[f64; 7]> {
-        seconds.iter().map(|s| fit.apply(&s.mean())).collect()
-    };
+    let logs: Vec<[f64; 7]> = seconds
+        .iter()
+        .map(|s| log_probabilities(&s.mean()))
+        .collect();
+    let calibrated =
+        |fit: &ScalingFit| -> Vec<[f64; 7]> { logs.iter().map(|l| fit.apply_to_logs(l)).collect() };
     let point = mix(
         &calibrated(&calibration.fit),
         &weights,

@@ -70,8 +70,14 @@ pub type LabelledFace = (usize, [f64; 7]);
 impl ScalingFit {
     /// The calibrated probabilities of a face the model gave `p`.
     pub fn apply(&self, p: &[f64; 7]) -> [f64; 7] {
+        self.apply_to_logs(&log_probabilities(p))
+    }
+
+    /// The same from [`log_probabilities`] of `p` (a lesson's refresh takes the logarithms
+    /// once for all its fits).
+    pub fn apply_to_logs(&self, logs: &[f64; 7]) -> [f64; 7] {
         softmax(&std::array::from_fn(|k| {
-            self.slope * p[k].max(FLOOR).ln() + self.biases[k]
+            self.slope * logs[k] + self.biases[k]
         }))
     }
 
@@ -176,6 +182,11 @@ impl ProbabilityCalibration {
         self.fit.check()?;
         self.resampled.iter().try_for_each(ScalingFit::check)
     }
+}
+
+/// The logarithms a fit scales, each probability floored at 1e-7 first.
+pub fn log_probabilities(p: &[f64; 7]) -> [f64; 7] {
+    p.map(|v| v.max(FLOOR).ln())
 }
 
 pub(super) fn softmax(logits: &[f64; 7]) -> [f64; 7] {

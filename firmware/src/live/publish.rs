@@ -234,6 +234,7 @@ mod tests {
                 second,
                 faces: [0, 0, 1, 2, 0, 0, 3],
                 no_face: 1,
+                probabilities: None,
             })
             .collect()
     }

@@ -14,9 +14,12 @@ use super::analysis::{Sighting, StudentTrack};
 use super::capture::Feed;
 use super::encoder::{EncoderSettings, EncoderThread, TimedImage, VideoTarget};
 use super::Kiosk;
-use crate::aggregate::{top_expression, Smoother, Tally};
+use crate::aggregate::{
+    probability_units, top_expression, EvidenceFloor, LiveEstimate, Smoother, Tally,
+};
 use crate::config::VideoMode;
 use crate::detect::FaceTracker;
+use crate::detect::Rect;
 use crate::devices::{Fault, Frame};
 use crate::record::files::write_summaries;
 use crate::record::overlay::{Annotation, Overlay};
@@ -24,6 +27,7 @@ use crate::record::privacy::blur_picture;
 use crate::record::seconds::SecondLog;
 use crate::record::session::{self, SessionDir};
 use crate::record::summary::{LessonTimes, Summary, SummaryInput, Timeline};
+use ekspresi_common::estimate::Correction;
 
 /// What a finished lesson left behind.
 #[derive(Debug)]
@@ -147,13 +151,9 @@ impl Lesson {
             .counts
             .record(sighting.as_ref(), lesson_time.as_secs(), reset_after);
         let face = sighting.map(|s| s.face);
-        let annotation = Annotation::of(
-            face,
-            now,
-            &self.counts.tally,
-            kiosk.config.evidence,
-            kiosk.correction.as_ref(),
-        );
+        let annotation =
+            self.counts
+                .annotate(face, now, kiosk.config.evidence, kiosk.correction.as_ref());
         let _ = kiosk.leds.show(annotation.impression);
         self.record_video(kiosk, frame, &annotation, lesson_time);
         self.last_annotation = Some(annotation);
@@ -193,15 +193,13 @@ impl Lesson {
     pub fn record_only<P: OutputPin>(&mut self, kiosk: &mut Kiosk<P>, frame: Frame) {
         let lesson_time = self.take_frame(kiosk, &frame);
         self.skipped = self.skipped.saturating_add(1);
-        let annotation = self.last_annotation.clone().unwrap_or_else(|| {
-            Annotation::of(
-                None,
-                None,
-                &self.counts.tally,
-                kiosk.config.evidence,
-                kiosk.correction.as_ref(),
-            )
-        });
+        let annotation = match self.last_annotation.clone() {
+            Some(annotation) => annotation,
+            None => {
+                self.counts
+                    .annotate(None, None, kiosk.config.evidence, kiosk.correction.as_ref())
+            }
+        };
         self.record_video(kiosk, frame, &annotation, lesson_time);
         tracing::trace!(
             at_ms = lesson_time.as_millis() as u64,
@@ -357,6 +355,8 @@ struct LessonCounts {
     seconds: Option<SecondLog>,
     smoother: Smoother,
     frames_without_face_in_a_row: u32,
+    /// The estimate the LEDs and the overlay show, refreshed once a second.
+    live: LiveEstimate,
 }
 
 impl LessonCounts {
@@ -367,16 +367,34 @@ impl LessonCounts {
             seconds,
             smoother: Smoother::new(alpha),
             frames_without_face_in_a_row: 0,
+            live: LiveEstimate::default(),
         }
     }
 
-    /// The one place a frame is counted: the tally, the timeline and `seconds.csv`.
-    fn count(&mut self, second: u64, face: Option<Expression>) {
+    /// What the frame shows: the face, the moment and the lesson so far (its estimate
+    /// refreshed once a second), judged against `floor`.
+    fn annotate(
+        &mut self,
+        face: Option<Rect>,
+        now: Option<(Expression, f32)>,
+        floor: EvidenceFloor,
+        correction: Option<&Correction>,
+    ) -> Annotation {
+        let lesson = self.live.refresh(&self.tally, correction);
+        Annotation::of(face, now, lesson, self.tally.evidence(floor))
+    }
+
+    /// The one place a frame is counted: the tally, the timeline and `seconds.csv`, each
+    /// face with the model's probabilities.
+    fn count(&mut self, second: u64, face: Option<(Expression, [u64; 7])>) {
         match face {
-            Some(expression) => self.tally.record(expression, second),
+            Some((expression, units)) => {
+                self.tally
+                    .record_with_probabilities(expression, second, Some(units))
+            }
             None => self.tally.record_no_face(),
         }
-        self.timeline.record(second, face.map(Expression::category));
+        self.timeline.record_face(second, face);
         if let Some(Err(error)) = self.seconds.as_mut().map(|log| log.record(second, face)) {
             // A failed write (a full card) ends the log, not the lesson.
             tracing::warn!(%error, "per-second log stopped");
@@ -408,7 +426,11 @@ impl LessonCounts {
             return None;
         };
         self.frames_without_face_in_a_row = 0;
-        self.count(second, Some(top_expression(&sighting.probabilities)));
+        let expression = top_expression(&sighting.probabilities);
+        self.count(
+            second,
+            Some((expression, probability_units(&sighting.probabilities))),
+        );
         let shown = self.smoother.update(&sighting.probabilities);
         let probability = self.smoother.current().map_or(0.0, |p| p[shown.label()]);
         Some((shown, probability))

@@ -20,6 +20,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::summary::{SecondCounts, Timeline};
+use crate::aggregate::add_second;
 
 /// What one line of the upper panel shows (the class report draws its lines alike).
 pub(crate) struct Line {
@@ -133,7 +134,7 @@ fn bins(seconds: &[SecondCounts], correction: Option<&Correction>) -> Vec<Bin> {
         .map(|(i, chunk)| {
             let mut blocks = SecondBlocks::default();
             for second in chunk {
-                blocks.add_second([second.positive, second.neutral, second.negative]);
+                add_second(&mut blocks, second.categories(), second.probabilities);
             }
             let start = (i * width) as f64;
             Bin {

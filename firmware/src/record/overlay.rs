@@ -10,13 +10,13 @@
 use std::fmt::Write;
 
 use ab_glyph::FontRef;
-use ekspresi_common::estimate::{Correction, Estimate};
+use ekspresi_common::estimate::Estimate;
 use ekspresi_common::{Category, Expression};
 use image::{Rgb, RgbImage};
 use imageproc::drawing::{draw_filled_rect_mut, draw_hollow_rect_mut};
 use imageproc::rect::Rect as DrawRect;
 
-use crate::aggregate::{Evidence, EvidenceFloor, Impression, Tally};
+use crate::aggregate::{Evidence, Impression};
 use crate::detect::Rect;
 use crate::record::glyphs::GlyphCache;
 
@@ -55,19 +55,15 @@ pub struct Annotation {
 }
 
 impl Annotation {
-    /// What a frame shows `now`, with the lesson's estimate and verdict from `tally`
-    /// corrected by the model's `correction`: the verdict is [`Tally::impression`], the rule
-    /// the summary applies.
+    /// What a frame shows `now`, with the lesson's estimate so far (`None` before a face)
+    /// and the evidence it rests on: the verdict is [`crate::aggregate::verdict`] on them,
+    /// the rule the summary applies.
     pub fn of(
         face: Option<Rect>,
         now: Option<(Expression, f32)>,
-        tally: &Tally,
-        floor: EvidenceFloor,
-        correction: Option<&Correction>,
+        lesson: Option<Estimate>,
+        evidence: Evidence,
     ) -> Self {
-        // One estimate a frame: the verdict is the same rule on it (`Tally::impression`).
-        let lesson = tally.estimate(correction);
-        let evidence = tally.evidence(floor);
         Self {
             face,
             now,
@@ -231,6 +227,8 @@ mod tests {
 
     /// Counts of the lesson's faces (one per second, so the time floor is met) and no-face
     /// frames.
+    use crate::aggregate::{EvidenceFloor, Tally};
+
     fn tally(expressions: &[(Expression, u64)], without_face: u64) -> Tally {
         let mut tally = Tally::default();
         let mut second = 0;
@@ -275,7 +273,7 @@ mod tests {
         ];
         for (tally, expected, colour) in cases {
             let now = Some((Angry, 0.9));
-            let annotation = Annotation::of(None, now, &tally, floor, None);
+            let annotation = Annotation::of(None, now, tally.estimate(None), tally.evidence(floor));
             assert_eq!(annotation.impression, tally.impression(floor, None));
             assert_eq!(annotation.impression, expected);
             let mut image = RgbImage::new(320, 240);

@@ -1,6 +1,9 @@
 //! The lesson's per-second log, `seconds.csv`: one row per whole second of the lesson with
-//! its faces per expression and its frames without a face, appended and synced to the card as
-//! each second completes. A power cut so loses at most the second in progress: start-up
+//! its faces per expression, its frames without a face and the model's probabilities summed
+//! over its faces (in [`PROBABILITY_UNITS`], what the re-weighted estimate needs), appended
+//! and synced to the card as each second completes. Rows without the probability columns (a
+//! log written before they were) are still read; their lesson is estimated by the adjusted
+//! count. A power cut so loses at most the second in progress: start-up
 //! recovery rebuilds the lesson's summaries from the log ([`rebuild_summaries`]) rather than
 //! keeping the last periodic summary, which can be `summary_refresh_s` behind.
 
@@ -17,10 +20,11 @@ use ekspresi_common::Expression;
 use super::files::write_summaries;
 use super::session::{SessionDir, SECONDS_CSV, SUMMARY_JSON};
 use super::summary::{Summary, SummaryInput, Timeline};
-use crate::aggregate::Tally;
+use crate::aggregate::{Tally, PROBABILITY_UNITS};
 use crate::limits::{MAX_FRAMES_IN_A_SECOND, MAX_LESSON_SECONDS, MAX_SECONDS_CSV_BYTES};
 
-const HEADER: &str = "second,angry,disgust,fear,happy,sad,surprise,neutral,no_face\n";
+const HEADER: &str = "second,angry,disgust,fear,happy,sad,surprise,neutral,no_face,\
+    p_angry,p_disgust,p_fear,p_happy,p_sad,p_surprise,p_neutral\n";
 
 /// One whole second of the lesson.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -29,12 +33,21 @@ pub struct SecondRow {
     /// Faces classified as each expression, in label order.
     pub faces: [u64; 7],
     pub no_face: u64,
+    /// The model's probabilities summed over the second's faces, in [`PROBABILITY_UNITS`]
+    /// (`None` in a row written before they were logged).
+    pub probabilities: Option<[u64; 7]>,
 }
 
 impl SecondRow {
     fn to_line(&self) -> String {
-        let faces: Vec<String> = self.faces.iter().map(u64::to_string).collect();
-        format!("{},{},{}\n", self.second, faces.join(","), self.no_face)
+        let numbers: Vec<String> = self
+            .faces
+            .iter()
+            .chain([&self.no_face])
+            .chain(self.probabilities.iter().flatten())
+            .map(u64::to_string)
+            .collect();
+        format!("{},{}\n", self.second, numbers.join(","))
     }
 
     fn parse(line: &str) -> Option<Self> {
@@ -42,8 +55,14 @@ impl SecondRow {
             .split(',')
             .map(|field| field.trim().parse().ok())
             .collect::<Option<_>>()?;
-        let [second, faces @ .., no_face] = numbers.as_slice() else {
-            return None;
+        let (second, faces, no_face, probabilities) = match numbers.as_slice() {
+            [second, faces @ .., no_face] if faces.len() == 7 => (second, faces, no_face, None),
+            [second, rest @ ..] if rest.len() == 15 => {
+                let (faces, tail) = rest.split_at(7);
+                let units: [u64; 7] = tail[1..].try_into().ok()?;
+                (second, faces, &tail[0], Some(units))
+            }
+            _ => return None,
         };
         // A row past the longest lesson, or claiming more frames than a second can hold, is
         // not one the kiosk wrote: reading stops there, as at a torn line.
@@ -54,10 +73,23 @@ impl SecondRow {
         if *second >= MAX_LESSON_SECONDS || frames > MAX_FRAMES_IN_A_SECOND {
             return None;
         }
+        // Each face's probabilities sum to one unit-sum (give or take the rounding of seven
+        // numbers): more is not what the kiosk wrote.
+        let face_count: u64 = faces.iter().sum();
+        let most = face_count.checked_mul(PROBABILITY_UNITS + 7)?;
+        if probabilities.is_some_and(|units: [u64; 7]| {
+            units
+                .iter()
+                .try_fold(0u64, |sum, &u| sum.checked_add(u))
+                .is_none_or(|total| total > most)
+        }) {
+            return None;
+        }
         Some(Self {
             second: *second,
             faces: faces.try_into().ok()?,
             no_face: *no_face,
+            probabilities,
         })
     }
 }
@@ -80,9 +112,14 @@ impl SecondLog {
         })
     }
 
-    /// Counts one analysed frame `second` into the lesson; the first frame of a later second
-    /// appends the finished one.
-    pub fn record(&mut self, second: u64, face: Option<Expression>) -> std::io::Result<()> {
+    /// Counts one analysed frame `second` into the lesson, a face with the model's
+    /// probabilities in [`PROBABILITY_UNITS`]; the first frame of a later second appends the
+    /// finished one.
+    pub fn record(
+        &mut self,
+        second: u64,
+        face: Option<(Expression, [u64; 7])>,
+    ) -> std::io::Result<()> {
         if self
             .current
             .as_ref()
@@ -92,12 +129,18 @@ impl SecondLog {
         }
         let row = self.current.get_or_insert_with(|| SecondRow {
             second,
+            probabilities: Some([0; 7]),
             ..SecondRow::default()
         });
         match face {
-            Some(expression) => {
+            Some((expression, units)) => {
                 let count = &mut row.faces[expression.label()];
                 *count = count.saturating_add(1);
+                if let Some(sums) = row.probabilities.as_mut() {
+                    for (sum, unit) in sums.iter_mut().zip(units) {
+                        *sum = sum.saturating_add(unit);
+                    }
+                }
             }
             None => row.no_face = row.no_face.saturating_add(1),
         }
@@ -130,15 +173,24 @@ pub fn read_rows(path: &Path) -> std::io::Result<Vec<SecondRow>> {
         .collect())
 }
 
-/// The lesson's counts replayed from its rows.
+/// The lesson's counts replayed from its rows. A row keeps only its faces' summed
+/// probabilities, so they go with its first face and its other faces add none: the sums,
+/// all the estimate reads of a second, come out as the kiosk had them.
 pub fn replay(rows: &[SecondRow]) -> (Tally, Timeline) {
     let mut tally = Tally::default();
     let mut timeline = Timeline::default();
     for row in rows {
+        let mut units = row.probabilities;
         for expression in Expression::ALL {
             for _ in 0..row.faces[expression.label()] {
-                tally.record(expression, row.second);
-                timeline.record(row.second, Some(expression.category()));
+                let face_units = units.take().or(row.probabilities.map(|_| [0; 7]));
+                tally.record_with_probabilities(expression, row.second, face_units);
+                match face_units {
+                    Some(face_units) => {
+                        timeline.record_face(row.second, Some((expression, face_units)))
+                    }
+                    None => timeline.record(row.second, Some(expression.category())),
+                }
             }
         }
         for _ in 0..row.no_face {
@@ -210,23 +262,52 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let session = SessionDir { path: dir.clone() };
         let mut log = SecondLog::create(&session).unwrap();
+        let mut live = Tally::default();
+        let happy = [100, 0, 0, 9_000, 300, 500, 100];
+        let sad = [700, 0, 1_200, 0, 6_100, 0, 2_000];
         for (second, face) in [
-            (0, Some(Expression::Happy)),
+            (0, Some((Expression::Happy, happy))),
             (0, None),
-            (0, Some(Expression::Happy)),
-            (1, Some(Expression::Sad)),
+            (0, Some((Expression::Happy, happy))),
+            (1, Some((Expression::Sad, sad))),
             (3, None),
         ] {
             log.record(second, face).unwrap();
+            match face {
+                Some((expression, units)) => {
+                    live.record_with_probabilities(expression, second, Some(units))
+                }
+                None => live.record_no_face(),
+            }
         }
         // Second 3 is still in progress: not in the file yet.
         let rows = read_rows(&session.file(SECONDS_CSV)).unwrap();
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[0].faces[Expression::Happy.label()], 2);
         assert_eq!(rows[0].no_face, 1);
+        assert_eq!(rows[0].probabilities, Some(happy.map(|u| 2 * u)));
         log.flush().unwrap();
         let rows = read_rows(&session.file(SECONDS_CSV)).unwrap();
         assert_eq!(rows.iter().map(|r| r.second).collect::<Vec<_>>(), [0, 1, 3]);
+        // Replayed, the lesson's seconds are the live ones, probabilities and all.
+        let (replayed, timeline) = replay(&rows);
+        assert_eq!(replayed.seconds(), live.seconds());
+        assert_eq!(timeline.seconds()[1].probabilities, Some(sad));
+        // A row of the earlier nine-column log is read, without probabilities.
+        let old = format!("{HEADER}0,0,0,0,1,0,0,0,0\n");
+        std::fs::write(session.file(SECONDS_CSV), old).unwrap();
+        assert_eq!(
+            read_rows(&session.file(SECONDS_CSV)).unwrap()[0].probabilities,
+            None
+        );
+        std::fs::write(
+            session.file(SECONDS_CSV),
+            format!(
+                "{HEADER}{}",
+                rows.iter().map(SecondRow::to_line).collect::<String>()
+            ),
+        )
+        .unwrap();
 
         // A cut mid-line: the torn row is not counted.
         let mut text = std::fs::read_to_string(session.file(SECONDS_CSV)).unwrap();
@@ -242,6 +323,9 @@ mod tests {
             "5,0,0,0,18446744073709551615,0,0,0,0",
             "5,0,0,0,9223372036854775808,0,0,0,9223372036854775808",
             "5,0,0,0,1001,0,0,0,0",
+            // Probabilities past a unit-sum a face, or with a face and none at all.
+            "5,0,0,0,1,0,0,0,0,0,0,0,20000,0,0,0",
+            "5,0,0,0,1,0,0,0,0,0,0,0,10000,0,0",
         ] {
             let mut text = HEADER.to_owned();
             text.push_str("0,0,0,0,1,0,0,0,0\n");

@@ -45,7 +45,24 @@ pub struct SecondCounts {
     pub neutral: u64,
     pub negative: u64,
     pub no_face: u64,
+    /// The model's probabilities summed over the second's faces, in
+    /// [`crate::aggregate::PROBABILITY_UNITS`]; `None` when a face came without them (a
+    /// timeline written before they were logged).
+    pub probabilities: Option<[u64; 7]>,
 }
+
+impl SecondCounts {
+    /// Positive, neutral and negative faces.
+    pub fn categories(&self) -> [u64; 3] {
+        [self.positive, self.neutral, self.negative]
+    }
+}
+
+/// `timeline.csv`'s header, and the same with the summed probabilities (in ten-thousandths)
+/// that the re-weighted estimate needs.
+pub const TIMELINE_HEADER: &str = "second,positive,neutral,negative,no_face";
+pub const TIMELINE_HEADER_WITH_PROBABILITIES: &str = "second,positive,neutral,negative,no_face,\
+    p_angry,p_disgust,p_fear,p_happy,p_sad,p_surprise,p_neutral";
 
 /// Per-second reaction counts over the lesson.
 #[derive(Debug, Clone, Default)]
@@ -54,39 +71,81 @@ pub struct Timeline {
 }
 
 impl Timeline {
-    /// Counts one frame `second` into the lesson. A lesson never lasts longer than
-    /// [`crate::limits::MAX_LESSON`] (the kiosk opens the next one), so the table is sized
-    /// by that bound; a later second is counted in the last row rather than growing it.
+    /// Counts one frame `second` into the lesson, a face by its category only. A lesson
+    /// never lasts longer than [`crate::limits::MAX_LESSON`] (the kiosk opens the next
+    /// one), so the table is sized by that bound; a later second is counted in the last row
+    /// rather than growing it.
     pub fn record(&mut self, second: u64, category: Option<ekspresi_common::Category>) {
+        self.count(second, category, None);
+    }
+
+    /// Counts one frame `second` into the lesson, a face with the model's probabilities in
+    /// [`crate::aggregate::PROBABILITY_UNITS`].
+    pub fn record_face(&mut self, second: u64, face: Option<(Expression, [u64; 7])>) {
+        match face {
+            Some((expression, units)) => {
+                self.count(second, Some(expression.category()), Some(units))
+            }
+            None => self.count(second, None, None),
+        }
+    }
+
+    fn count(
+        &mut self,
+        second: u64,
+        category: Option<ekspresi_common::Category>,
+        units: Option<[u64; 7]>,
+    ) {
         let second = second.min(crate::limits::MAX_LESSON_SECONDS - 1);
         while self.seconds.len() as u64 <= second {
             let next = self.seconds.len() as u64;
             self.seconds.push(SecondCounts {
                 second: next,
+                probabilities: Some([0; 7]),
                 ..Default::default()
             });
         }
         let slot = &mut self.seconds[second as usize];
+        let Some(category) = category else {
+            slot.no_face += 1;
+            return;
+        };
         match category {
-            Some(ekspresi_common::Category::Positive) => slot.positive += 1,
-            Some(ekspresi_common::Category::Neutral) => slot.neutral += 1,
-            Some(ekspresi_common::Category::Negative) => slot.negative += 1,
-            None => slot.no_face += 1,
+            ekspresi_common::Category::Positive => slot.positive += 1,
+            ekspresi_common::Category::Neutral => slot.neutral += 1,
+            ekspresi_common::Category::Negative => slot.negative += 1,
         }
+        slot.probabilities = slot
+            .probabilities
+            .zip(units)
+            .map(|(sum, face)| std::array::from_fn(|k| sum[k].saturating_add(face[k])));
     }
 
     pub fn seconds(&self) -> &[SecondCounts] {
         &self.seconds
     }
 
+    /// The CSV: with the probability columns when every second has them, else without.
     pub fn to_csv(&self) -> String {
-        let mut csv = String::from("second,positive,neutral,negative,no_face\n");
+        let with_probabilities = self.seconds.iter().all(|s| s.probabilities.is_some());
+        let header = if with_probabilities {
+            TIMELINE_HEADER_WITH_PROBABILITIES
+        } else {
+            TIMELINE_HEADER
+        };
+        let mut csv = format!("{header}\n");
         for s in &self.seconds {
-            let _ = writeln!(
+            let _ = write!(
                 csv,
                 "{},{},{},{},{}",
                 s.second, s.positive, s.neutral, s.negative, s.no_face
             );
+            if let Some(units) = s.probabilities.filter(|_| with_probabilities) {
+                for unit in units {
+                    let _ = write!(csv, ",{unit}");
+                }
+            }
+            csv.push('\n');
         }
         csv
     }

@@ -21,7 +21,7 @@ use ekspresi_common::estimate::{estimate, Correction, Estimate, SecondBlocks};
 
 use super::scan::{for_each_second, SessionEntry};
 use crate::aggregate::{
-    class_impression, verdict, CategoryCounts, Evidence, EvidenceFloor, Impression,
+    add_second, class_impression, verdict, CategoryCounts, Evidence, EvidenceFloor, Impression,
 };
 use crate::record::summary::{Estimated, Intervals};
 
@@ -200,11 +200,13 @@ fn add_session(
         if minutes.len() <= minute {
             minutes.resize(minute + 1, None);
         }
-        let counts = [second.positive, second.neutral, second.negative];
-        minutes[minute]
-            .get_or_insert_with(SecondBlocks::default)
-            .add_second(counts);
-        seconds.add_second(counts);
+        let (counts, units) = (second.categories(), second.probabilities);
+        add_second(
+            minutes[minute].get_or_insert_with(SecondBlocks::default),
+            counts,
+            units,
+        );
+        add_second(&mut seconds, counts, units);
     })?;
     let desk = desks.entry(session.desk_id.clone()).or_default();
     if desk.minutes.len() < minutes.len() {

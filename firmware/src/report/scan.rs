@@ -11,9 +11,12 @@ use std::time::{Duration, SystemTime};
 
 use ekspresi_common::estimate::Correction;
 
+use crate::aggregate::PROBABILITY_UNITS;
 use crate::aggregate::{CategoryCounts, EvidenceFloor};
 use crate::record::session::{COMPLETE, SUMMARY_JSON, TIMELINE_CSV};
-use crate::record::summary::{SecondCounts, Summary};
+use crate::record::summary::{
+    SecondCounts, Summary, TIMELINE_HEADER, TIMELINE_HEADER_WITH_PROBABILITIES,
+};
 use crate::record::untrusted::SessionFiles;
 
 /// One verified session: what grouping and the desk's row need from its summary (read
@@ -381,14 +384,19 @@ fn for_each_row(
             .map_err(|e| format!("{TIMELINE_CSV}: {e}"))
     };
     read_line(&mut reader, &mut line)?;
-    if trim_newline(&line) != TIMELINE_HEADER.as_bytes() {
-        return Err(format!("{TIMELINE_CSV}: header is not {TIMELINE_HEADER}"));
+    let header = trim_newline(&line);
+    let with_probabilities = header == TIMELINE_HEADER_WITH_PROBABILITIES.as_bytes();
+    if !with_probabilities && header != TIMELINE_HEADER.as_bytes() {
+        return Err(format!(
+            "{TIMELINE_CSV}: header is neither {TIMELINE_HEADER} nor {TIMELINE_HEADER_WITH_PROBABILITIES}"
+        ));
     }
     let mut expected = 0u64;
     while read_line(&mut reader, &mut line)? > 0 {
         let line_number = expected + 2;
-        let row = parse_row(trim_newline(&line))
-            .ok_or_else(|| format!("{TIMELINE_CSV}: line {line_number}: not five counts"))?;
+        let row = parse_row(trim_newline(&line), with_probabilities).ok_or_else(|| {
+            format!("{TIMELINE_CSV}: line {line_number}: not the header's counts")
+        })?;
         if row.second != expected {
             return Err(format!(
                 "{TIMELINE_CSV}: second {} out of order (expected {expected})",
@@ -401,16 +409,14 @@ fn for_each_row(
     Ok(())
 }
 
-/// The header `timeline.csv` has (`Timeline::to_csv`).
-const TIMELINE_HEADER: &str = "second,positive,neutral,negative,no_face";
-
 fn trim_newline(line: &[u8]) -> &[u8] {
     let line = line.strip_suffix(b"\n").unwrap_or(line);
     line.strip_suffix(b"\r").unwrap_or(line)
 }
 
-/// Five comma-separated counts, each 1 to 20 ASCII digits that fit a `u64`.
-fn parse_row(line: &[u8]) -> Option<SecondCounts> {
+/// Five comma-separated counts, each 1 to 20 ASCII digits that fit a `u64`; then, when
+/// `with_probabilities`, seven more: the summed probabilities, at most a unit-sum per face.
+fn parse_row(line: &[u8], with_probabilities: bool) -> Option<SecondCounts> {
     let mut fields = line.split(|&b| b == b',');
     let mut next = || -> Option<u64> {
         let digits = fields.next()?;
@@ -422,13 +428,35 @@ fn parse_row(line: &[u8]) -> Option<SecondCounts> {
             value.checked_mul(10)?.checked_add(u64::from(digit))
         })
     };
-    let row = SecondCounts {
+    let mut row = SecondCounts {
         second: next()?,
         positive: next()?,
         neutral: next()?,
         negative: next()?,
         no_face: next()?,
+        probabilities: None,
     };
+    if with_probabilities {
+        let units: [u64; 7] = [
+            next()?,
+            next()?,
+            next()?,
+            next()?,
+            next()?,
+            next()?,
+            next()?,
+        ];
+        let faces = row
+            .categories()
+            .iter()
+            .try_fold(0u64, |sum, &n| sum.checked_add(n))?;
+        let most = faces.checked_mul(PROBABILITY_UNITS + 7)?;
+        let total = units.iter().try_fold(0u64, |sum, &u| sum.checked_add(u))?;
+        if total > most {
+            return None;
+        }
+        row.probabilities = Some(units);
+    }
     fields.next().is_none().then_some(row)
 }
 
@@ -437,8 +465,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn timeline_rows_are_five_plain_counts() {
-        let row = parse_row(b"7,1,2,3,18446744073709551615").unwrap();
+    fn timeline_rows_are_five_plain_counts_or_twelve() {
+        let row = parse_row(b"7,1,2,3,18446744073709551615", false).unwrap();
         assert_eq!((row.second, row.no_face), (7, u64::MAX));
         for bad in [
             &b"7,1,2,3,18446744073709551616"[..],
@@ -451,7 +479,27 @@ mod tests {
             b"",
             b"7,1,2,3,4e3",
         ] {
-            assert!(parse_row(bad).is_none(), "{}", String::from_utf8_lossy(bad));
+            assert!(
+                parse_row(bad, false).is_none(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        // With probabilities: seven more, summing to at most a unit-sum a face (two faces).
+        let row = parse_row(b"7,1,1,0,0,0,0,0,10000,0,0,10000", true).unwrap();
+        assert_eq!(row.probabilities, Some([0, 0, 0, 10000, 0, 0, 10000]));
+        for bad in [
+            &b"7,1,1,0,0"[..],
+            b"7,1,1,0,0,0,0,0,10000,0,0,10000,1",
+            b"7,1,1,0,0,0,0,0,20000,0,0,10000",
+            b"7,0,0,0,3,0,0,0,1,0,0,0",
+            b"7,1,1,0,0,0,0,0,18446744073709551615,0,0,1",
+        ] {
+            assert!(
+                parse_row(bad, true).is_none(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
         }
         let mut seen = Vec::new();
         let text = format!("{TIMELINE_HEADER}\r\n0,1,0,0,0\r\n1,0,1,0,0");

@@ -461,7 +461,7 @@ const KINDS: &[Kind] = &[
     },
     Kind {
         what: "a timeline row of negative counts",
-        reason: "not five counts",
+        reason: "not the header's counts",
         make: |m, i| {
             let dir = m.desk(i);
             timeline_rows(&dir, |text| format!("{text}99999,-1,-1,-1,-1\n"));
@@ -476,8 +476,16 @@ const KINDS: &[Kind] = &[
             timeline_rows(&dir, |text| {
                 let mut out = text.to_owned();
                 let start = text.lines().count() - 1;
+                // Rows as the header has them: with the seven probability columns (zero
+                // without a face) when the kiosk logged them.
+                let probabilities =
+                    if text.starts_with("second,positive,neutral,negative,no_face,p_") {
+                        ",0,0,0,0,0,0,0"
+                    } else {
+                        ""
+                    };
                 for second in start..50_000 {
-                    out.push_str(&format!("{second},0,0,0,1\n"));
+                    out.push_str(&format!("{second},0,0,0,1{probabilities}\n"));
                 }
                 out
             });
