@@ -136,6 +136,10 @@ pub fn kiosk_probabilities(model: &Path, faces: &Faces) -> anyhow::Result<Vec<Op
         .collect())
 }
 
+/// The seed of a calibration's resampled probability fits (fixed: the same faces give the
+/// same calibration, which `shipped_model` checks).
+pub const CALIBRATION_SEED: u64 = 27;
+
 /// The faces the kiosk found, each as its true expression label and the model's seven
 /// probabilities: what a probability calibration is fitted on and a lesson re-weights.
 pub fn kiosk_labelled_faces(model: &Path, faces: &Faces) -> anyhow::Result<Vec<LabelledFace>> {

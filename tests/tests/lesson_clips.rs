@@ -64,7 +64,7 @@ fn replayed_lessons_of_known_mixes_get_the_right_shares_and_verdicts() {
             serde_json::from_str(&std::fs::read_to_string(session.join("summary.json")).unwrap())
                 .unwrap();
         let estimated = &summary["estimated"];
-        assert_eq!(estimated["method"], "adjusted-count", "lesson {lesson}");
+        assert_eq!(estimated["method"], "calibrated-em", "lesson {lesson}");
         let counted = &summary["reactions"];
         let true_good = truth[0] + truth[1] > truth[2];
         eprintln!("lesson {lesson}: truth {truth:.1?} (good: {true_good}), estimate {:.1}/{:.1}/{:.1}, counted {:.1}/{:.1}/{:.1}, verdict {}",

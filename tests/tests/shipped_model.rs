@@ -316,13 +316,13 @@ fn head_output_step(int8: &Path) -> f32 {
 }
 
 /// Every listed model's calibration (what the lesson estimate corrects for) is its category
-/// confusions on the validation split of the run it names, seen through the kiosk's path —
-/// the `calibrate` tool's output for the files as they are — and the kiosk can correct
-/// with it.
+/// confusions and its probability scaling (with the resampled fits) on the validation split
+/// of the run it names, seen through the kiosk's path — the `calibrate` tool's output for the
+/// files as they are — and the kiosk can correct with it.
 #[test]
 fn every_calibration_is_its_models_confusions_on_its_validation_split() {
-    use ekspresi_common::estimate::Correction;
-    use ekspresi_tests::kiosk_path::{found, kiosk_categories};
+    use ekspresi_common::estimate::{Correction, ProbabilityCalibration, ScalingFit};
+    use ekspresi_tests::kiosk_path::{category_pairs, kiosk_labelled_faces, CALIBRATION_SEED};
     use model_quant::lessons::category_confusion;
     use model_quant::run::RunDir;
     let training = data::load(&fer2013())
@@ -334,20 +334,54 @@ fn every_calibration_is_its_models_confusions_on_its_validation_split() {
         default.calibration.is_some(),
         "the default model is calibrated"
     );
+    let out_of_date = |name: &str| {
+        format!(
+            "models.json's calibration of {name} is out of date: rerun \
+             cargo run --release -p ekspresi-tests --bin calibrate"
+        )
+    };
     for model in &installed.manifest.models {
         let Some(calibration) = &model.calibration else {
             continue;
         };
         let run = RunDir::new(&workspace().join(&calibration.validation_of));
         let (_, validation) = run.load_config().unwrap().split_faces(&training);
-        let pairs = found(&kiosk_categories(&installed.path_of(model), &validation).unwrap());
+        let faces = kiosk_labelled_faces(&installed.path_of(model), &validation).unwrap();
         assert_eq!(
-            category_confusion(&pairs),
+            category_confusion(&category_pairs(&faces)),
             calibration.category_confusion,
-            "models.json's calibration of {} is out of date: rerun \
-             cargo run --release -p ekspresi-tests --bin calibrate",
-            model.name
+            "{}",
+            out_of_date(&model.name)
         );
+        let stored = calibration
+            .probabilities
+            .as_ref()
+            .expect("every calibration has the model's probability scaling");
+        let fitted = ProbabilityCalibration::fit(&faces, CALIBRATION_SEED).unwrap();
+        assert_eq!(stored.faces, fitted.faces, "{}", out_of_date(&model.name));
+        assert_eq!(stored.resampled.len(), fitted.resampled.len());
+        // The same fits, but for the last bits a CPU's float kernels may move.
+        let close = |a: &ScalingFit, b: &ScalingFit| {
+            let numbers = |f: &ScalingFit| {
+                let mut all = vec![f.slope];
+                all.extend(f.biases);
+                all.extend(f.prior);
+                all
+            };
+            numbers(a)
+                .iter()
+                .zip(numbers(b))
+                .all(|(x, y)| (x - y).abs() < 1e-6)
+        };
+        let pairs = std::iter::once((&stored.fit, &fitted.fit))
+            .chain(stored.resampled.iter().zip(&fitted.resampled));
+        for (stored_fit, fitted_fit) in pairs {
+            assert!(
+                close(stored_fit, fitted_fit),
+                "{}: {stored_fit:?} vs {fitted_fit:?}",
+                out_of_date(&model.name)
+            );
+        }
         Correction::new(calibration).unwrap();
     }
 }

@@ -17,14 +17,11 @@
 use anyhow::{bail, Context};
 use ekspresi_common::estimate::{Calibration, Correction, ProbabilityCalibration};
 use ekspresi_common::manifest::Manifest;
-use ekspresi_tests::kiosk_path::{category_pairs, kiosk_labelled_faces};
+use ekspresi_tests::kiosk_path::{category_pairs, kiosk_labelled_faces, CALIBRATION_SEED};
 use ekspresi_tests::{fer2013, workspace};
 use model_quant::data::{self, Usage};
 use model_quant::lessons::category_confusion;
 use model_quant::run::RunDir;
-
-/// The resampled fits' seed (fixed: the same faces give the same calibration).
-const SEED: u64 = 27;
 
 fn main() -> anyhow::Result<()> {
     let dir = workspace().join("firmware/models");
@@ -68,7 +65,7 @@ fn main() -> anyhow::Result<()> {
         let calibration = Calibration {
             validation_of: run,
             category_confusion: category_confusion(&pairs),
-            probabilities: Some(ProbabilityCalibration::fit(&faces, SEED)?),
+            probabilities: Some(ProbabilityCalibration::fit(&faces, CALIBRATION_SEED)?),
         };
         // Refuse what the kiosk would refuse, before writing it.
         Correction::new(&calibration)?;
