@@ -244,7 +244,7 @@ const REFRESHES_PER_LESSON: u64 = 300;
 
 /// The lesson estimate as the LEDs and the overlay show it, refreshed when a new second
 /// with a face begins rather than at every frame, and ever less often as the lesson grows: a
-/// re-weighted refresh costs time in proportion to the seconds so far (7.5 ms at the end of
+/// re-weighted refresh costs time in proportion to the seconds so far (4.8 ms at the end of
 /// a 45-minute lesson, the `pipeline_stages` bench), so it comes once every 1/300 of them
 /// (every 9 s at 45 minutes), which keeps its cost a frame flat; a verdict on minutes of
 /// seconds does not move in a few.
