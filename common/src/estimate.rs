@@ -637,20 +637,10 @@ mod tests {
         assert_eq!(a.merged(&b).seconds(), 3);
     }
 
-    /// A calibration whose model is right 60 % of the time, honestly calibrated on a
-    /// uniform mix of expressions.
+    /// The adjusted count's calibration with [`em::tests::honest`]'s probability scaling.
     fn with_probabilities() -> Calibration {
-        let fit = ScalingFit {
-            slope: 1.0,
-            biases: [0.0; 7],
-            prior: [1.0 / 7.0; 7],
-        };
         Calibration {
-            probabilities: Some(ProbabilityCalibration {
-                faces: 1000,
-                resampled: vec![fit.clone(); 2],
-                fit,
-            }),
+            probabilities: Some(em::tests::honest()),
             ..lenet_like()
         }
     }

@@ -150,7 +150,7 @@ pub(crate) mod tests {
 
     /// A model that is right 60 % of the time and spreads the rest evenly, honestly
     /// calibrated on a uniform mix.
-    fn honest() -> ProbabilityCalibration {
+    pub(crate) fn honest() -> ProbabilityCalibration {
         let fit = ScalingFit {
             slope: 1.0,
             biases: [0.0; 7],

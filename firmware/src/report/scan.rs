@@ -468,8 +468,11 @@ mod tests {
     fn timeline_rows_are_five_plain_counts_or_twelve() {
         let row = parse_row(b"7,1,2,3,18446744073709551615", false).unwrap();
         assert_eq!((row.second, row.no_face), (7, u64::MAX));
-        for bad in [
-            &b"7,1,2,3,18446744073709551616"[..],
+        // With probabilities: seven more, summing to at most a unit-sum a face (two faces).
+        let row = parse_row(b"7,1,1,0,0,0,0,0,10000,0,0,10000", true).unwrap();
+        assert_eq!(row.probabilities, Some([0, 0, 0, 10000, 0, 0, 10000]));
+        let counts_only: &[&[u8]] = &[
+            b"7,1,2,3,18446744073709551616",
             b"7,1,2,3",
             b"7,1,2,3,4,5",
             b"7,-1,2,3,4",
@@ -478,28 +481,19 @@ mod tests {
             b"7,,2,3,4",
             b"",
             b"7,1,2,3,4e3",
-        ] {
-            assert!(
-                parse_row(bad, false).is_none(),
-                "{}",
-                String::from_utf8_lossy(bad)
-            );
-        }
-        // With probabilities: seven more, summing to at most a unit-sum a face (two faces).
-        let row = parse_row(b"7,1,1,0,0,0,0,0,10000,0,0,10000", true).unwrap();
-        assert_eq!(row.probabilities, Some([0, 0, 0, 10000, 0, 0, 10000]));
-        for bad in [
-            &b"7,1,1,0,0"[..],
+        ];
+        let with_probabilities: &[&[u8]] = &[
+            b"7,1,1,0,0",
             b"7,1,1,0,0,0,0,0,10000,0,0,10000,1",
             b"7,1,1,0,0,0,0,0,20000,0,0,10000",
             b"7,0,0,0,3,0,0,0,1,0,0,0",
             b"7,1,1,0,0,0,0,0,18446744073709551615,0,0,1",
-        ] {
-            assert!(
-                parse_row(bad, true).is_none(),
-                "{}",
-                String::from_utf8_lossy(bad)
-            );
+        ];
+        for (bad_rows, probabilities) in [(counts_only, false), (with_probabilities, true)] {
+            for bad in bad_rows {
+                let shown = String::from_utf8_lossy(bad);
+                assert!(parse_row(bad, probabilities).is_none(), "{shown}");
+            }
         }
         let mut seen = Vec::new();
         let text = format!("{TIMELINE_HEADER}\r\n0,1,0,0,0\r\n1,0,1,0,0");
