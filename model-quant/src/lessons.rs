@@ -307,6 +307,62 @@ impl Tally {
 mod tests {
     use super::*;
 
+    /// Faces of a model that sees the true expression through noise and says so twice too
+    /// confidently: its logits are 2·(1.2 for the true label + N(0, 1) each).
+    fn noisy_faces(n: usize, seed: u64) -> Vec<LabelledFace> {
+        use rand_distr::{Distribution, Normal};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let noise = Normal::new(0.0, 1.0).unwrap();
+        (0..n)
+            .map(|i| {
+                let label = i % 7;
+                let logits: [f64; 7] = std::array::from_fn(|k| {
+                    2.0 * (f64::from(u8::from(k == label)) * 1.2 + noise.sample(&mut rng))
+                });
+                let max = logits.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                let e = logits.map(|z| (z - max).exp());
+                let total: f64 = e.iter().sum();
+                (label, e.map(|v| v / total))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn re_weighting_calibrated_probabilities_beats_the_count() {
+        use ekspresi_common::estimate::ProbabilityCalibration;
+        let calibrating = noisy_faces(3_000, 1);
+        let pairs: Vec<(usize, usize)> = calibrating
+            .iter()
+            .map(|(label, p)| {
+                (
+                    category_of(*label),
+                    category_of(argmax(&p.map(|v| v as f32))),
+                )
+            })
+            .collect();
+        let calibration = Calibration {
+            validation_of: "test".into(),
+            category_confusion: category_confusion(&pairs),
+            probabilities: Some(ProbabilityCalibration::fit(&calibrating, 2).unwrap()),
+        };
+        let simulation = Simulation {
+            lessons: 60,
+            faces: 300,
+            seed: 3,
+        };
+        let scores =
+            simulate_probabilities(&noisy_faces(3_000, 4), &calibration, simulation).unwrap();
+        let methods: Vec<&str> = scores.iter().map(|s| s.method).collect();
+        assert_eq!(
+            methods,
+            ["count", "adjusted count", "re-weighted probabilities"]
+        );
+        let [count, adjusted, reweighted] = [0, 1, 2].map(|k| scores[k].share_mae);
+        assert!(count > 5.0, "{scores:?}");
+        assert!(reweighted < adjusted && reweighted < 4.5, "{scores:?}");
+        assert!(scores[2].interval_coverage > 0.8, "{scores:?}");
+    }
+
     #[test]
     fn a_perfect_model_needs_no_correction_and_a_confused_one_is_corrected() {
         // 300 faces per category; the "model" gives the truth, or a fixed confusion.
