@@ -42,6 +42,9 @@ variants=(
   "crop-40|--crop 40"
   "crop-44|--crop 44"
   "distill|--teacher model-quant/runs/vgg-s13 --teacher model-quant/runs/vgg-lite-s15 --teacher model-quant/runs/alexnet-s13"
+  # issue 30's optimiser and schedule (session 21): the long runs' SGD + Nesterov with
+  # reduce-on-plateau, at the baseline's length
+  "sgd-plateau|--optimizer sgd-nesterov --momentum 0.9 --learning-rate 0.01 --weight-decay 1e-4 --schedule plateau --plateau-factor 0.75 --plateau-patience 5"
 )
 
 table() {

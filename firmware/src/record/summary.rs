@@ -18,9 +18,11 @@ use crate::aggregate::{CategoryCounts, Evidence, EvidenceFloor, Impression, Tall
 /// lesson; 4: `frames_skipped`, 0 when absent; 5: `model_accuracy`, null when absent; 6:
 /// `times`, what the lesson's start and end are read from, `camera` when absent; 7:
 /// `estimated`, the shares corrected for the model's confusions with their intervals, on
-/// which `impression` is judged — before 7 it was judged on the classified counts).
-/// Readers take 2 to 7.
-pub const SCHEMA_VERSION: u32 = 7;
+/// which `impression` is judged — before 7 it was judged on the classified counts; 8:
+/// `estimated.method` may be `calibrated-em` and `calibration.probabilities` holds the
+/// model's probability scaling, with `timeline.csv` carrying each second's summed
+/// probabilities). Readers take 2 to 8.
+pub const SCHEMA_VERSION: u32 = 8;
 
 /// What a summary's `lesson_start` and `lesson_end` are.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -256,9 +258,10 @@ pub struct Summary {
     /// states it; `None` for a model the manifest does not list. Absent before schema 5.
     #[serde(default)]
     pub model_accuracy: Option<f64>,
-    /// The model's confusions `estimated` corrects for (`models.json`'s); kept here so that
-    /// recovery and the class report re-estimate from the lesson's own files. Absent for a
-    /// model without one, and before schema 7.
+    /// The model's confusions and probability scaling `estimated` corrects with
+    /// (`models.json`'s); kept here so that recovery and the class report re-estimate from
+    /// the lesson's own files. Absent for a model without one, and before schema 7; without
+    /// `probabilities` before schema 8.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub calibration: Option<Calibration>,
     /// Why the video stopped early, if it did (e.g. storage full).
@@ -552,7 +555,7 @@ mod tests {
         assert!(text.contains("Impression: GOOD"), "{text}");
         assert!(text.contains("happy"));
         let json = serde_json::to_value(&summary).unwrap();
-        assert_eq!(json["schema_version"], 7);
+        assert_eq!(json["schema_version"], 8);
         // No calibration: the estimate is the classified shares, said so.
         assert_eq!(json["estimated"]["method"], "classified-count");
         assert_eq!(json["estimated"]["positive_percent"], 50.0);
