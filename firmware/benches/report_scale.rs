@@ -1,7 +1,11 @@
 //! `ekspresi report` at school scale: 1,000 and 10,000 generated sessions (30 desks per
 //! lesson, 45-minute lessons; summaries and timelines only, each with its MANIFEST and
-//! COMPLETE), and 1,000 of them beside 100 hostile sessions (issue 29's classes, made by
-//! `tests/support/hostile.rs`), each reported by the `ekspresi` binary in its own process:
+//! COMPLETE), as the kiosk writes them — each second's summed probabilities logged and the
+//! shipped default model's calibration in the summary, so every desk and desk-minute is
+//! re-weighted (issue 27) — beside the same 1,000 without probabilities (counted, the
+//! adjusted count: the re-weighting's cost side by side), and 1,000 of them beside 100
+//! hostile sessions (issue 29's classes, made by `tests/support/hostile.rs`), each reported
+//! by the `ekspresi` binary in its own process:
 //! wall time and peak resident memory (wait4). Goal: 10,000 sessions in ≤ 10 s and ≤ 100 MB
 //! on the 2-core development machine; the hostile set within the same order as the honest
 //! sessions alone.
@@ -17,8 +21,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
+use ekspresi_common::estimate::Calibration;
 use ekspresi_common::{Category, Expression};
-use firmware::aggregate::{EvidenceFloor, Tally};
+use firmware::aggregate::{probability_units, EvidenceFloor, Tally};
 use firmware::record::session::{manifest, COMPLETE, MANIFEST, SUMMARY_JSON, TIMELINE_CSV};
 use firmware::record::summary::{LessonTimes, Summary, SummaryInput, Timeline};
 
@@ -36,8 +41,12 @@ const ROUNDS: usize = 3;
 
 fn main() {
     let sets = [
-        ("1,000 honest", generated(1_000)),
-        ("10,000 honest", generated(10_000)),
+        ("1,000 honest", generated(1_000, Logged::Probabilities)),
+        (
+            "1,000 honest, counts only",
+            generated(1_000, Logged::CountsOnly),
+        ),
+        ("10,000 honest", generated(10_000, Logged::Probabilities)),
         ("1,000 honest + 100 hostile", with_hostile(1_000, 100)),
     ];
     let binaries = measure::compared_binaries();
@@ -135,7 +144,7 @@ fn run_with_limit(command: &mut Command, limit: Duration) -> measure::ChildRun {
 /// `target/bench-scratch/report-N-hostile`: the N generated sessions (hard links) and
 /// `hostile` hostile sessions made from the first of them.
 fn with_hostile(sessions: usize, hostile: usize) -> PathBuf {
-    let honest = generated(sessions);
+    let honest = generated(sessions, Logged::Probabilities);
     let root = honest.with_file_name(format!("report-{sessions}-hostile"));
     let done = root.with_extension("done");
     if done.exists() {
@@ -179,10 +188,23 @@ fn first_session(root: &Path) -> PathBuf {
 }
 
 /// `target/bench-scratch/report-N`, generated unless a finished set is there.
-fn generated(sessions: usize) -> PathBuf {
+/// What a generated session's timeline holds.
+#[derive(Clone, Copy, PartialEq)]
+enum Logged {
+    /// Each second's summed probabilities, as the kiosk logs them (re-weighted).
+    Probabilities,
+    /// Counts only, as before they were logged (the adjusted count).
+    CountsOnly,
+}
+
+fn generated(sessions: usize, logged: Logged) -> PathBuf {
+    let name = match logged {
+        Logged::Probabilities => format!("report-{sessions}-probabilities"),
+        Logged::CountsOnly => format!("report-{sessions}-counts"),
+    };
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../target/bench-scratch")
-        .join(format!("report-{sessions}"));
+        .join(name);
     let done = root.with_extension("done");
     if done.exists() {
         return root;
@@ -196,7 +218,7 @@ fn generated(sessions: usize) -> PathBuf {
         // Lessons an hour apart; desks start within the first minute.
         let start = lesson_start
             + Duration::from_secs(lesson * 3600 + (index % DESKS_PER_LESSON) as u64 * 2);
-        write_session(&root, &desk, start, index as u64);
+        write_session(&root, &desk, start, index as u64, logged);
     }
     std::fs::write(&done, b"").unwrap();
     eprintln!(
@@ -206,7 +228,27 @@ fn generated(sessions: usize) -> PathBuf {
     root
 }
 
-fn write_session(root: &Path, desk: &str, start: SystemTime, seed: u64) {
+/// The shipped default model's calibration, as a kiosk copies it into each summary.
+fn shipped_calibration() -> &'static Calibration {
+    static SHIPPED: std::sync::OnceLock<Calibration> = std::sync::OnceLock::new();
+    SHIPPED.get_or_init(|| {
+        let installed = firmware::models::Installed::find().expect("models.json");
+        let default = installed
+            .named(&installed.manifest.default)
+            .expect("the default model");
+        default.calibration.clone().expect("a calibration")
+    })
+}
+
+/// A face's probabilities as a middling model gives them: 0.55 on the expression it
+/// shows, the rest spread, in the logs' units.
+fn face_units(expression: Expression) -> [u64; 7] {
+    let mut p = [0.45f32 / 6.0; 7];
+    p[expression.label()] = 0.55;
+    probability_units(&p)
+}
+
+fn write_session(root: &Path, desk: &str, start: SystemTime, seed: u64, logged: Logged) {
     let start_text = humantime::format_rfc3339_seconds(start).to_string();
     let dir = root.join(desk).join(start_text.replace(':', "-"));
     std::fs::create_dir_all(&dir).unwrap();
@@ -221,8 +263,14 @@ fn write_session(root: &Path, desk: &str, start: SystemTime, seed: u64) {
             // A face in 80 % of frames; expressions spread over all seven.
             if state % 10 < 8 {
                 let expression = Expression::ALL[(state >> 8) as usize % 7];
-                tally.record(expression, second);
-                timeline.record(second, Some(expression.category()));
+                if logged == Logged::Probabilities {
+                    let units = face_units(expression);
+                    tally.record_with_probabilities(expression, second, Some(units));
+                    timeline.record_face(second, Some((expression, units)));
+                } else {
+                    tally.record(expression, second);
+                    timeline.record(second, Some(expression.category()));
+                }
             } else {
                 tally.record_no_face();
                 timeline.record(second, None::<Category>);
@@ -242,7 +290,7 @@ fn write_session(root: &Path, desk: &str, start: SystemTime, seed: u64) {
         frames_skipped: 0,
         model: "lenet5-int8.onnx",
         model_accuracy: Some(0.6291),
-        calibration: None,
+        calibration: Some(shipped_calibration()),
         video_note: None,
         times: LessonTimes::Camera,
     });
