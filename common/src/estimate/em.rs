@@ -22,6 +22,9 @@ use super::scaling::{log_probabilities, ProbabilityCalibration, ScalingFit};
 const REPLICATES: usize = 40;
 /// EM stops when no expression's share moves more than this.
 const TOLERANCE: f64 = 1e-7;
+/// A bootstrap replicate's EM stops sooner: it only feeds a standard error of about 1e-2,
+/// to which 1e-5 adds nothing, and the replicates are most of a refresh's work.
+const REPLICATE_TOLERANCE: f64 = 1e-5;
 /// EM's most iterations (a poorly told-apart pair of expressions converges slowly; their
 /// sum, which is all a category needs, converges fast).
 const MAX_ITERATIONS: usize = 500;
@@ -53,6 +56,7 @@ pub(super) fn shares(
     let calibrated =
         |fit: &ScalingFit| -> Vec<[f64; 7]> { logs.iter().map(|l| fit.apply_to_logs(l)).collect() };
     let point = mix(
+        TOLERANCE,
         &calibrated(&calibration.fit),
         &weights,
         &calibration.fit.prior,
@@ -76,14 +80,21 @@ pub(super) fn shares(
         }
         let resampled: Vec<f64> = drawn.iter().zip(&weights).map(|(d, w)| d * w).collect();
         let fit = r % fits.len();
-        let replicate = mix(&posteriors[fit], &resampled, &fits[fit].prior, Some(point));
+        let replicate = mix(
+            REPLICATE_TOLERANCE,
+            &posteriors[fit],
+            &resampled,
+            &fits[fit].prior,
+            Some(point),
+        );
         replicates.push(by_category(&replicate));
     }
     (by_category(&point), Some(standard_deviations(&replicates)))
 }
 
 /// The lesson's expression mix by EM: `posteriors` (calibrated under `prior`) re-weighted
-/// until they stop moving, each second counting `weights[s]`; from `start` (else `prior`).
+/// until no share moves more than `tolerance`, each second counting `weights[s]`; from
+/// `start` (else `prior`).
 ///
 /// Accelerated by SQUAREM (Varadhan & Roland 2008, scheme S3): two EM steps give a
 /// direction and its curvature, and the mix jumps along it, then takes one EM step to land
@@ -92,6 +103,7 @@ pub(super) fn shares(
 /// faces took hundreds of steps — and every step is a pass over the lesson's seconds; the
 /// fixed point is the same.
 fn mix(
+    tolerance: f64,
     posteriors: &[[f64; 7]],
     weights: &[f64],
     prior: &[f64; 7],
@@ -106,7 +118,7 @@ fn mix(
     for _ in 0..MAX_ITERATIONS / 3 {
         let once = step(&lesson);
         let r: [f64; 7] = std::array::from_fn(|k| once[k] - lesson[k]);
-        if r.iter().all(|d| d.abs() < TOLERANCE) {
+        if r.iter().all(|d| d.abs() < tolerance) {
             return once;
         }
         let twice = step(&once);
@@ -250,7 +262,7 @@ pub(crate) mod tests {
             .collect();
         let weights = vec![1.0; posteriors.len()];
         let prior = [0.1, 0.05, 0.15, 0.25, 0.15, 0.1, 0.2];
-        let accelerated = mix(&posteriors, &weights, &prior, None);
+        let accelerated = mix(TOLERANCE, &posteriors, &weights, &prior, None);
         let mut plain = prior;
         for _ in 0..200_000 {
             plain = em_step(&posteriors, &weights, &prior, &plain, 300.0);
@@ -271,7 +283,7 @@ pub(crate) mod tests {
         assert!(one[1] > 0.9, "{one:?}");
         let posteriors = [[1.0 / 7.0; 7]];
         assert_eq!(
-            mix(&posteriors, &[0.0], &[1.0 / 7.0; 7], None),
+            mix(TOLERANCE, &posteriors, &[0.0], &[1.0 / 7.0; 7], None),
             [1.0 / 7.0; 7]
         );
     }
