@@ -33,6 +33,7 @@
 use serde::{Deserialize, Serialize};
 
 mod em;
+mod influence;
 mod scaling;
 
 pub use em::SecondProbabilities;
@@ -64,6 +65,17 @@ pub struct Calibration {
     /// re-weighting ([`Method::CalibratedEm`]); absent in calibrations before it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probabilities: Option<ProbabilityCalibration>,
+}
+
+impl Calibration {
+    /// The same calibration without its probability scaling: what corrects counts alone
+    /// (the live class view's windows carry counts, and the scaling's fits are some kB).
+    pub fn counting_only(self) -> Calibration {
+        Calibration {
+            probabilities: None,
+            ..self
+        }
+    }
 }
 
 /// Why a calibration cannot correct anything.
@@ -409,7 +421,7 @@ pub fn estimate(blocks: &SecondBlocks, correction: Option<&Correction>) -> Optio
     let (shares, errors, method) = match (reweighting, correction) {
         (Some((calibration, seconds)), _) => {
             let (shares, errors) = em::shares(seconds, calibration);
-            (shares, errors, Method::CalibratedEm)
+            return Some(reweighted(shares, errors));
         }
         (None, None) => {
             let (q, sampling) = blocks.classified();
@@ -435,11 +447,61 @@ pub fn estimate(blocks: &SecondBlocks, correction: Option<&Correction>) -> Optio
             )
         }
     };
-    Some(Estimate {
+    Some(finished(shares, errors, method))
+}
+
+/// The estimates of a lesson cut into parts (a desk's minutes; `None` where a part has no
+/// seconds) and of the whole lesson they make, each what [`estimate`] gives it; when they
+/// are re-weighted each second is calibrated once, for its part and the whole alike (the
+/// class report estimates every desk and every desk-minute, and calibrating is a third of
+/// an estimate's time).
+pub fn estimate_with_parts(
+    parts: &[Option<SecondBlocks>],
+    correction: Option<&Correction>,
+) -> (Option<Estimate>, Vec<Option<Estimate>>) {
+    let whole = parts
+        .iter()
+        .flatten()
+        .fold(SecondBlocks::default(), SecondBlocks::merged);
+    let calibration = correction.and_then(|c| c.probabilities.as_ref());
+    let (Some(calibration), Some(_)) = (calibration, whole.all_probabilities()) else {
+        let each = parts
+            .iter()
+            .map(|part| part.as_ref().and_then(|p| estimate(p, correction)))
+            .collect();
+        return (estimate(&whole, correction), each);
+    };
+    // Every second of the whole has probabilities, so every second of each part.
+    let calibrated: Vec<Option<em::CalibratedSeconds>> = parts
+        .iter()
+        .map(|part| {
+            let seconds = part.as_ref()?.all_probabilities()?;
+            Some(em::CalibratedSeconds::new(seconds, &calibration.fit))
+        })
+        .collect();
+    let each = calibrated
+        .iter()
+        .map(|part| {
+            let (shares, errors) = em::calibrated_shares(part.as_ref()?, calibration);
+            Some(reweighted(shares, errors))
+        })
+        .collect();
+    let lesson = em::CalibratedSeconds::concatenated(calibrated.iter().flatten());
+    let (shares, errors) = em::calibrated_shares(&lesson, calibration);
+    (Some(reweighted(shares, errors)), each)
+}
+
+fn reweighted(shares: [f64; 3], errors: Option<[f64; 3]>) -> Estimate {
+    finished(shares, errors, Method::CalibratedEm)
+}
+
+/// An estimate of shares clamped to 0..1 and their errors (1 when unknown).
+fn finished(shares: [f64; 3], errors: Option<[f64; 3]>, method: Method) -> Estimate {
+    Estimate {
         shares: shares.map(|s| s.clamp(0.0, 1.0)),
         standard_errors: errors.unwrap_or([1.0; 3]),
         method,
-    })
+    }
 }
 
 /// The standard errors of a covariance's diagonal.
@@ -683,6 +745,46 @@ mod tests {
         // A class of one re-weighted and one counted desk is "corrected", no more.
         let mean = Estimate::mean(&[reweighted, counted]).unwrap();
         assert_eq!(mean.method, Method::AdjustedCount);
+    }
+
+    #[test]
+    fn a_lesson_in_parts_is_estimated_as_each_part_and_the_whole_alone() {
+        let correction = Correction::new(&with_probabilities()).unwrap();
+        // Three minutes, the second one without a face seen.
+        let looks = em::tests::quarter_happy(4);
+        let mut parts = vec![
+            Some(SecondBlocks::default()),
+            None,
+            Some(SecondBlocks::default()),
+        ];
+        for (i, &label) in looks.iter().enumerate() {
+            let part = if i < 25 { 0 } else { 2 };
+            add_faces(parts[part].as_mut().unwrap(), label, 2);
+        }
+        let whole = parts
+            .iter()
+            .flatten()
+            .fold(SecondBlocks::default(), SecondBlocks::merged);
+        for with in [correction.clone(), correction.counting_only()] {
+            let (lesson, each) = estimate_with_parts(&parts, Some(&with));
+            assert_eq!(lesson, estimate(&whole, Some(&with)));
+            assert_eq!(each.len(), 3);
+            assert_eq!(each[1], None);
+            for k in [0, 2] {
+                assert_eq!(each[k], estimate(parts[k].as_ref().unwrap(), Some(&with)));
+            }
+        }
+        assert_eq!(
+            estimate_with_parts(&parts, Some(&correction))
+                .0
+                .unwrap()
+                .method,
+            Method::CalibratedEm
+        );
+        assert_eq!(
+            estimate_with_parts(&[None, None], None),
+            (None, vec![None, None])
+        );
     }
 
     #[test]

@@ -6,25 +6,19 @@
 //! on validation (`em_estimate`: 600 faces, vgg-lite 3.13 → 2.10 points).
 //!
 //! A second enters once, its faces' summed probabilities averaged (frames within a second
-//! show the same face), weighted by its faces. The 90 % interval comes from a bootstrap
-//! over seconds — seconds, not frames, are the independent units — each replicate also
-//! taking one of the calibration's resampled fits, so the calibration's own uncertainty is
-//! in it; the replicates' spread gives each share's standard error. The replicates are
-//! seeded by the number of seconds, so the same seconds (a lesson rebuilt from
-//! `seconds.csv`) give the same interval.
+//! show the same face), weighted by its faces. Each second is calibrated once per estimate
+//! (seven `exp`), and the 90 % interval is read off the same calibrated seconds by
+//! linearising the fixed point ([`super::influence`]) — no replicates — so an estimate costs
+//! one EM and one pass more; the bootstrap it replaced (40 replicates, every second
+//! calibrated under 21 fits) made the class report 12× slower than counting.
 
-use rand::{Rng, SeedableRng};
-
+use super::influence;
 use super::scaling::{log_probabilities, ProbabilityCalibration, ScalingFit};
 
-/// Bootstrap replicates of a lesson (standard errors, not tail percentiles, are read off
-/// them, which 40 replicates give to about ±11 %).
-const REPLICATES: usize = 40;
-/// EM stops when no expression's share moves more than this.
-const TOLERANCE: f64 = 1e-7;
-/// A bootstrap replicate's EM stops sooner: it only feeds a standard error of about 1e-2,
-/// to which 1e-5 adds nothing, and the replicates are most of a refresh's work.
-const REPLICATE_TOLERANCE: f64 = 1e-5;
+/// EM stops when no expression's share moves more than this: a ten-thousandth of a point,
+/// far below the tenth of a point a share is shown to (1e-7 cost the class report 5 % more
+/// time).
+const TOLERANCE: f64 = 1e-6;
 /// EM's most iterations (a poorly told-apart pair of expressions converges slowly; their
 /// sum, which is all a category needs, converges fast).
 const MAX_ITERATIONS: usize = 500;
@@ -38,63 +32,94 @@ pub struct SecondProbabilities {
 
 impl SecondProbabilities {
     fn mean(&self) -> [f64; 7] {
-        self.summed.map(|p| p / self.faces as f64)
+        let per_face = 1.0 / self.faces as f64;
+        self.summed.map(|p| p * per_face)
+    }
+}
+
+/// A lesson's seconds calibrated under one fit: what EM and its interval read.
+pub(super) struct CalibratedSeconds {
+    /// Faces in each second (its weight).
+    pub weights: Vec<f64>,
+    /// Each second's mean probabilities' logarithms (the fit's input).
+    pub logs: Vec<[f64; 7]>,
+    /// Each second's calibrated probabilities over the fit's prior: re-weighted to a mix
+    /// `m`, a second's posterior is `relative ∘ m`, normalised.
+    pub relative: Vec<[f64; 7]>,
+    /// The weights' sum.
+    pub total: f64,
+}
+
+impl CalibratedSeconds {
+    pub(super) fn new(seconds: &[SecondProbabilities], fit: &ScalingFit) -> Self {
+        let weights: Vec<f64> = seconds.iter().map(|s| s.faces as f64).collect();
+        let logs: Vec<[f64; 7]> = seconds
+            .iter()
+            .map(|s| log_probabilities(&s.mean()))
+            .collect();
+        let over_prior = fit.prior.map(|p| 1.0 / p);
+        let relative = logs
+            .iter()
+            .map(|l| {
+                let q = fit.apply_to_logs(l);
+                std::array::from_fn(|k| q[k] * over_prior[k])
+            })
+            .collect();
+        let total = weights.iter().sum();
+        Self {
+            weights,
+            logs,
+            relative,
+            total,
+        }
+    }
+
+    /// The seconds of `parts` together, in order (each second calibrated once, with its
+    /// part).
+    pub(super) fn concatenated<'a>(parts: impl IntoIterator<Item = &'a CalibratedSeconds>) -> Self {
+        let mut whole = Self {
+            weights: Vec::new(),
+            logs: Vec::new(),
+            relative: Vec::new(),
+            total: 0.0,
+        };
+        for part in parts {
+            whole.weights.extend_from_slice(&part.weights);
+            whole.logs.extend_from_slice(&part.logs);
+            whole.relative.extend_from_slice(&part.relative);
+            whole.total += part.total;
+        }
+        whole
     }
 }
 
 /// The category shares (positive, neutral, negative) of `seconds` (none with 0 faces) and,
-/// from 2 seconds on, their standard errors.
+/// from 2 seconds on, their standard errors (`None` too when the seconds cannot tell the
+/// expressions apart: the fixed point is not unique, any share is as likely).
 pub(super) fn shares(
     seconds: &[SecondProbabilities],
     calibration: &ProbabilityCalibration,
 ) -> ([f64; 3], Option<[f64; 3]>) {
-    let weights: Vec<f64> = seconds.iter().map(|s| s.faces as f64).collect();
-    let logs: Vec<[f64; 7]> = seconds
-        .iter()
-        .map(|s| log_probabilities(&s.mean()))
-        .collect();
-    let calibrated =
-        |fit: &ScalingFit| -> Vec<[f64; 7]> { logs.iter().map(|l| fit.apply_to_logs(l)).collect() };
-    let point = mix(
-        TOLERANCE,
-        &calibrated(&calibration.fit),
-        &weights,
-        &calibration.fit.prior,
-        None,
-    );
-    if seconds.len() < 2 {
-        return (by_category(&point), None);
-    }
-    let fits: Vec<&ScalingFit> = if calibration.resampled.is_empty() {
-        vec![&calibration.fit]
-    } else {
-        calibration.resampled.iter().collect()
-    };
-    let posteriors: Vec<Vec<[f64; 7]>> = fits.iter().map(|fit| calibrated(fit)).collect();
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seconds.len() as u64);
-    let mut replicates = Vec::with_capacity(REPLICATES);
-    for r in 0..REPLICATES {
-        let mut drawn = vec![0.0; seconds.len()];
-        for _ in 0..seconds.len() {
-            drawn[rng.random_range(0..seconds.len())] += 1.0;
-        }
-        let resampled: Vec<f64> = drawn.iter().zip(&weights).map(|(d, w)| d * w).collect();
-        let fit = r % fits.len();
-        let replicate = mix(
-            REPLICATE_TOLERANCE,
-            &posteriors[fit],
-            &resampled,
-            &fits[fit].prior,
-            Some(point),
-        );
-        replicates.push(by_category(&replicate));
-    }
-    (by_category(&point), Some(standard_deviations(&replicates)))
+    calibrated_shares(
+        &CalibratedSeconds::new(seconds, &calibration.fit),
+        calibration,
+    )
 }
 
-/// The lesson's expression mix by EM: `posteriors` (calibrated under `prior`) re-weighted
-/// until no share moves more than `tolerance`, each second counting `weights[s]`; from
-/// `start` (else `prior`).
+/// The same from seconds already calibrated under `calibration.fit`.
+pub(super) fn calibrated_shares(
+    lesson: &CalibratedSeconds,
+    calibration: &ProbabilityCalibration,
+) -> ([f64; 3], Option<[f64; 3]>) {
+    let point = mix(TOLERANCE, lesson, &calibration.fit.prior);
+    let errors = (lesson.weights.len() >= 2)
+        .then(|| influence::category_errors(lesson, &point, calibration))
+        .flatten();
+    (by_category(&point), errors)
+}
+
+/// The lesson's expression mix by EM from `start`: the seconds re-weighted until no share
+/// moves more than `tolerance`.
 ///
 /// Accelerated by SQUAREM (Varadhan & Roland 2008, scheme S3): two EM steps give a
 /// direction and its curvature, and the mix jumps along it, then takes one EM step to land
@@ -102,22 +127,15 @@ pub(super) fn shares(
 /// crawls where the seconds tell expressions apart poorly — a lesson of mixed, middling
 /// faces took hundreds of steps — and every step is a pass over the lesson's seconds; the
 /// fixed point is the same.
-fn mix(
-    tolerance: f64,
-    posteriors: &[[f64; 7]],
-    weights: &[f64],
-    prior: &[f64; 7],
-    start: Option<[f64; 7]>,
-) -> [f64; 7] {
-    let total: f64 = weights.iter().sum();
-    let mut lesson = start.unwrap_or(*prior);
-    if total <= 0.0 {
-        return lesson;
+fn mix(tolerance: f64, lesson: &CalibratedSeconds, start: &[f64; 7]) -> [f64; 7] {
+    let mut current = *start;
+    if lesson.total <= 0.0 {
+        return current;
     }
-    let step = |from: &[f64; 7]| em_step(posteriors, weights, prior, from, total);
+    let step = |from: &[f64; 7]| em_step(lesson, from);
     for _ in 0..MAX_ITERATIONS / 3 {
-        let once = step(&lesson);
-        let r: [f64; 7] = std::array::from_fn(|k| once[k] - lesson[k]);
+        let once = step(&current);
+        let r: [f64; 7] = std::array::from_fn(|k| once[k] - current[k]);
         if r.iter().all(|d| d.abs() < tolerance) {
             return once;
         }
@@ -130,39 +148,30 @@ fn mix(
             -1.0
         };
         let jump: [f64; 7] =
-            std::array::from_fn(|k| lesson[k] - 2.0 * alpha * r[k] + alpha * alpha * v[k]);
-        lesson = if jump.iter().all(|p| p.is_finite() && *p >= 0.0) {
+            std::array::from_fn(|k| current[k] - 2.0 * alpha * r[k] + alpha * alpha * v[k]);
+        current = if jump.iter().all(|p| p.is_finite() && *p >= 0.0) {
             step(&jump)
         } else {
             twice
         };
     }
-    lesson
+    current
 }
 
 /// One EM step from the mix `from`: each second's posteriors re-weighted to it, averaged.
-fn em_step(
-    posteriors: &[[f64; 7]],
-    weights: &[f64],
-    prior: &[f64; 7],
-    from: &[f64; 7],
-    total: f64,
-) -> [f64; 7] {
-    let ratio: [f64; 7] = std::array::from_fn(|k| from[k] / prior[k]);
+fn em_step(lesson: &CalibratedSeconds, from: &[f64; 7]) -> [f64; 7] {
     let mut next = [0.0; 7];
-    for (q, &weight) in posteriors.iter().zip(weights) {
-        if weight == 0.0 {
-            continue;
-        }
-        let weighted: [f64; 7] = std::array::from_fn(|k| q[k] * ratio[k]);
+    for (a, &weight) in lesson.relative.iter().zip(&lesson.weights) {
+        let weighted: [f64; 7] = std::array::from_fn(|k| a[k] * from[k]);
         let sum: f64 = weighted.iter().sum();
-        if sum > 0.0 {
+        if weight > 0.0 && sum > 0.0 {
+            let scale = weight / sum;
             for k in 0..7 {
-                next[k] += weight * weighted[k] / sum;
+                next[k] += scale * weighted[k];
             }
         }
     }
-    next.map(|v| v / total)
+    next.map(|v| v / lesson.total)
 }
 
 fn squared(v: &[f64; 7]) -> f64 {
@@ -170,25 +179,12 @@ fn squared(v: &[f64; 7]) -> f64 {
 }
 
 /// Positive, neutral and negative shares of an expression mix.
-fn by_category(mix: &[f64; 7]) -> [f64; 3] {
+pub(super) fn by_category(mix: &[f64; 7]) -> [f64; 3] {
     let mut shares = [0.0; 3];
     for expression in crate::Expression::ALL {
         shares[expression.category().index()] += mix[expression.label()];
     }
     shares
-}
-
-fn standard_deviations(replicates: &[[f64; 3]]) -> [f64; 3] {
-    let n = replicates.len() as f64;
-    std::array::from_fn(|c| {
-        let mean = replicates.iter().map(|r| r[c]).sum::<f64>() / n;
-        let variance = replicates
-            .iter()
-            .map(|r| (r[c] - mean).powi(2))
-            .sum::<f64>()
-            / (n - 1.0);
-        variance.sqrt()
-    })
 }
 
 #[cfg(test)]
@@ -210,7 +206,7 @@ pub(crate) mod tests {
         }
     }
 
-    fn second_of(label: usize) -> SecondProbabilities {
+    pub(crate) fn second_of(label: usize) -> SecondProbabilities {
         let mut p = [0.4 / 6.0; 7];
         p[label] = 0.6;
         SecondProbabilities {
@@ -251,21 +247,26 @@ pub(crate) mod tests {
     fn the_accelerated_em_reaches_plain_em_s_fixed_point() {
         // Mixed, middling seconds (every expression in every second): the flat case where
         // plain EM crawls.
-        let posteriors: Vec<[f64; 7]> = (0..300)
+        let prior = [0.1, 0.05, 0.15, 0.25, 0.15, 0.1, 0.2];
+        let relative: Vec<[f64; 7]> = (0..300)
             .map(|s| {
                 let mut p = [0.12; 7];
                 p[s % 7] = 0.2;
                 p[(s * 3 + 1) % 7] += 0.08;
                 let total: f64 = p.iter().sum();
-                p.map(|v| v / total)
+                std::array::from_fn(|k| p[k] / total / prior[k])
             })
             .collect();
-        let weights = vec![1.0; posteriors.len()];
-        let prior = [0.1, 0.05, 0.15, 0.25, 0.15, 0.1, 0.2];
-        let accelerated = mix(TOLERANCE, &posteriors, &weights, &prior, None);
+        let lesson = CalibratedSeconds {
+            weights: vec![1.0; relative.len()],
+            logs: vec![[0.0; 7]; relative.len()],
+            relative,
+            total: 300.0,
+        };
+        let accelerated = mix(TOLERANCE, &lesson, &prior);
         let mut plain = prior;
         for _ in 0..200_000 {
-            plain = em_step(&posteriors, &weights, &prior, &plain, 300.0);
+            plain = em_step(&lesson, &plain);
         }
         for k in 0..7 {
             assert!(
@@ -281,10 +282,12 @@ pub(crate) mod tests {
         let (one, errors) = shares(&[second_of(6)], &honest());
         assert!(errors.is_none());
         assert!(one[1] > 0.9, "{one:?}");
-        let posteriors = [[1.0 / 7.0; 7]];
-        assert_eq!(
-            mix(TOLERANCE, &posteriors, &[0.0], &[1.0 / 7.0; 7], None),
-            [1.0 / 7.0; 7]
-        );
+        let lesson = CalibratedSeconds {
+            weights: vec![0.0],
+            logs: vec![[0.0; 7]],
+            relative: vec![[1.0; 7]],
+            total: 0.0,
+        };
+        assert_eq!(mix(TOLERANCE, &lesson, &[1.0 / 7.0; 7]), [1.0 / 7.0; 7]);
     }
 }

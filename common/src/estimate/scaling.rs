@@ -192,8 +192,8 @@ pub fn log_probabilities(p: &[f64; 7]) -> [f64; 7] {
 pub(super) fn softmax(logits: &[f64; 7]) -> [f64; 7] {
     let max = logits.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     let e = logits.map(|z| (z - max).exp());
-    let total: f64 = e.iter().sum();
-    e.map(|v| v / total)
+    let per_total = 1.0 / e.iter().sum::<f64>();
+    e.map(|v| v * per_total)
 }
 
 #[cfg(test)]
