@@ -26,9 +26,10 @@
 //! **Better still, when the seconds carry probabilities.** A calibration that also holds
 //! the model's probability scaling ([`ProbabilityCalibration`], `scaling`) and a lesson whose
 //! every second logged the model's summed probabilities are estimated by re-weighting those
-//! calibrated probabilities to the lesson's mix (`em`, [`Method::CalibratedEm`]), with a
-//! bootstrap interval over seconds; the adjusted count stays the fallback for lessons logged
-//! without probabilities.
+//! calibrated probabilities to the lesson's mix (`em`, [`Method::CalibratedEm`]), with an
+//! interval from linearising that estimate over seconds and the calibration's resampled fits
+//! (`influence`); the adjusted count stays the fallback for lessons logged without
+//! probabilities.
 
 use serde::{Deserialize, Serialize};
 

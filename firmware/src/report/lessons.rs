@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-use ekspresi_common::estimate::{estimate, Correction, Estimate, SecondBlocks};
+use ekspresi_common::estimate::{estimate_with_parts, Correction, Estimate, SecondBlocks};
 
 use super::scan::{for_each_second, SessionEntry};
 use crate::aggregate::{
@@ -131,16 +131,26 @@ struct DeskSum {
     floor: Option<EvidenceFloor>,
     /// The correction of the desk's first session with one (a desk keeps its model).
     correction: Option<Correction>,
-    /// Every second's category counts, as the estimator keeps them.
-    seconds: SecondBlocks,
-    /// The same per minute of the lesson; `None` where no session of the desk covered it.
+    /// Every second's category counts (and probabilities), as the estimator keeps them,
+    /// per minute of the lesson; `None` where no session of the desk covered it. The desk's
+    /// lesson is its minutes together.
     minutes: Vec<Option<SecondBlocks>>,
 }
 
 impl DeskSum {
-    fn estimate(&self) -> Option<Estimate> {
-        estimate(&self.seconds, self.correction.as_ref())
+    /// The desk's estimate over the lesson, and in each of its minutes.
+    fn estimates(&self) -> DeskEstimates {
+        let (lesson, minutes) = estimate_with_parts(&self.minutes, self.correction.as_ref());
+        DeskEstimates { lesson, minutes }
     }
+}
+
+/// A desk's estimates, each made once: its row and the class verdict read `lesson`, the
+/// class's minutes read `minutes`.
+struct DeskEstimates {
+    lesson: Option<Estimate>,
+    /// Per minute of the lesson; `None` where the desk saw no face (or was not there).
+    minutes: Vec<Option<Estimate>>,
 }
 
 /// Reads the lesson's timelines (one lesson in memory at a time) and sums its sessions.
@@ -155,15 +165,20 @@ pub fn read_lesson(group: &LessonGroup) -> (LessonReport, Vec<super::scan::Rejec
         }
     }
     let lesson_minutes = minutes_between(group.start, group.end);
-    let rows: Vec<DeskRow> = desks.iter().map(|(id, sum)| desk_row(id, sum)).collect();
+    let estimates: Vec<DeskEstimates> = desks.values().map(DeskSum::estimates).collect();
+    let rows: Vec<DeskRow> = desks
+        .iter()
+        .zip(&estimates)
+        .map(|((id, sum), estimates)| desk_row(id, sum, estimates.lesson.as_ref()))
+        .collect();
     let judged = rows
         .iter()
-        .zip(desks.values())
-        .filter_map(|(row, sum)| Some((row.impression, sum.estimate()?)));
+        .zip(&estimates)
+        .filter_map(|(row, estimates)| Some((row.impression, estimates.lesson?)));
     let (class, class_estimate) = class_impression(judged);
     let shares = class_estimate.as_ref().map(Estimated::new);
     let minutes = (0..lesson_minutes)
-        .map(|minute| class_minute(minute, &desks))
+        .map(|minute| class_minute(minute, &desks, &estimates))
         .collect();
     let report = LessonReport {
         key: group.key(),
@@ -194,7 +209,6 @@ fn add_session(
     // This session's minutes first, merged only once the whole timeline has read (a session
     // rejected halfway adds nothing).
     let mut minutes: Vec<Option<SecondBlocks>> = Vec::new();
-    let mut seconds = SecondBlocks::default();
     for_each_second(&session.path, |second| {
         let minute = (offset.saturating_add(second.second) / 60) as usize;
         if minutes.len() <= minute {
@@ -206,7 +220,6 @@ fn add_session(
             counts,
             units,
         );
-        add_second(&mut seconds, counts, units);
     })?;
     let desk = desks.entry(session.desk_id.clone()).or_default();
     if desk.minutes.len() < minutes.len() {
@@ -217,7 +230,6 @@ fn add_session(
             *total = Some(total.take().unwrap_or_default().merged(&blocks));
         }
     }
-    desk.seconds = std::mem::take(&mut desk.seconds).merged(&seconds);
     if desk.correction.is_none() {
         desk.correction.clone_from(&session.correction);
     }
@@ -240,7 +252,7 @@ fn add_counts(a: CategoryCounts, b: CategoryCounts) -> CategoryCounts {
     }
 }
 
-fn desk_row(desk_id: &str, sum: &DeskSum) -> DeskRow {
+fn desk_row(desk_id: &str, sum: &DeskSum, estimate: Option<&Estimate>) -> DeskRow {
     let evidence = Evidence {
         face_seconds: sum.face_seconds,
         face_share: if sum.frames_analysed == 0 {
@@ -250,8 +262,7 @@ fn desk_row(desk_id: &str, sum: &DeskSum) -> DeskRow {
         },
         floor: sum.floor.unwrap_or_default(),
     };
-    let estimate = sum.estimate();
-    let estimated = estimate.as_ref().map(Estimated::new);
+    let estimated = estimate.map(Estimated::new);
     let share = |pick: fn(&Estimated) -> f64| estimated.as_ref().map_or(0.0, pick);
     DeskRow {
         desk_id: desk_id.to_owned(),
@@ -264,28 +275,30 @@ fn desk_row(desk_id: &str, sum: &DeskSum) -> DeskRow {
         neutral_percent: share(|e| e.neutral_percent),
         negative_percent: share(|e| e.negative_percent),
         estimated,
-        impression: verdict(estimate.as_ref(), evidence),
+        impression: verdict(estimate, evidence),
     }
 }
 
-fn class_minute(minute: u64, desks: &BTreeMap<String, DeskSum>) -> ClassMinute {
-    let present: Vec<(&SecondBlocks, Option<&Correction>)> = desks
+/// The class in one minute: the mean of the estimates of the desks that saw a face in it
+/// (`estimates` in the order of `desks`).
+fn class_minute(
+    minute: u64,
+    desks: &BTreeMap<String, DeskSum>,
+    estimates: &[DeskEstimates],
+) -> ClassMinute {
+    let index = minute as usize;
+    let present = desks
         .values()
-        .filter_map(|d| {
-            Some((
-                d.minutes.get(minute as usize)?.as_ref()?,
-                d.correction.as_ref(),
-            ))
-        })
-        .collect();
-    let seen: Vec<Estimate> = present
+        .filter(|d| d.minutes.get(index).is_some_and(Option::is_some))
+        .count();
+    let seen: Vec<Estimate> = estimates
         .iter()
-        .filter_map(|(blocks, correction)| estimate(blocks, *correction))
+        .filter_map(|e| *e.minutes.get(index)?)
         .collect();
     let mean = Estimate::mean(&seen).map(|e| Estimated::new(&e));
     ClassMinute {
         minute,
-        desks_present: present.len(),
+        desks_present: present,
         desks_with_face: seen.len(),
         positive_percent: mean.as_ref().map(|m| m.positive_percent),
         neutral_percent: mean.as_ref().map(|m| m.neutral_percent),

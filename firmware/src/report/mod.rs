@@ -123,44 +123,97 @@ pub fn write_report(
     out: &Path,
     progress: impl FnMut(usize),
 ) -> Result<ReportWritten, ReportError> {
-    let (sessions, mut rejected) = scan::scan(roots, progress);
-    // Counted from the lessons as read: a session that changed since the scan is rejected.
-    let mut session_count = 0;
-    let mut desks: HashSet<String> = HashSet::new();
+    let (sessions, rejected) = scan::scan(roots, progress);
     let groups = lessons::group(sessions);
     create_dir(out)?;
-    let mut set_csv = CsvOut::create(&out.join("class.csv"))?;
-    let mut set_json = JsonOut::create(&out.join("class.json"))?;
-    let mut lines = Vec::with_capacity(groups.len());
-    let mut keys = HashSet::new();
-    // Lessons are read on every core, a few at a time, and written in order.
-    for batch in groups.chunks(LESSONS_PER_BATCH) {
-        use rayon::prelude::*;
-        let read: Vec<_> = batch.par_iter().map(lessons::read_lesson).collect();
-        for (mut lesson, unreadable) in read {
-            rejected.extend(unreadable);
-            for desk in &lesson.desks {
-                session_count += desk.sessions;
-                desks.insert(desk.desk_id.clone());
+    let mut writer = Writer::create(out, rejected)?;
+    // Lessons are read on every core, a few at a time, while a thread of its own writes the
+    // batch before (each file is synced, so writing waits on the disk): at most two batches
+    // are in memory.
+    let (batches, received) = std::sync::mpsc::sync_channel::<Vec<ReadLesson>>(1);
+    std::thread::scope(|scope| {
+        let writing = scope.spawn(|| -> Result<(), ReportError> {
+            for batch in received {
+                batch.into_iter().try_for_each(|read| writer.lesson(read))?;
             }
-            lesson.key = unique_key(&mut keys, lesson.key);
-            write_lesson(out, &lesson)?;
-            set_csv.lesson(&lesson)?;
-            set_json.lesson(&lesson)?;
-            lines.push(LessonLine::of(&lesson));
+            Ok(())
+        });
+        for batch in groups.chunks(LESSONS_PER_BATCH) {
+            use rayon::prelude::*;
+            let read: Vec<ReadLesson> = batch.par_iter().map(lessons::read_lesson).collect();
+            // The writer stopped on an error: it is reported below.
+            if batches.send(read).is_err() {
+                break;
+            }
         }
+        drop(batches);
+        writing
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })?;
+    writer.finish(out)
+}
+
+/// A lesson as read, with the sessions that could not be read now.
+type ReadLesson = (LessonReport, Vec<Rejected>);
+
+/// The report's files across lessons, written as lessons arrive in order.
+struct Writer {
+    out: PathBuf,
+    set_csv: CsvOut,
+    set_json: JsonOut,
+    lines: Vec<LessonLine>,
+    keys: HashSet<String>,
+    rejected: Vec<Rejected>,
+    /// Counted from the lessons as read: a session that changed since the scan is rejected.
+    session_count: usize,
+    desks: HashSet<String>,
+}
+
+impl Writer {
+    fn create(out: &Path, rejected: Vec<Rejected>) -> Result<Self, ReportError> {
+        Ok(Self {
+            out: out.to_owned(),
+            set_csv: CsvOut::create(&out.join("class.csv"))?,
+            set_json: JsonOut::create(&out.join("class.json"))?,
+            lines: Vec::new(),
+            keys: HashSet::new(),
+            rejected,
+            session_count: 0,
+            desks: HashSet::new(),
+        })
     }
-    set_csv.finish()?;
-    set_json.finish(&rejected)?;
-    let index = out.join("index.html");
-    write_atomically(&index, html::index_page(&lines, &rejected).as_bytes())
+
+    fn lesson(&mut self, (mut lesson, unreadable): ReadLesson) -> Result<(), ReportError> {
+        self.rejected.extend(unreadable);
+        for desk in &lesson.desks {
+            self.session_count += desk.sessions;
+            self.desks.insert(desk.desk_id.clone());
+        }
+        lesson.key = unique_key(&mut self.keys, lesson.key);
+        write_lesson(&self.out, &lesson)?;
+        self.set_csv.lesson(&lesson)?;
+        self.set_json.lesson(&lesson)?;
+        self.lines.push(LessonLine::of(&lesson));
+        Ok(())
+    }
+
+    fn finish(self, out: &Path) -> Result<ReportWritten, ReportError> {
+        self.set_csv.finish()?;
+        self.set_json.finish(&self.rejected)?;
+        let index = out.join("index.html");
+        write_atomically(
+            &index,
+            html::index_page(&self.lines, &self.rejected).as_bytes(),
+        )
         .map_err(io_error(&index))?;
-    Ok(ReportWritten {
-        lessons: lines.len(),
-        sessions: session_count,
-        desks: desks.len(),
-        rejected,
-    })
+        Ok(ReportWritten {
+            lessons: self.lines.len(),
+            sessions: self.session_count,
+            desks: self.desks.len(),
+            rejected: self.rejected,
+        })
+    }
 }
 
 /// A lesson's own folder: its page, and its rows as CSV and JSON.

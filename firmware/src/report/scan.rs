@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 
 use ekspresi_common::estimate::Correction;
 
-use crate::aggregate::PROBABILITY_UNITS;
+use crate::aggregate::units_fit_faces;
 use crate::aggregate::{CategoryCounts, EvidenceFloor};
 use crate::record::session::{COMPLETE, SUMMARY_JSON, TIMELINE_CSV};
 use crate::record::summary::{
@@ -392,9 +392,9 @@ fn for_each_row(
         ));
     }
     let mut expected = 0u64;
-    while read_line(&mut reader, &mut line)? > 0 {
+    let mut row_of = |line: &[u8]| -> Result<(), String> {
         let line_number = expected + 2;
-        let row = parse_row(trim_newline(&line), with_probabilities).ok_or_else(|| {
+        let row = parse_row(trim_newline(line), with_probabilities).ok_or_else(|| {
             format!("{TIMELINE_CSV}: line {line_number}: not the header's counts")
         })?;
         if row.second != expected {
@@ -405,8 +405,30 @@ fn for_each_row(
         }
         visit(row)?;
         expected += 1;
+        Ok(())
+    };
+    loop {
+        // A line whole in the reader's buffer is parsed there; one split across two fills
+        // is copied out first.
+        let buffer = reader
+            .fill_buf()
+            .map_err(|e| format!("{TIMELINE_CSV}: {e}"))?;
+        if buffer.is_empty() {
+            return Ok(());
+        }
+        let consumed = match buffer.iter().position(|&b| b == b'\n') {
+            Some(end) => {
+                row_of(&buffer[..=end])?;
+                end + 1
+            }
+            None => {
+                read_line(&mut reader, &mut line)?;
+                row_of(&line)?;
+                0
+            }
+        };
+        reader.consume(consumed);
     }
-    Ok(())
 }
 
 fn trim_newline(line: &[u8]) -> &[u8] {
@@ -417,47 +439,57 @@ fn trim_newline(line: &[u8]) -> &[u8] {
 /// Five comma-separated counts, each 1 to 20 ASCII digits that fit a `u64`; then, when
 /// `with_probabilities`, seven more: the summed probabilities, at most a unit-sum per face.
 fn parse_row(line: &[u8], with_probabilities: bool) -> Option<SecondCounts> {
-    let mut fields = line.split(|&b| b == b',');
-    let mut next = || -> Option<u64> {
-        let digits = fields.next()?;
-        if digits.is_empty() || digits.len() > 20 {
-            return None;
-        }
-        digits.iter().try_fold(0u64, |value, &b| {
-            let digit = b.checked_sub(b'0').filter(|d| *d <= 9)?;
-            value.checked_mul(10)?.checked_add(u64::from(digit))
-        })
-    };
+    let mut fields = [0u64; 12];
+    let fields = &mut fields[..if with_probabilities { 12 } else { 5 }];
+    parse_fields(line, fields)?;
     let mut row = SecondCounts {
-        second: next()?,
-        positive: next()?,
-        neutral: next()?,
-        negative: next()?,
-        no_face: next()?,
+        second: fields[0],
+        positive: fields[1],
+        neutral: fields[2],
+        negative: fields[3],
+        no_face: fields[4],
         probabilities: None,
     };
-    if with_probabilities {
-        let units: [u64; 7] = [
-            next()?,
-            next()?,
-            next()?,
-            next()?,
-            next()?,
-            next()?,
-            next()?,
-        ];
+    if let Some(units) = fields.get(5..12) {
+        let units: [u64; 7] = units.try_into().ok()?;
         let faces = row
             .categories()
             .iter()
             .try_fold(0u64, |sum, &n| sum.checked_add(n))?;
-        let most = faces.checked_mul(PROBABILITY_UNITS + 7)?;
-        let total = units.iter().try_fold(0u64, |sum, &u| sum.checked_add(u))?;
-        if total > most {
+        if !units_fit_faces(&units, faces) {
             return None;
         }
         row.probabilities = Some(units);
     }
-    fields.next().is_none().then_some(row)
+    Some(row)
+}
+
+/// Fills `fields` from the comma-separated decimal numbers of `line` in one pass over its
+/// bytes (a split iterator and a parse per field cost twice as much, on tens of millions
+/// of rows); `None` unless there are exactly as many, each 1 to 20 digits fitting a `u64`.
+fn parse_fields(line: &[u8], fields: &mut [u64]) -> Option<()> {
+    let (mut index, mut value, mut digits) = (0usize, 0u64, 0u8);
+    for &byte in line {
+        if byte == b',' {
+            if digits == 0 {
+                return None;
+            }
+            *fields.get_mut(index)? = value;
+            (index, value, digits) = (index.checked_add(1)?, 0, 0);
+        } else {
+            let digit = byte.wrapping_sub(b'0');
+            if digit > 9 || digits == 20 {
+                return None;
+            }
+            value = value.checked_mul(10)?.checked_add(u64::from(digit))?;
+            digits += 1;
+        }
+    }
+    if digits == 0 {
+        return None;
+    }
+    *fields.get_mut(index)? = value;
+    (index.checked_add(1)? == fields.len()).then_some(())
 }
 
 #[cfg(test)]
@@ -508,6 +540,48 @@ mod tests {
             "CRLF lines and a last line without its newline"
         );
         assert!(for_each_row(&b"second,positive\n"[..], |_| Ok(())).is_err());
+    }
+
+    /// A reader handing out at most 7 bytes a read: nearly every line is split between two
+    /// fills of the row reader's buffer.
+    struct Trickle<'a>(&'a [u8]);
+
+    impl std::io::Read for Trickle<'_> {
+        fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+            let n = out.len().min(7).min(self.0.len());
+            out[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn rows_across_buffer_fills_are_read_whole() {
+        // 20,000 rows (about 600 kB): lines straddle the 64 kB buffer too.
+        let mut text = format!("{TIMELINE_HEADER_WITH_PROBABILITIES}\n");
+        for second in 0..20_000u64 {
+            let units = second % 10_001;
+            text.push_str(&format!(
+                "{second},1,0,0,{},0,0,0,{units},0,0,0\n",
+                second % 3
+            ));
+        }
+        for whole in [true, false] {
+            let mut seen = Vec::new();
+            let visit = |row: SecondCounts| {
+                seen.push((row.second, row.no_face, row.probabilities.map(|u| u[3])));
+                Ok(())
+            };
+            if whole {
+                for_each_row(text.as_bytes(), visit).unwrap();
+            } else {
+                for_each_row(Trickle(text.as_bytes()), visit).unwrap();
+            }
+            assert_eq!(seen.len(), 20_000);
+            for (second, no_face, units) in seen {
+                assert_eq!((no_face, units), (second % 3, Some(second % 10_001)));
+            }
+        }
     }
     use crate::aggregate::{EvidenceFloor, Tally};
     use crate::record::summary::{LessonTimes, SummaryInput};
@@ -591,5 +665,44 @@ mod tests {
         let mut frames = honest("desk-1");
         frames.frames_analysed = 6_000;
         assert!(check_counts(&frames).is_err());
+    }
+
+    mod property {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// A field of a damaged or hostile timeline: digits around the bounds, or any bytes.
+        fn field() -> impl Strategy<Value = String> {
+            prop_oneof![
+                (0u64..12).prop_map(|v| v.to_string()),
+                (0u64..=20_014).prop_map(|v| v.to_string()),
+                any::<u64>().prop_map(|v| v.to_string()),
+                Just("18446744073709551616".to_owned()),
+                Just("000000000000000000001".to_owned()),
+                "[0-9+ -]{0,3}",
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(1024))]
+
+            /// Whatever a timeline row holds, an accepted one has 5 or 12 numbers as written
+            /// and its probabilities fit its faces.
+            #[test]
+            fn accepted_timeline_rows_are_what_they_say(fields in proptest::collection::vec(field(), 0..15), with_probabilities: bool) {
+                let line = fields.join(",");
+                if let Some(row) = parse_row(line.as_bytes(), with_probabilities) {
+                    prop_assert_eq!(fields.len(), if with_probabilities { 12 } else { 5 });
+                    let numbers: Vec<u64> = fields.iter().map(|f| f.parse().unwrap()).collect();
+                    prop_assert_eq!(&numbers[..5], &[row.second, row.positive, row.neutral, row.negative, row.no_face]);
+                    prop_assert_eq!(row.probabilities.is_some(), with_probabilities);
+                    if let Some(units) = row.probabilities {
+                        prop_assert_eq!(&numbers[5..], &units);
+                        let faces = row.categories().iter().sum::<u64>();
+                        prop_assert!(units_fit_faces(&units, faces));
+                    }
+                }
+            }
+        }
     }
 }
