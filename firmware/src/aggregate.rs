@@ -101,6 +101,15 @@ pub fn probability_units(probabilities: &[f32; 7]) -> [u64; 7] {
     })
 }
 
+/// Whether `units`, a second's summed probabilities, are what `faces` faces can sum to: at
+/// most one unit-sum a face, give or take the rounding of seven numbers (a log claiming
+/// more was not written by the kiosk; overflow counts as more).
+pub fn units_fit_faces(units: &[u64; 7], faces: u64) -> bool {
+    let total = units.iter().try_fold(0u64, |sum, &u| sum.checked_add(u));
+    let most = faces.checked_mul(PROBABILITY_UNITS + 7);
+    matches!((total, most), (Some(total), Some(most)) if total <= most)
+}
+
 /// Adds one second to `blocks`: with its summed probabilities (`units`, in
 /// [`PROBABILITY_UNITS`]) when it has them.
 pub fn add_second(blocks: &mut SecondBlocks, counts: [u64; 3], units: Option<[u64; 7]>) {
@@ -395,6 +404,18 @@ mod tests {
             blocks.add_second(per_second);
         }
         estimate(&blocks, None).unwrap()
+    }
+
+    #[test]
+    fn summed_units_may_reach_one_unit_sum_a_face_and_no_more() {
+        let most = 2 * (PROBABILITY_UNITS + 7);
+        assert!(units_fit_faces(&[most, 0, 0, 0, 0, 0, 0], 2));
+        assert!(!units_fit_faces(&[most - 1, 2, 0, 0, 0, 0, 0], 2));
+        assert!(!units_fit_faces(&[1, 0, 0, 0, 0, 0, 0], 0));
+        assert!(units_fit_faces(&[0; 7], 0));
+        // Overflow, in the units' sum or in the faces' bound, is never a fit.
+        assert!(!units_fit_faces(&[u64::MAX, 1, 0, 0, 0, 0, 0], u64::MAX));
+        assert!(!units_fit_faces(&[1; 7], u64::MAX));
     }
 
     #[test]

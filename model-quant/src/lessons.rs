@@ -44,7 +44,9 @@ pub fn categories(model_path: &Path, faces: &Faces) -> Result<Vec<(usize, usize)
         .collect())
 }
 
-fn category_of(label: usize) -> usize {
+/// The category index of expression `label` (a label past the seven counts as negative,
+/// which no checked face has).
+pub fn category_of(label: usize) -> usize {
     Expression::from_label(label).map_or(Category::Negative.index(), |e| e.category().index())
 }
 

@@ -18,6 +18,7 @@ use firmware::devices::Frame;
 use firmware::pipeline::FaceAnalysis;
 use image::{imageops, GrayImage, Luma, RgbImage};
 use model_quant::data::Faces;
+use model_quant::lessons::category_of;
 
 /// Frame size, as the kiosk's camera gives it.
 pub const FRAME: (u32, u32) = (640, 480);
@@ -154,10 +155,7 @@ pub fn kiosk_labelled_faces(model: &Path, faces: &Faces) -> anyhow::Result<Vec<L
 pub fn category_pairs(faces: &[LabelledFace]) -> Vec<(usize, usize)> {
     faces
         .iter()
-        .map(|(label, p)| {
-            let truth = Expression::from_label(*label).map_or(2, |e| e.category().index());
-            (truth, top_category(&p.map(|v| v as f32)))
-        })
+        .map(|(label, p)| (category_of(*label), top_category(&p.map(|v| v as f32))))
         .collect()
 }
 

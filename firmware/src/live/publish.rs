@@ -44,12 +44,8 @@ impl WindowCutter {
         Self {
             session,
             model,
-            // A window carries counts, so the class view corrects them by the confusions;
-            // the probability scaling (some kB) would only crowd the message.
-            calibration: calibration.map(|c| Calibration {
-                probabilities: None,
-                ..c
-            }),
+            // A window carries counts, so the class view corrects them by the confusions.
+            calibration: calibration.map(Calibration::counting_only),
             next_start: 0,
             sequence: 0,
         }

@@ -1,6 +1,6 @@
 //! The lesson's per-second log, `seconds.csv`: one row per whole second of the lesson with
 //! its faces per expression, its frames without a face and the model's probabilities summed
-//! over its faces (in [`PROBABILITY_UNITS`], what the re-weighted estimate needs), appended
+//! over its faces (in [`PROBABILITY_UNITS`](crate::aggregate::PROBABILITY_UNITS), what the re-weighted estimate needs), appended
 //! and synced to the card as each second completes. Rows without the probability columns (a
 //! log written before they were) are still read; their lesson is estimated by the adjusted
 //! count. A power cut so loses at most the second in progress: start-up
@@ -20,7 +20,7 @@ use ekspresi_common::Expression;
 use super::files::write_summaries;
 use super::session::{SessionDir, SECONDS_CSV, SUMMARY_JSON};
 use super::summary::{Summary, SummaryInput, Timeline};
-use crate::aggregate::{Tally, PROBABILITY_UNITS};
+use crate::aggregate::{units_fit_faces, Tally};
 use crate::limits::{MAX_FRAMES_IN_A_SECOND, MAX_LESSON_SECONDS, MAX_SECONDS_CSV_BYTES};
 
 const HEADER: &str = "second,angry,disgust,fear,happy,sad,surprise,neutral,no_face,\
@@ -33,7 +33,7 @@ pub struct SecondRow {
     /// Faces classified as each expression, in label order.
     pub faces: [u64; 7],
     pub no_face: u64,
-    /// The model's probabilities summed over the second's faces, in [`PROBABILITY_UNITS`]
+    /// The model's probabilities summed over the second's faces, in [`PROBABILITY_UNITS`](crate::aggregate::PROBABILITY_UNITS)
     /// (`None` in a row written before they were logged).
     pub probabilities: Option<[u64; 7]>,
 }
@@ -73,16 +73,9 @@ impl SecondRow {
         if *second >= MAX_LESSON_SECONDS || frames > MAX_FRAMES_IN_A_SECOND {
             return None;
         }
-        // Each face's probabilities sum to one unit-sum (give or take the rounding of seven
-        // numbers): more is not what the kiosk wrote.
+        // Frames fit (checked above), so the faces' sum cannot overflow.
         let face_count: u64 = faces.iter().sum();
-        let most = face_count.checked_mul(PROBABILITY_UNITS + 7)?;
-        if probabilities.is_some_and(|units: [u64; 7]| {
-            units
-                .iter()
-                .try_fold(0u64, |sum, &u| sum.checked_add(u))
-                .is_none_or(|total| total > most)
-        }) {
+        if probabilities.is_some_and(|units| !units_fit_faces(&units, face_count)) {
             return None;
         }
         Some(Self {
@@ -113,7 +106,7 @@ impl SecondLog {
     }
 
     /// Counts one analysed frame `second` into the lesson, a face with the model's
-    /// probabilities in [`PROBABILITY_UNITS`]; the first frame of a later second appends the
+    /// probabilities in [`PROBABILITY_UNITS`](crate::aggregate::PROBABILITY_UNITS); the first frame of a later second appends the
     /// finished one.
     pub fn record(
         &mut self,
@@ -341,5 +334,102 @@ mod tests {
         assert_eq!(tally.face_seconds, 2);
         assert_eq!(timeline.seconds().len(), 4);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    mod property {
+        use super::*;
+        use crate::aggregate::{units_fit_faces, PROBABILITY_UNITS};
+        use crate::limits::{MAX_FRAMES_IN_A_SECOND, MAX_LESSON_SECONDS};
+        use ekspresi_common::estimate::Correction;
+        use proptest::prelude::*;
+
+        /// A field as a hostile or damaged log may hold it: small counts, probability units
+        /// near a face's unit-sum, the bounds' edges, and u64's.
+        fn field() -> impl Strategy<Value = u64> {
+            prop_oneof![
+                0u64..12,
+                0u64..=20_014,
+                Just(MAX_LESSON_SECONDS),
+                Just(MAX_FRAMES_IN_A_SECOND),
+                Just(1 << 63),
+                Just(u64::MAX),
+                any::<u64>(),
+            ]
+        }
+
+        /// A row as the kiosk writes it, probabilities summing to at most a unit-sum a face.
+        fn kiosk_row() -> impl Strategy<Value = Vec<u64>> {
+            (
+                0u64..MAX_LESSON_SECONDS,
+                proptest::array::uniform7(0u64..4),
+                0u64..4,
+            )
+                .prop_flat_map(|(second, faces, no_face)| {
+                    let most = faces.iter().sum::<u64>() * (PROBABILITY_UNITS + 7) / 7;
+                    proptest::array::uniform7(0..=most).prop_map(move |units| {
+                        let mut fields = vec![second];
+                        fields.extend(faces);
+                        fields.push(no_face);
+                        fields.extend(units);
+                        fields
+                    })
+                })
+        }
+
+        /// A row of 9 or 16 fields (the two shapes the kiosk writes), or any other count.
+        fn line() -> impl Strategy<Value = String> {
+            prop_oneof![
+                kiosk_row(),
+                proptest::collection::vec(field(), 9),
+                proptest::collection::vec(field(), 16),
+                proptest::collection::vec(field(), 0..20),
+            ]
+            .prop_map(|fields| {
+                fields
+                    .iter()
+                    .map(u64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            /// Every row the kiosk could write is read back as written.
+            #[test]
+            fn rows_the_kiosk_writes_are_read(fields in kiosk_row()) {
+                let line = fields.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
+                let row = SecondRow::parse(&line);
+                prop_assert!(row.is_some(), "{}", line);
+                prop_assert_eq!(row.map(|r| r.to_line()), Some(format!("{line}\n")));
+            }
+
+            /// Whatever a row holds, an accepted one is within a lesson's bounds, its
+            /// probabilities fit its faces, it writes back as itself, and the lesson replayed
+            /// from accepted rows has a finite estimate by the shipped calibration.
+            #[test]
+            fn accepted_rows_are_ones_the_kiosk_could_write(lines in proptest::collection::vec(line(), 1..30)) {
+                let rows: Vec<SecondRow> = lines.iter().filter_map(|l| SecondRow::parse(l)).collect();
+                for row in &rows {
+                    prop_assert!(row.second < MAX_LESSON_SECONDS);
+                    let faces: u64 = row.faces.iter().sum();
+                    prop_assert!(faces + row.no_face <= MAX_FRAMES_IN_A_SECOND);
+                    if let Some(units) = &row.probabilities {
+                        prop_assert!(units_fit_faces(units, faces));
+                    }
+                    let reread = SecondRow::parse(row.to_line().trim_end());
+                    prop_assert_eq!(reread.as_ref(), Some(row));
+                }
+                let installed = crate::models::Installed::find().unwrap();
+                let calibration = installed.named("lenet5").unwrap().calibration.clone().unwrap();
+                let correction = Correction::new(&calibration).unwrap();
+                let (tally, _) = replay(&rows);
+                if let Some(estimate) = tally.estimate(Some(&correction)) {
+                    prop_assert!((estimate.shares.iter().sum::<f64>() - 1.0).abs() < 1e-6);
+                    prop_assert!(estimate.shares.iter().chain(&estimate.standard_errors).all(|v| v.is_finite() && *v >= 0.0));
+                }
+            }
+        }
     }
 }
