@@ -386,8 +386,8 @@ fn shipped_correction() -> ekspresi_common::estimate::Correction {
 
 /// The re-weighted lesson estimate (issue 27) at the end of a 45-minute lesson, 5 faces a
 /// second, each second's probabilities the int8 LeNet-5's on the clip's faces in turn, with
-/// the default model's shipped probability scaling: the cost of one refresh (bootstrap
-/// interval included), spread over the frames between two refreshes — 30 when refreshed
+/// the default model's shipped probability scaling: the cost of one refresh (its interval
+/// included), spread over the frames between two refreshes — 30 when refreshed
 /// every second, 270 as the kiosk's `LiveEstimate` does at 45 minutes (every 9 s).
 fn reweighting_refresh(
     model: &Path,
