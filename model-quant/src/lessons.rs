@@ -104,6 +104,10 @@ pub struct Scores {
     pub bad_called_good: f64,
     /// Shares whose 90 % interval holds the truth.
     pub interval_coverage: f64,
+    /// Shares whose 90 % interval holds the mix the lesson's faces were drawn from (the
+    /// truth of a lesson that went on for ever): what the interval would claim if it
+    /// counted the draw of the lesson's own faces as uncertainty.
+    pub mix_coverage: f64,
     /// Mean width of the 90 % intervals, points.
     pub interval_width: f64,
 }
@@ -145,11 +149,11 @@ pub fn simulate_counts(
     let mut tally = Tally::default();
     for lesson in draw_lessons(sizes, simulation) {
         let mut blocks = SecondBlocks::default();
-        for (category, index) in lesson.faces {
+        for &(category, index) in &lesson.faces {
             blocks.add_second(pools[category][index]);
         }
         let estimated = estimate(&blocks, correction).context("a lesson without faces")?;
-        tally.add(&estimated, lesson.truth);
+        tally.add(&estimated, &lesson);
     }
     Ok(tally.scores(method))
 }
@@ -181,7 +185,7 @@ pub fn simulate_probabilities(
     let mut tallies: Vec<Tally> = methods.iter().map(|_| Tally::default()).collect();
     for lesson in draw_lessons(pools.each_ref().map(Vec::len), simulation) {
         let mut blocks = SecondBlocks::default();
-        for (category, index) in lesson.faces {
+        for &(category, index) in &lesson.faces {
             let (_, p) = pools[category][index];
             let mut counts = [0; 3];
             counts[category_of(argmax(&p.map(|v| v as f32)))] = 1;
@@ -189,7 +193,7 @@ pub fn simulate_probabilities(
         }
         for ((correction, _), tally) in methods.iter().zip(&mut tallies) {
             let estimated = estimate(&blocks, *correction).context("a lesson without faces")?;
-            tally.add(&estimated, lesson.truth);
+            tally.add(&estimated, &lesson);
         }
     }
     Ok(tallies
@@ -203,6 +207,8 @@ pub fn simulate_probabilities(
 /// category, index among the faces of that category).
 pub struct Lesson {
     pub truth: [f64; 3],
+    /// The mix its faces' categories were drawn from.
+    pub mix: [f64; 3],
     pub faces: Vec<(usize, usize)>,
 }
 
@@ -221,7 +227,7 @@ pub fn draw_lessons(sizes: [usize; 3], simulation: Simulation) -> impl Iterator<
                 (category, rng.random_range(0..sizes[category]))
             })
             .collect();
-        Lesson { truth, faces }
+        Lesson { truth, mix, faces }
     })
 }
 
@@ -254,11 +260,13 @@ struct Tally {
     truly_bad: usize,
     bad_called_good: usize,
     covered: usize,
+    covered_mix: usize,
     widths: f64,
 }
 
 impl Tally {
-    fn add(&mut self, estimate: &Estimate, truth: [f64; 3]) {
+    fn add(&mut self, estimate: &Estimate, lesson: &Lesson) {
+        let truth = lesson.truth;
         self.lessons += 1;
         let mut largest: f64 = 0.0;
         for (k, &true_share) in truth.iter().enumerate() {
@@ -267,6 +275,8 @@ impl Tally {
             largest = largest.max(error);
             let [low, high] = estimate.interval_90(k);
             self.covered += usize::from(low <= true_share && true_share <= high);
+            let mix = lesson.mix[k];
+            self.covered_mix += usize::from(low <= mix && mix <= high);
             self.widths += high - low;
         }
         self.largest_errors.push(largest);
@@ -300,6 +310,7 @@ impl Tally {
             close_verdict_agreement: ratio(self.close_right, self.close),
             bad_called_good: ratio(self.bad_called_good, self.truly_bad),
             interval_coverage: ratio(self.covered, 3 * self.lessons),
+            mix_coverage: ratio(self.covered_mix, 3 * self.lessons),
             interval_width: 100.0 * self.widths / (3 * self.lessons.max(1)) as f64,
         }
     }

@@ -48,8 +48,8 @@ fn main() -> anyhow::Result<()> {
          ways round); {lessons} lessons at each size per calibration (mean ± SD over \
          calibrations)\n"
     );
-    println!("| model | faces | method | share MAE (pt) | verdict agreement | bad called good | 90 % interval holds truth | interval width (pt) |");
-    println!("|---|---:|---|---:|---:|---:|---:|---:|");
+    println!("| model | faces | method | share MAE (pt) | verdict agreement | bad called good | 90 % interval holds truth | … holds the mix drawn from | interval width (pt) |");
+    println!("|---|---:|---|---:|---:|---:|---:|---:|---:|");
     for model in &installed.manifest.models {
         let Some(shipped) = &model.calibration else {
             continue;
@@ -138,10 +138,11 @@ fn print_row(model: &str, faces: usize, method: &str, results: &[Scores]) {
         / (n - 1.0).max(1.0))
     .sqrt();
     println!(
-        "| {model} | {faces} | {method} | {mae:.2} ± {sd:.2} | {:.1} % | {:.1} % | {:.1} % | {:.1} |",
+        "| {model} | {faces} | {method} | {mae:.2} ± {sd:.2} | {:.1} % | {:.1} % | {:.1} % | {:.1} % | {:.1} |",
         100.0 * mean(|s| s.verdict_agreement),
         100.0 * mean(|s| s.bad_called_good),
         100.0 * mean(|s| s.interval_coverage),
+        100.0 * mean(|s| s.mix_coverage),
         mean(|s| s.interval_width)
     );
 }
