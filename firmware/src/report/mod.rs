@@ -21,6 +21,7 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use ekspresi_common::fsutil::write_atomically;
+use ekspresi_common::guard::quietly;
 use serde::Serialize;
 
 use crate::record::summary::Intervals;
@@ -46,6 +47,9 @@ pub enum ReportError {
     },
     #[error("chart of lesson {lesson}: {reason}")]
     Chart { lesson: String, reason: String },
+    /// A bug: a reading or writing thread panicked (its message, no backtrace printed).
+    #[error("the report stopped on an internal error: {0}")]
+    Internal(String),
 }
 
 /// What was written.
@@ -132,26 +136,34 @@ pub fn write_report(
     // are in memory.
     let (batches, received) = std::sync::mpsc::sync_channel::<Vec<ReadLesson>>(1);
     std::thread::scope(|scope| {
-        let writing = scope.spawn(|| -> Result<(), ReportError> {
-            for batch in received {
-                batch.into_iter().try_for_each(|read| writer.lesson(read))?;
-            }
-            Ok(())
+        let writing = scope.spawn(|| {
+            quietly(|| -> Result<(), ReportError> {
+                for batch in received {
+                    batch.into_iter().try_for_each(|read| writer.lesson(read))?;
+                }
+                Ok(())
+            })
+            .map_err(ReportError::Internal)?
         });
-        for batch in groups.chunks(LESSONS_PER_BATCH) {
-            use rayon::prelude::*;
-            let read: Vec<ReadLesson> = batch.par_iter().map(lessons::read_lesson).collect();
-            // The writer stopped on an error: it is reported below.
-            if batches.send(read).is_err() {
-                break;
+        let reading = quietly(|| {
+            for batch in groups.chunks(LESSONS_PER_BATCH) {
+                use rayon::prelude::*;
+                let read: Vec<ReadLesson> = batch.par_iter().map(lessons::read_lesson).collect();
+                // The writer stopped on an error: it is reported below.
+                if batches.send(read).is_err() {
+                    break;
+                }
             }
-        }
-        drop(batches);
-        writing
+            drop(batches);
+        });
+        // The writer's error first: a reader that stopped leaves the writer's end closed.
+        let written = writing
             .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            .unwrap_or_else(|_| Err(ReportError::Internal("the writing thread panicked".into())));
+        written?;
+        reading.map_err(ReportError::Internal)
     })?;
-    writer.finish(out)
+    writer.finish()
 }
 
 /// A lesson as read, with the sessions that could not be read now.
@@ -198,10 +210,10 @@ impl Writer {
         Ok(())
     }
 
-    fn finish(self, out: &Path) -> Result<ReportWritten, ReportError> {
+    fn finish(self) -> Result<ReportWritten, ReportError> {
         self.set_csv.finish()?;
         self.set_json.finish(&self.rejected)?;
-        let index = out.join("index.html");
+        let index = self.out.join("index.html");
         write_atomically(
             &index,
             html::index_page(&self.lines, &self.rejected).as_bytes(),
