@@ -156,12 +156,9 @@ impl Overlay {
             );
         }
         if let Some(label) = label {
-            let y = (face.y - 22).max(0);
-            draw_filled_rect_mut(
-                frame,
-                DrawRect::at(face.x, y).of_size(label.len() as u32 * 10 + 8, 20),
-                PANEL,
-            );
+            let width = label.len() as u32 * 10 + 8;
+            let y = label_top(face, frame.height());
+            draw_filled_rect_mut(frame, DrawRect::at(face.x, y).of_size(width, 20), PANEL);
             self.glyphs
                 .draw(frame, colour, face.x + 4, y + 2, 17.0, &label);
         }
@@ -215,6 +212,25 @@ impl Overlay {
     }
 }
 
+/// Where the face box's label (20 px high, from the box's left edge) goes: above the box,
+/// else below it — never under the lesson panel (a face high in the frame's left would hide
+/// its label there) and never off the frame.
+fn label_top(face: Rect, frame_height: u32) -> i32 {
+    let panel_right = PANEL_X - 4 + PANEL_WIDTH as i32;
+    let panel_bottom = PANEL_Y - 4 + PANEL_ROW * 5 + 8;
+    let lowest = frame_height as i32 - 20;
+    let clear =
+        |top: i32| (0..=lowest).contains(&top) && (face.x >= panel_right || top >= panel_bottom);
+    let (above, below) = (face.y - 22, face.y + face.height + 2);
+    if clear(above) {
+        above
+    } else if clear(below) {
+        below
+    } else {
+        below.max(panel_bottom).min(lowest).max(0)
+    }
+}
+
 impl Default for Overlay {
     fn default() -> Self {
         Self::new()
@@ -252,6 +268,30 @@ mod tests {
             .flat_map(|y| (x..x + w).map(move |x| (x, y)))
             .filter(|&(x, y)| close(image.get_pixel(x, y)))
             .count()
+    }
+
+    #[test]
+    fn the_face_label_never_hides_under_the_panel_or_leaves_the_frame() {
+        let face = |x, y| Rect {
+            x,
+            y,
+            width: 100,
+            height: 100,
+        };
+        // Clear of the panel: above the box.
+        assert_eq!(label_top(face(300, 200), 480), 178);
+        // High in the frame's left (the demo's face): below the box, not under the panel.
+        assert_eq!(label_top(face(230, 57), 480), 159);
+        // At the top right: above would leave the frame, so below.
+        assert_eq!(label_top(face(400, 10), 480), 112);
+        // A box filling the frame: the label stays inside it.
+        let whole = Rect {
+            x: 0,
+            y: 0,
+            width: 640,
+            height: 480,
+        };
+        assert_eq!(label_top(whole, 480), 460);
     }
 
     #[test]
