@@ -500,11 +500,19 @@ mod tests {
     fn timeline_rows_are_five_plain_counts_or_twelve() {
         let row = parse_row(b"7,1,2,3,18446744073709551615", false).unwrap();
         assert_eq!((row.second, row.no_face), (7, u64::MAX));
+        // Twenty digits with leading zeros are a number like any other.
+        let row = parse_row(b"00000000000000000007,1,2,3,09999999999999999999", false).unwrap();
+        assert_eq!((row.second, row.no_face), (7, 9_999_999_999_999_999_999));
         // With probabilities: seven more, summing to at most a unit-sum a face (two faces).
         let row = parse_row(b"7,1,1,0,0,0,0,0,10000,0,0,10000", true).unwrap();
         assert_eq!(row.probabilities, Some([0, 0, 0, 10000, 0, 0, 10000]));
         let counts_only: &[&[u8]] = &[
             b"7,1,2,3,18446744073709551616",
+            b"7,1,2,3,99999999999999999999",
+            b"7,1,2,3,000000000000000000001",
+            b"7,1,2,3,4,",
+            b",7,1,2,3",
+            b"7,1,2,3,1844674407370955161x",
             b"7,1,2,3",
             b"7,1,2,3,4,5",
             b"7,-1,2,3,4",
