@@ -64,7 +64,7 @@ pub(super) fn category_errors(
     let terms = Terms::at(lesson, mix, reference);
     let n = lesson.weights.len() as f64;
     let of_parameters = parameter_covariance(calibration);
-    // V = n/(n−1) Σ u uᵀ + D Σ Dᵀ.
+    // V₂ = D Σ Dᵀ, V₁ = n/(n−1) Σ u uᵀ, and the draw to take out of V₁'s part.
     let d_sigma: [[f64; 8]; 7] = std::array::from_fn(|k| {
         std::array::from_fn(|r| {
             (0..8)
